@@ -1,0 +1,811 @@
+//! The admin commands: thin SQL over the store, one clear error line each.
+
+use crate::out;
+use crate::{Cli, Cmd, GroupArgs, GroupCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd, UserSet};
+use anyhow::{anyhow, bail, Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use tollgate_core::auth::{self, Request};
+use tollgate_core::names::check_name;
+use tollgate_core::policy::{check_credentials, Decision};
+use tollgate_core::units::{self, format_duration, format_expiry, format_size, format_time, now};
+use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
+
+/// Runs one command; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    if let Cmd::Init = cli.cmd {
+        let (_, before) = Store::init(&cfg)?;
+        let db = cfg.database.display();
+        match before {
+            0 => println!("created {db} (schema version {SCHEMA_VERSION})"),
+            v if v == SCHEMA_VERSION => println!("{db} is up to date (schema version {v})"),
+            v => println!("migrated {db} from schema version {v} to {SCHEMA_VERSION}"),
+        }
+        return Ok(0);
+    }
+    let mut store = Store::open_admin(&cfg)?;
+    match cli.cmd {
+        Cmd::Init => unreachable!(),
+        Cmd::Server(c) => server(&store.conn, c)?,
+        Cmd::Plan(c) => plan(&store.conn, c)?,
+        Cmd::Group(c) => group(&mut store.conn, c)?,
+        Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
+        Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
+        Cmd::TestAuth { user, server, password_stdin, ip, json } => {
+            return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, json)
+        }
+    }
+    Ok(0)
+}
+
+// ---------- helpers ----------
+
+fn id_of(c: &Connection, kind: &str, name: &str) -> Result<i64> {
+    let table = match kind {
+        "user" => "users",
+        "plan" => "plans",
+        "group" => "groups",
+        "server" => "servers",
+        _ => unreachable!("unknown kind {kind}"),
+    };
+    c.query_row(&format!("SELECT id FROM {table} WHERE name = ?1"), [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| anyhow!("no such {kind}: {name}"))
+}
+
+/// `none`, `never`, `unlimited` or empty clear an optional setting.
+fn cleared(v: &str) -> bool {
+    matches!(v.trim(), "" | "none" | "never" | "unlimited")
+}
+
+fn opt_parse<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T>) -> Result<Option<Option<T>>> {
+    match v {
+        None => Ok(None),
+        Some(s) if cleared(s) => Ok(Some(None)),
+        Some(s) => Ok(Some(Some(f(s)?))),
+    }
+}
+
+fn positive(s: &str) -> Result<i64> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{s:?} is not a positive whole number"),
+    }
+}
+
+fn read_password(from_stdin: bool, confirm: bool) -> Result<String> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        let ask = |p: &str| {
+            rpassword::prompt_password(p)
+                .map_err(|e| anyhow!("cannot prompt for a password ({e}): use --password-stdin"))
+        };
+        let pw = ask("Password: ")?;
+        if confirm && ask("Again: ")? != pw {
+            bail!("the passwords differ");
+        }
+        pw
+    };
+    password::check_new(&pw)?;
+    Ok(pw)
+}
+
+fn read_pem(path: &std::path::Path, what: &str, must_contain: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if !text.contains(must_contain) {
+        bail!("{} does not look like a {what} (no {must_contain:?})", path.display());
+    }
+    if text.contains("PRIVATE KEY") {
+        bail!("{} holds a private key: give the {what} alone, it is copied into client profiles", path.display());
+    }
+    Ok(text)
+}
+
+fn grant(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
+    for s in servers {
+        let sid = id_of(c, "server", s)?;
+        c.execute(&format!("INSERT OR IGNORE INTO grants (server_id, {who}_id) VALUES (?1, ?2)"), params![sid, id])?;
+    }
+    Ok(())
+}
+
+fn revoke(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
+    for s in servers {
+        let sid = id_of(c, "server", s)?;
+        let n = c.execute(&format!("DELETE FROM grants WHERE server_id = ?1 AND {who}_id = ?2"), params![sid, id])?;
+        if n == 0 {
+            bail!("{who} has no grant for server {s}");
+        }
+    }
+    Ok(())
+}
+
+fn granted_servers(c: &Connection, who: &str, id: i64) -> Result<Vec<String>> {
+    let mut st = c.prepare(&format!(
+        "SELECT s.name FROM grants g JOIN servers s ON s.id = g.server_id WHERE g.{who}_id = ?1 ORDER BY s.name"
+    ))?;
+    let v = st.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(v)
+}
+
+// ---------- servers ----------
+
+fn server(c: &Connection, cmd: ServerCmd) -> Result<()> {
+    match cmd {
+        ServerCmd::Add(a) => server_add(c, a),
+        ServerCmd::List { json } => {
+            let rows = server_rows(c, None)?;
+            if json {
+                out::json(&Value::Array(rows));
+            } else {
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r["name"].as_str().unwrap_or("").into(),
+                            format!("{}:{}/{}", r["host"].as_str().unwrap_or(""), r["port"], r["proto"].as_str().unwrap_or("")),
+                            r["tls_mode"].as_str().unwrap_or("").into(),
+                            if r["client_cert"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+                        ]
+                    })
+                    .collect();
+                out::table(&["NAME", "REMOTE", "TLS", "CLIENT-CERT"], &t);
+            }
+            Ok(())
+        }
+        ServerCmd::Show { name, json } => {
+            id_of(c, "server", &name)?;
+            let r = server_rows(c, Some(&name))?.remove(0);
+            if json {
+                out::json(&r);
+            } else {
+                let s = |k: &str| match &r[k] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "-".into(),
+                    v => v.to_string(),
+                };
+                out::fields(&[
+                    ("name", s("name")),
+                    ("host", s("host")),
+                    ("port", s("port")),
+                    ("proto", s("proto")),
+                    ("tls", s("tls_mode")),
+                    ("key direction", s("key_direction")),
+                    ("data ciphers", s("data_ciphers")),
+                    ("client cert", s("client_cert")),
+                    ("pki dir", s("pki_dir")),
+                    ("extra", s("extra")),
+                    ("created", s("created_at")),
+                ]);
+            }
+            Ok(())
+        }
+        ServerCmd::Del { name } => {
+            let id = id_of(c, "server", &name)?;
+            c.execute("DELETE FROM servers WHERE id = ?1", [id])?;
+            println!("deleted server {name}");
+            Ok(())
+        }
+    }
+}
+
+fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
+    check_name("server", &a.name)?;
+    if a.host.trim().is_empty() || a.host.contains(char::is_whitespace) {
+        bail!("--host must be a host name or address without spaces");
+    }
+    let ca = read_pem(&a.ca, "CA certificate", "BEGIN CERTIFICATE")?;
+    let (mode, key_path) = match (&a.tls_crypt, &a.tls_auth) {
+        (Some(p), None) => ("tls-crypt", p),
+        (None, Some(p)) => ("tls-auth", p),
+        _ => bail!("give exactly one of --tls-crypt and --tls-auth"),
+    };
+    let key = std::fs::read_to_string(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+    if !key.contains("BEGIN OpenVPN Static key V1") {
+        bail!("{} is not an OpenVPN static key (openvpn --genkey tls-crypt FILE)", key_path.display());
+    }
+    let key_direction = match mode {
+        "tls-auth" => Some(a.key_direction.unwrap_or(1)),
+        _ => None,
+    };
+    for line in &a.extra {
+        if line.contains('\n') || line.trim().is_empty() {
+            bail!("--extra takes one non-empty directive per flag");
+        }
+    }
+    if a.client_cert {
+        let dir = a.pki_dir.as_ref().expect("clap requires --pki-dir");
+        if !dir.join("issued").is_dir() {
+            bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
+        }
+    }
+    let r = c.execute(
+        "INSERT INTO servers (name, host, port, proto, ca_pem, tls_mode, tls_key, key_direction,
+                              data_ciphers, extra, client_cert, pki_dir, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            a.name,
+            a.host,
+            a.port,
+            a.proto,
+            ca,
+            mode,
+            key,
+            key_direction,
+            a.data_ciphers,
+            a.extra.join("\n"),
+            a.client_cert,
+            a.pki_dir.map(|p| p.display().to_string()),
+            now()
+        ],
+    );
+    match r {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            bail!("server {} already exists", a.name)
+        }
+        r => r?,
+    };
+    println!("added server {}", a.name);
+    Ok(())
+}
+
+fn server_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+    let mut st = c.prepare(
+        "SELECT name, host, port, proto, tls_mode, key_direction, data_ciphers, extra, client_cert, pki_dir, created_at
+           FROM servers WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+    )?;
+    let rows = st
+        .query_map([only], |r| {
+            Ok(json!({
+                "name": r.get::<_, String>(0)?,
+                "host": r.get::<_, String>(1)?,
+                "port": r.get::<_, i64>(2)?,
+                "proto": r.get::<_, String>(3)?,
+                "tls_mode": r.get::<_, String>(4)?,
+                "key_direction": r.get::<_, Option<i64>>(5)?,
+                "data_ciphers": r.get::<_, Option<String>>(6)?,
+                "extra": r.get::<_, String>(7)?,
+                "client_cert": r.get::<_, bool>(8)?,
+                "pki_dir": r.get::<_, Option<String>>(9)?,
+                "created_at": format_time(r.get(10)?),
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+// ---------- plans ----------
+
+fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
+    match cmd {
+        PlanCmd::Add(a) => {
+            check_name("plan", &a.name)?;
+            if c.query_row("SELECT 1 FROM plans WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
+                bail!("plan {} already exists", a.name);
+            }
+            c.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
+            plan_update(c, &a)?;
+            println!("added plan {}", a.name);
+            Ok(())
+        }
+        PlanCmd::Set(a) => {
+            id_of(c, "plan", &a.name)?;
+            plan_update(c, &a)?;
+            println!("updated plan {}", a.name);
+            Ok(())
+        }
+        PlanCmd::List { json } => {
+            let rows = plan_rows(c, None)?;
+            if json {
+                out::json(&Value::Array(rows));
+            } else {
+                let t: Vec<Vec<String>> = rows.iter().map(plan_cells).collect();
+                out::table(&["NAME", "QUOTA", "PERIOD", "MAX-SESSION", "MAX-CONN", "EXPIRES-AFTER", "USERS"], &t);
+            }
+            Ok(())
+        }
+        PlanCmd::Show { name, json } => {
+            id_of(c, "plan", &name)?;
+            let r = plan_rows(c, Some(&name))?.remove(0);
+            if json {
+                out::json(&r);
+            } else {
+                let cells = plan_cells(&r);
+                let keys = ["name", "quota", "period", "max session", "max connections", "expires after", "users"];
+                let pairs: Vec<(&str, String)> = keys.iter().copied().zip(cells).collect();
+                out::fields(&pairs);
+            }
+            Ok(())
+        }
+        PlanCmd::Del { name } => {
+            let id = id_of(c, "plan", &name)?;
+            let n: i64 = c.query_row("SELECT count(*) FROM users WHERE plan_id = ?1", [id], |r| r.get(0))?;
+            if n > 0 {
+                bail!("plan {name} is used by {n} user(s): move them first (tollgate user set NAME --plan OTHER)");
+            }
+            c.execute("DELETE FROM plans WHERE id = ?1", [id])?;
+            println!("deleted plan {name}");
+            Ok(())
+        }
+    }
+}
+
+fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
+    let set = |col: &str, v: Option<Option<i64>>| -> Result<()> {
+        if let Some(v) = v {
+            c.execute(&format!("UPDATE plans SET {col} = ?2 WHERE name = ?1"), params![a.name, v])?;
+        }
+        Ok(())
+    };
+    set("quota_bytes", opt_parse(&a.quota, units::parse_size)?)?;
+    set("max_session_secs", opt_parse(&a.max_session, |s| positive_secs(s))?)?;
+    set("max_connections", opt_parse(&a.max_connections, positive)?)?;
+    set("expires_after_secs", opt_parse(&a.expires_after, |s| positive_secs(s))?)?;
+    if let Some(p) = &a.period {
+        c.execute("UPDATE plans SET period = ?2 WHERE name = ?1", params![a.name, p])?;
+    }
+    Ok(())
+}
+
+fn positive_secs(s: &str) -> Result<i64> {
+    match units::parse_duration(s)? {
+        0 => bail!("duration must be more than 0 (use `none` for no limit)"),
+        n => Ok(n),
+    }
+}
+
+fn plan_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+    let mut st = c.prepare(
+        "SELECT p.name, p.quota_bytes, p.period, p.max_session_secs, p.max_connections, p.expires_after_secs,
+                (SELECT count(*) FROM users u WHERE u.plan_id = p.id)
+           FROM plans p WHERE ?1 IS NULL OR p.name = ?1 ORDER BY p.name",
+    )?;
+    let rows = st
+        .query_map([only], |r| {
+            Ok(json!({
+                "name": r.get::<_, String>(0)?,
+                "quota_bytes": r.get::<_, Option<i64>>(1)?,
+                "period": r.get::<_, String>(2)?,
+                "max_session_secs": r.get::<_, Option<i64>>(3)?,
+                "max_connections": r.get::<_, Option<i64>>(4)?,
+                "expires_after_secs": r.get::<_, Option<i64>>(5)?,
+                "users": r.get::<_, i64>(6)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn plan_cells(r: &Value) -> Vec<String> {
+    let dur = |k: &str| r[k].as_i64().map(format_duration).unwrap_or_else(|| "-".into());
+    vec![
+        r["name"].as_str().unwrap_or("").into(),
+        r["quota_bytes"].as_i64().map(format_size).unwrap_or_else(|| "unlimited".into()),
+        r["period"].as_str().unwrap_or("").into(),
+        dur("max_session_secs"),
+        r["max_connections"].as_i64().map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+        dur("expires_after_secs"),
+        r["users"].to_string(),
+    ]
+}
+
+// ---------- groups ----------
+
+fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
+    match cmd {
+        GroupCmd::Add(a) => {
+            check_name("group", &a.name)?;
+            let tx = c.transaction()?;
+            if tx.query_row("SELECT 1 FROM groups WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
+                bail!("group {} already exists", a.name);
+            }
+            tx.execute("INSERT INTO groups (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
+            group_update(&tx, &a)?;
+            tx.commit()?;
+            println!("added group {}", a.name);
+            Ok(())
+        }
+        GroupCmd::Set(a) => {
+            let tx = c.transaction()?;
+            id_of(&tx, "group", &a.name)?;
+            group_update(&tx, &a)?;
+            tx.commit()?;
+            println!("updated group {}", a.name);
+            Ok(())
+        }
+        GroupCmd::List { json } => {
+            let rows = group_rows(c, None)?;
+            if json {
+                out::json(&Value::Array(rows));
+            } else {
+                let t: Vec<Vec<String>> = rows.iter().map(group_cells).collect();
+                out::table(&["NAME", "SERVERS", "REDIRECT-GW", "PUSH", "USERS"], &t);
+            }
+            Ok(())
+        }
+        GroupCmd::Show { name, json } => {
+            id_of(c, "group", &name)?;
+            let r = group_rows(c, Some(&name))?.remove(0);
+            if json {
+                out::json(&r);
+            } else {
+                let keys = ["name", "servers", "redirect gateway", "push", "users"];
+                let pairs: Vec<(&str, String)> = keys.iter().copied().zip(group_cells(&r)).collect();
+                out::fields(&pairs);
+            }
+            Ok(())
+        }
+        GroupCmd::Del { name } => {
+            let id = id_of(c, "group", &name)?;
+            c.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+            println!("deleted group {name}");
+            Ok(())
+        }
+    }
+}
+
+fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
+    let id = id_of(c, "group", &a.name)?;
+    for p in &a.push {
+        if p.trim().is_empty() || p.contains(['\n', '\r', '"']) {
+            bail!("--push takes one option without quotes or line breaks, e.g. 'route 10.1.0.0 255.255.0.0'");
+        }
+    }
+    if !a.push.is_empty() || a.clear_push {
+        c.execute("UPDATE groups SET push = ?2 WHERE id = ?1", params![id, a.push.join("\n")])?;
+    }
+    if let Some(r) = a.redirect_gateway {
+        c.execute("UPDATE groups SET redirect_gateway = ?2 WHERE id = ?1", params![id, r])?;
+    }
+    if let Some(all) = a.all_servers {
+        c.execute("UPDATE groups SET all_servers = ?2 WHERE id = ?1", params![id, all])?;
+    }
+    grant(c, "group", id, &a.server)?;
+    revoke(c, "group", id, &a.revoke)?;
+    Ok(())
+}
+
+fn group_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+    let mut st = c.prepare(
+        "SELECT g.id, g.name, g.all_servers, g.redirect_gateway, g.push,
+                (SELECT count(*) FROM users u WHERE u.group_id = g.id)
+           FROM groups g WHERE ?1 IS NULL OR g.name = ?1 ORDER BY g.name",
+    )?;
+    let base = st
+        .query_map([only], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, bool>(3)?, r.get::<_, String>(4)?, r.get::<_, i64>(5)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    base.into_iter()
+        .map(|(id, name, all, rgw, push, users)| {
+            Ok(json!({
+                "name": name,
+                "all_servers": all,
+                "servers": granted_servers(c, "group", id)?,
+                "redirect_gateway": rgw,
+                "push": push.lines().collect::<Vec<_>>(),
+                "users": users,
+            }))
+        })
+        .collect()
+}
+
+fn servers_cell(r: &Value) -> String {
+    if r["all_servers"].as_bool() == Some(true) {
+        return "all".into();
+    }
+    let v: Vec<&str> = r["servers"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
+    if v.is_empty() { "-".into() } else { v.join(",") }
+}
+
+fn group_cells(r: &Value) -> Vec<String> {
+    let push: Vec<&str> = r["push"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
+    vec![
+        r["name"].as_str().unwrap_or("").into(),
+        servers_cell(r),
+        if r["redirect_gateway"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+        if push.is_empty() { "-".into() } else { push.join("; ") },
+        r["users"].to_string(),
+    ]
+}
+
+// ---------- users ----------
+
+fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::Add(a) => user_add(c, cfg, a),
+        UserCmd::Passwd { name, password_stdin } => {
+            let id = id_of(c, "user", &name)?;
+            let h = password::hash(&read_password(password_stdin, true)?, cfg.argon2)?;
+            c.execute("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, h, now()])?;
+            println!("password of {name} changed");
+            Ok(())
+        }
+        UserCmd::Set(a) => user_set(c, a),
+        UserCmd::Enable { name } => simple_update(c, &name, "enabled = 1", "enabled"),
+        UserCmd::Disable { name } => simple_update(c, &name, "enabled = 0", "disabled"),
+        UserCmd::Unlock { name } => simple_update(
+            c,
+            &name,
+            "failed_count = 0, failed_since = NULL, locked_until = NULL",
+            "unlocked",
+        ),
+        UserCmd::Del { name } => {
+            let id = id_of(c, "user", &name)?;
+            c.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            println!("deleted user {name}");
+            Ok(())
+        }
+        UserCmd::List { json } => {
+            let rows = user_rows(c, None)?;
+            if json {
+                out::json(&Value::Array(rows));
+            } else {
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                        vec![
+                            s("name"),
+                            state_cell(r),
+                            s("plan"),
+                            s("group"),
+                            servers_cell(r),
+                            s("expires_at"),
+                        ]
+                    })
+                    .collect();
+                out::table(&["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"], &t);
+            }
+            Ok(())
+        }
+        UserCmd::Show { name, json } => {
+            id_of(c, "user", &name)?;
+            let r = user_rows(c, Some(&name))?.remove(0);
+            if json {
+                out::json(&r);
+            } else {
+                let s = |k: &str| match &r[k] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "-".into(),
+                    v => v.to_string(),
+                };
+                out::fields(&[
+                    ("name", s("name")),
+                    ("state", state_cell(&r)),
+                    ("plan", s("plan")),
+                    ("group", s("group")),
+                    ("servers", servers_cell(&r)),
+                    ("expires", s("expires_at")),
+                    ("static ip", s("static_ip")),
+                    ("device binding", s("device_binding")),
+                    ("max devices", s("max_devices")),
+                    ("second factor", if r["mfa"].as_bool() == Some(true) { "totp".into() } else { "off".into() }),
+                    ("failed logins", s("failed_count")),
+                    ("locked until", s("locked_until")),
+                    ("created", s("created_at")),
+                ]);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn state_cell(r: &Value) -> String {
+    if r["enabled"].as_bool() != Some(true) {
+        "disabled".into()
+    } else if r["locked"].as_bool() == Some(true) {
+        "locked".into()
+    } else {
+        "enabled".into()
+    }
+}
+
+fn simple_update(c: &Connection, name: &str, set: &str, done: &str) -> Result<()> {
+    let id = id_of(c, "user", name)?;
+    c.execute(&format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"), params![id, now()])?;
+    println!("{done} {name}");
+    Ok(())
+}
+
+fn check_ip(s: &str) -> Result<String> {
+    let ip: std::net::Ipv4Addr = s.trim().parse().map_err(|_| anyhow!("{s:?} is not an IPv4 address"))?;
+    Ok(ip.to_string())
+}
+
+fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
+    check_name("user", &a.name)?;
+    if c.query_row("SELECT 1 FROM users WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
+        bail!("user {} already exists", a.name);
+    }
+    // Resolve every name before asking for a password.
+    let plan = a.plan.as_deref().map(|p| id_of(c, "plan", p)).transpose()?;
+    let group = a.group.as_deref().map(|g| id_of(c, "group", g)).transpose()?;
+    for s in &a.server {
+        id_of(c, "server", s)?;
+    }
+    let expires = a.expires.as_deref().map(units::parse_expiry).transpose()?;
+    let static_ip = a.static_ip.as_deref().map(check_ip).transpose()?;
+    let hash = password::hash(&read_password(a.password_stdin, true)?, cfg.argon2)?;
+    let t = now();
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT INTO users (name, password_hash, enabled, plan_id, plan_since, group_id, expires_at,
+                            all_servers, static_ip, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t],
+    )?;
+    let id = tx.last_insert_rowid();
+    grant(&tx, "user", id, &a.server)?;
+    tx.commit()?;
+    println!("added user {}", a.name);
+    Ok(())
+}
+
+fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
+    let tx = c.transaction()?;
+    let id = id_of(&tx, "user", &a.name)?;
+    let t = now();
+    let set = |col: &str, v: &dyn rusqlite::ToSql| -> Result<()> {
+        tx.execute(&format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"), params![id, v, t])?;
+        Ok(())
+    };
+    if let Some(p) = opt_parse(&a.plan, |p| id_of(&tx, "plan", p))? {
+        set("plan_id", &p)?;
+        set("plan_since", &p.map(|_| t))?;
+    }
+    if let Some(g) = opt_parse(&a.group, |g| id_of(&tx, "group", g))? {
+        set("group_id", &g)?;
+    }
+    if let Some(e) = opt_parse(&a.expires, units::parse_expiry)? {
+        set("expires_at", &e)?;
+    }
+    if let Some(ip) = opt_parse(&a.static_ip, check_ip)? {
+        set("static_ip", &ip)?;
+    }
+    if let Some(n) = opt_parse(&a.max_devices, |s| {
+        s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| anyhow!("{s:?} is not a device count"))
+    })? {
+        set("max_devices", &n)?;
+    }
+    if let Some(m) = &a.device_binding {
+        set("device_binding", &(m != "default").then_some(m.as_str()))?;
+    }
+    if let Some(all) = a.all_servers {
+        set("all_servers", &all)?;
+    }
+    grant(&tx, "user", id, &a.server)?;
+    revoke(&tx, "user", id, &a.revoke)?;
+    tx.commit()?;
+    println!("updated user {}", a.name);
+    Ok(())
+}
+
+fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+    let t = now();
+    let mut st = c.prepare(
+        "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
+                u.static_ip, u.device_binding, u.max_devices, u.totp_secret IS NOT NULL AND u.totp_confirmed,
+                u.failed_count, u.locked_until, u.created_at, u.group_id
+           FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
+          WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
+    )?;
+    let base = st
+        .query_map([only], |r| {
+            let locked_until: Option<i64> = r.get(12)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(14)?,
+                json!({
+                    "name": r.get::<_, String>(1)?,
+                    "enabled": r.get::<_, bool>(2)?,
+                    "plan": r.get::<_, Option<String>>(3)?,
+                    "group": r.get::<_, Option<String>>(4)?,
+                    "expires_at": r.get::<_, Option<i64>>(5)?.map(format_expiry),
+                    "all_servers": r.get::<_, bool>(6)?,
+                    "static_ip": r.get::<_, Option<String>>(7)?,
+                    "device_binding": r.get::<_, Option<String>>(8)?,
+                    "max_devices": r.get::<_, Option<i64>>(9)?,
+                    "mfa": r.get::<_, bool>(10)?,
+                    "failed_count": r.get::<_, i64>(11)?,
+                    "locked": locked_until.is_some_and(|l| l > t),
+                    "locked_until": locked_until.filter(|l| *l > t).map(format_time),
+                    "created_at": format_time(r.get(13)?),
+                }),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    base.into_iter()
+        .map(|(id, gid, mut v)| {
+            let mut servers = granted_servers(c, "user", id)?;
+            if let Some(g) = gid {
+                servers.extend(granted_servers(c, "group", g)?);
+            }
+            servers.sort();
+            servers.dedup();
+            v["servers"] = json!(servers);
+            Ok(v)
+        })
+        .collect()
+}
+
+// ---------- events, test-auth ----------
+
+fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Result<()> {
+    let mut st = c.prepare(
+        "SELECT at, username, server, ip, result, reason FROM auth_events
+          WHERE ?1 IS NULL OR username = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = st
+        .query_map(params![user, limit], |r| {
+            Ok(json!({
+                "at": format_time(r.get(0)?),
+                "user": r.get::<_, String>(1)?,
+                "server": r.get::<_, Option<String>>(2)?,
+                "ip": r.get::<_, Option<String>>(3)?,
+                "result": r.get::<_, String>(4)?,
+                "reason": r.get::<_, String>(5)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if json {
+        out::json(&Value::Array(rows));
+    } else {
+        let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let t: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| vec![s(r, "at"), s(r, "user"), s(r, "server"), s(r, "ip"), s(r, "result"), s(r, "reason")])
+            .collect();
+        out::table(&["TIME", "USER", "SERVER", "IP", "RESULT", "REASON"], &t);
+    }
+    Ok(())
+}
+
+fn test_auth(
+    store: &mut Store,
+    cfg: &Config,
+    user: &str,
+    server: Option<String>,
+    password_stdin: bool,
+    ip: &str,
+    json: bool,
+) -> Result<i32> {
+    let server = server
+        .or_else(|| cfg.server.clone())
+        .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
+    let pw = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
+    };
+    let decision = match check_credentials(user.as_bytes(), pw.as_bytes()) {
+        Err(d) => Decision::Deny(d),
+        Ok(()) => {
+            let req = Request { username: user, password: &pw, server: &server, ip, now: now() };
+            auth::authenticate(store, cfg, &req, false)?
+        }
+    };
+    let (code, v) = match &decision {
+        Decision::Accept => (0, json!({"result": "accept", "user": user, "server": server})),
+        Decision::Deny(d) => (
+            1,
+            json!({"result": "deny", "user": user, "server": server, "log_reason": d.log_reason(), "client_reason": d.client_reason()}),
+        ),
+    };
+    if json {
+        out::json(&v);
+    } else if let Decision::Deny(d) = &decision {
+        println!("DENY {user} on {server}: {}", d.log_reason());
+        println!("client sees: {}", d.client_reason());
+    } else {
+        println!("ACCEPT {user} on {server}");
+    }
+    Ok(code)
+}

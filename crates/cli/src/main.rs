@@ -1,0 +1,320 @@
+//! `tollgate`: the admin CLI. Argument parsing and printing only; the rules
+//! live in tollgate-core.
+
+mod admin;
+mod out;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const ABOUT: &str = "User authentication, quotas and accounting for OpenVPN Community Edition";
+const LONG_ABOUT: &str = "\
+tollgate manages the users, plans, groups and servers that tollgate's OpenVPN
+hooks (auth-verify, client-connect, client-disconnect) decide on. Everything
+lives in one SQLite database named by the config file.
+
+Config: --config PATH, else $TOLLGATE_CONFIG, else /etc/tollgate/tollgate.toml.
+Sizes accept B/KB/MB/GB/TB and KiB/MiB/GiB/TiB; durations accept s/m/h/d/w
+(e.g. 8h, 30d, 1h30m); dates are YYYY-MM-DD (valid through that UTC day).
+Passwords are read from a no-echo prompt or, with --password-stdin, from the
+first line of standard input; never from the command line.
+Every listing takes --json. Errors are one line on stderr and a non-zero exit.";
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Config file (default: $TOLLGATE_CONFIG or /etc/tollgate/tollgate.toml)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create the database, or migrate it to this build's schema
+    Init,
+    /// OpenVPN servers (instances) users can be granted
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Plans: data quota, quota period, session and connection limits, lifetime
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    /// Groups: shared server grants and pushed routes
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Users and their passwords, plans, groups, grants and expiry
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Recent auth decisions (the auth_events log)
+    Events {
+        /// Only this user
+        #[arg(long)]
+        user: Option<String>,
+        /// How many, newest first
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the auth decision for USER as auth-verify would, and print it.
+    ///
+    /// Nothing is recorded: no lockout counting, no event. Exits 0 when the
+    /// login would be accepted, 1 when denied.
+    TestAuth {
+        user: String,
+        /// Server name (default: `server` from the config)
+        #[arg(long)]
+        server: Option<String>,
+        /// Read the password from the first line of stdin
+        #[arg(long)]
+        password_stdin: bool,
+        /// Client address to pretend
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ServerCmd {
+    /// Add a server and what its client profiles need
+    Add(ServerAdd),
+    /// List servers
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one server
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a server (its grants go with it)
+    Del { name: String },
+}
+
+#[derive(Args)]
+pub struct ServerAdd {
+    /// Short name, e.g. nl-1 (what hooks get with --server or `server` in the config)
+    pub name: String,
+    /// Address clients connect to (put in profiles as `remote`)
+    #[arg(long)]
+    pub host: String,
+    #[arg(long, default_value_t = 1194)]
+    pub port: u16,
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
+    pub proto: String,
+    /// CA certificate (PEM) that signed the server certificate
+    #[arg(long, value_name = "FILE")]
+    pub ca: PathBuf,
+    /// tls-crypt key file
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_auth", required_unless_present = "tls_auth")]
+    pub tls_crypt: Option<PathBuf>,
+    /// tls-auth key file
+    #[arg(long, value_name = "FILE")]
+    pub tls_auth: Option<PathBuf>,
+    /// key-direction for tls-auth (clients normally use 1)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), requires = "tls_auth")]
+    pub key_direction: Option<u8>,
+    /// data-ciphers for client profiles, e.g. AES-256-GCM:CHACHA20-POLY1305
+    #[arg(long)]
+    pub data_ciphers: Option<String>,
+    /// Extra client directive (repeatable), e.g. --extra 'verb 3'
+    #[arg(long, value_name = "LINE")]
+    pub extra: Vec<String>,
+    /// Clients need their own certificate (taken from --pki-dir)
+    #[arg(long, requires = "pki_dir")]
+    pub client_cert: bool,
+    /// PKI directory with issued/USER.crt and private/USER.key (easy-rsa layout)
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum PlanCmd {
+    /// Add a plan. Unset limits are unlimited.
+    Add(PlanArgs),
+    /// Change a plan. `none` clears a limit.
+    Set(PlanArgs),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a plan no user is on
+    Del { name: String },
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    pub name: String,
+    /// Data quota per period, in + out (e.g. 50GiB; `none` = unlimited)
+    #[arg(long)]
+    pub quota: Option<String>,
+    /// Quota period: calendar month, ISO week or day in UTC, or total
+    #[arg(long, value_parser = ["month", "week", "day", "total"])]
+    pub period: Option<String>,
+    /// Longest single session (e.g. 8h; `none`)
+    #[arg(long)]
+    pub max_session: Option<String>,
+    /// Simultaneous connections (`none` = unlimited)
+    #[arg(long)]
+    pub max_connections: Option<String>,
+    /// The plan runs out this long after a user is put on it (e.g. 30d; `none`)
+    #[arg(long)]
+    pub expires_after: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum GroupCmd {
+    /// Add a group
+    Add(GroupArgs),
+    /// Change a group: --push replaces the push list, --server adds grants
+    Set(GroupArgs),
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group (members keep their own grants)
+    Del { name: String },
+}
+
+#[derive(Args)]
+pub struct GroupArgs {
+    pub name: String,
+    /// Option to push to members (repeatable), e.g. 'route 10.1.0.0 255.255.0.0'
+    #[arg(long, value_name = "OPTION")]
+    pub push: Vec<String>,
+    /// Remove all push options
+    #[arg(long, conflicts_with = "push")]
+    pub clear_push: bool,
+    /// Push redirect-gateway def1 (all traffic through the VPN)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub redirect_gateway: Option<bool>,
+    /// Grant members this server (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub server: Vec<String>,
+    /// Revoke this server from the group (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub revoke: Vec<String>,
+    /// Grant members every server
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub all_servers: Option<bool>,
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user (prompts for the password unless --password-stdin)
+    Add(UserAdd),
+    /// Set a user's password
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user. `none`/`never` clears a value.
+    Set(UserSet),
+    /// Allow the user to log in again
+    Enable { name: String },
+    /// Refuse the user's logins (open sessions are cut by `tollgate sweep`)
+    Disable { name: String },
+    /// Lift a lockout and reset the failure count
+    Unlock { name: String },
+    /// Delete a user with their devices, sessions and usage
+    Del { name: String },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct UserAdd {
+    /// Login name: letters, digits and . _ @ + - (up to 64)
+    pub name: String,
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Last day the account works, YYYY-MM-DD (UTC)
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Grant this server (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub server: Vec<String>,
+    /// Grant every server, present and future
+    #[arg(long)]
+    pub all_servers: bool,
+    /// Always give this VPN address (ifconfig-push)
+    #[arg(long, value_name = "IP")]
+    pub static_ip: Option<String>,
+    /// Create the account disabled
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Args)]
+pub struct UserSet {
+    pub name: String,
+    /// Plan (`none` to remove); restarts the plan's expires-after clock
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Group (`none` to remove)
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Last day the account works, YYYY-MM-DD (`never` to clear)
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// VPN address to push (`none` to clear)
+    #[arg(long, value_name = "IP")]
+    pub static_ip: Option<String>,
+    /// Device limit for device binding (`none` = plan/config default)
+    #[arg(long, value_name = "N")]
+    pub max_devices: Option<String>,
+    /// Device binding mode (`default` = plan/config default)
+    #[arg(long, value_parser = ["off", "auto", "manual", "default"])]
+    pub device_binding: Option<String>,
+    /// Grant this server (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub server: Vec<String>,
+    /// Revoke this server (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub revoke: Vec<String>,
+    /// Grant every server (or `--all-servers false`)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub all_servers: Option<bool>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    // Files we create (database, -wal, -shm) are for us and the OpenVPN
+    // group only.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o007) };
+    match admin::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `/etc/tollgate/tollgate.toml`: where the database is, which server this
+//! host is, and the tunables. Every key has a sane default; unknown keys are
+//! an error so that a typo never silently weakens policy.
+
+use crate::units::parse_duration;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG: &str = "/etc/tollgate/tollgate.toml";
+pub const DEFAULT_DATABASE: &str = "/var/lib/tollgate/tollgate.db";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration was read from (None: built-in defaults).
+    pub path: Option<PathBuf>,
+    pub database: PathBuf,
+    /// This host's server name; `--server` on a hook overrides it.
+    pub server: Option<String>,
+    pub log_level: LogLevel,
+    pub argon2: Argon2Params,
+    pub lockout: Lockout,
+    /// How long a hook waits for a busy database before giving up.
+    pub busy_timeout_ms: u64,
+    /// How long auth events are kept.
+    pub retention_secs: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+/// OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): about 35 ms here.
+impl Default for Argon2Params {
+    fn default() -> Self {
+        Argon2Params { m_cost_kib: 19456, t_cost: 2, p_cost: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures within `window_secs` that lock the account (0 = never lock).
+    pub max_failures: u32,
+    pub window_secs: i64,
+    pub duration_secs: i64,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout { max_failures: 10, window_secs: 15 * 60, duration_secs: 15 * 60 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: None,
+            database: PathBuf::from(DEFAULT_DATABASE),
+            server: None,
+            log_level: LogLevel::Info,
+            argon2: Argon2Params::default(),
+            lockout: Lockout::default(),
+            busy_timeout_ms: 5000,
+            retention_secs: 90 * 86400,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: Option<PathBuf>,
+    server: Option<String>,
+    log_level: Option<String>,
+    busy_timeout: Option<String>,
+    retention: Option<String>,
+    argon2: Option<RawArgon2>,
+    lockout: Option<RawLockout>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArgon2 {
+    memory_kib: Option<u32>,
+    iterations: Option<u32>,
+    parallelism: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLockout {
+    max_failures: Option<u32>,
+    window: Option<String>,
+    duration: Option<String>,
+}
+
+impl Config {
+    /// Find the config: an explicit path, else `TOLLGATE_CONFIG`, else the
+    /// default path. An explicitly named file must exist; the default path
+    /// may be absent (built-in defaults apply).
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        if let Some(p) = explicit {
+            return Config::from_file(p);
+        }
+        if let Some(p) = std::env::var_os("TOLLGATE_CONFIG").filter(|p| !p.is_empty()) {
+            return Config::from_file(Path::new(&p));
+        }
+        let p = Path::new(DEFAULT_CONFIG);
+        if p.exists() {
+            Config::from_file(p)
+        } else {
+            Ok(Config::default())
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg = Config::parse(&text)
+            .with_context(|| format!("bad config {}", path.display()))?;
+        cfg.path = Some(path.to_path_buf());
+        // A relative database path is relative to the config file.
+        if cfg.database.is_relative() {
+            if let Some(dir) = path.parent() {
+                cfg.database = dir.join(&cfg.database);
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's messages span several lines; keep the one that matters.
+            let msg = e.message().trim().to_string();
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    anyhow::anyhow!("line {line}: {msg}")
+                }
+                None => anyhow::anyhow!("{msg}"),
+            }
+        })?;
+        let mut cfg = Config::default();
+        if let Some(db) = raw.database {
+            if db.as_os_str().is_empty() {
+                bail!("database must not be empty");
+            }
+            cfg.database = db;
+        }
+        if let Some(s) = raw.server {
+            crate::names::check_name("server", &s)?;
+            cfg.server = Some(s);
+        }
+        if let Some(l) = raw.log_level {
+            cfg.log_level = match l.as_str() {
+                "error" => LogLevel::Error,
+                "warn" => LogLevel::Warn,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                other => bail!("log_level must be error, warn, info or debug, not {other:?}"),
+            };
+        }
+        if let Some(t) = raw.busy_timeout {
+            let secs = parse_duration(&t).context("busy_timeout")?;
+            cfg.busy_timeout_ms = (secs as u64) * 1000;
+        }
+        if let Some(r) = raw.retention {
+            cfg.retention_secs = parse_duration(&r).context("retention")?;
+        }
+        if let Some(a) = raw.argon2 {
+            let p = &mut cfg.argon2;
+            p.m_cost_kib = a.memory_kib.unwrap_or(p.m_cost_kib);
+            p.t_cost = a.iterations.unwrap_or(p.t_cost);
+            p.p_cost = a.parallelism.unwrap_or(p.p_cost);
+            if p.m_cost_kib < 8 * p.p_cost || p.t_cost < 1 || p.p_cost < 1 {
+                bail!("argon2: memory_kib >= 8*parallelism, iterations >= 1, parallelism >= 1");
+            }
+        }
+        if let Some(l) = raw.lockout {
+            let o = &mut cfg.lockout;
+            o.max_failures = l.max_failures.unwrap_or(o.max_failures);
+            if let Some(w) = l.window {
+                o.window_secs = parse_duration(&w).context("lockout.window")?;
+            }
+            if let Some(d) = l.duration {
+                o.duration_secs = parse_duration(&d).context("lockout.duration")?;
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(c.lockout, Lockout::default());
+        let c = Config::parse(
+            "database = \"/tmp/x.db\"\nserver = \"nl-1\"\n[lockout]\nmax_failures = 3\nwindow = \"1m\"\n[argon2]\nmemory_kib = 8192\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.as_deref(), Some("nl-1"));
+        assert_eq!(c.lockout.max_failures, 3);
+        assert_eq!(c.lockout.window_secs, 60);
+        assert_eq!(c.argon2.m_cost_kib, 8192);
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        for bad in ["databse = 1", "server = ", "log_level = \"loud\"", "[lockout]\nwindow = \"soon\""] {
+            let e = format!("{:#}", Config::parse(bad).unwrap_err());
+            assert!(!e.contains('\n'), "multi-line error for {bad:?}: {e}");
+        }
+    }
+}

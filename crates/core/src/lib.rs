@@ -1,0 +1,16 @@
+//! tollgate's core: everything the hooks, the admin CLI and gen-ovpn share.
+//! Pure policy lives in `policy` and `quota`; I/O lives in `store`, `auth`
+//! and `openvpn`.
+
+pub mod auth;
+pub mod config;
+pub mod names;
+pub mod openvpn;
+pub mod password;
+pub mod policy;
+pub mod quota;
+pub mod store;
+pub mod units;
+
+pub use config::Config;
+pub use store::Store;

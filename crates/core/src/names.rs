@@ -1,0 +1,51 @@
+//! Names of users, servers, plans and groups: short, printable, and safe to
+//! put in a log line, a file name or an OpenVPN directive.
+
+use anyhow::{bail, Result};
+
+pub const MAX_NAME: usize = 64;
+
+pub fn check_name(kind: &str, name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._@+-".contains(c);
+    if name.is_empty() || name.len() > MAX_NAME {
+        bail!("{kind} name must be 1 to {MAX_NAME} characters");
+    }
+    if !name.chars().all(ok_char) || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        bail!("{kind} name {name:?} may use only letters, digits and . _ @ + - (starting with a letter or digit)");
+    }
+    Ok(())
+}
+
+/// Render untrusted text for one log line: no control characters, bounded.
+pub fn for_log(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= MAX_NAME {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["alice", "bob.smith@example.com", "nl-1", "A_1+x"] {
+            check_name("user", ok).unwrap();
+        }
+        for bad in ["", "-x", "a b", "a\nb", "ü", &"x".repeat(65)] {
+            assert!(check_name("user", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(for_log("a\u{1b}[31mb"), "a?[31mb");
+        assert_eq!(for_log(&"x".repeat(100)).chars().count(), 65);
+    }
+}

@@ -1,0 +1,179 @@
+//! What OpenVPN hands a hook (argv, environment, files) and what a hook
+//! hands back (files). See docs/design.md and shared notes for the facts.
+//! Everything here treats its input as hostile: bounded reads, no panics.
+
+use crate::policy::Deny;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// `HOOK [--config PATH] [--server NAME] [OPENVPN_FILE]`: our flags come
+/// first (from the server.conf command string), OpenVPN's argument last.
+#[derive(Debug, Default, PartialEq)]
+pub struct HookArgs {
+    pub config: Option<PathBuf>,
+    pub server: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+pub fn parse_hook_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<HookArgs, String> {
+    let mut out = HookArgs::default();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy().into_owned();
+        let (flag, inline) = match s.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (s.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<OsString, String> {
+            match &inline {
+                Some(v) => Ok(OsString::from(v)),
+                None => it.next().ok_or_else(|| format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "--config" => out.config = Some(PathBuf::from(value("--config")?)),
+            "--server" => out.server = Some(value("--server")?.to_string_lossy().into_owned()),
+            f if f.starts_with("--") => return Err(format!("unknown option {f}")),
+            _ => {
+                if out.file.is_some() {
+                    return Err("more than one file argument".into());
+                }
+                out.file = Some(PathBuf::from(a));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A raw environment variable, if set.
+pub fn env(name: &str) -> Option<Vec<u8>> {
+    std::env::var_os(name).map(|v| v.as_bytes().to_vec())
+}
+
+/// A variable as text for logs and lookups (lossy, bounded).
+pub fn env_str(name: &str) -> Option<String> {
+    env(name).map(|v| crate::names::for_log(&String::from_utf8_lossy(&v)))
+}
+
+pub struct Credentials {
+    pub username: Vec<u8>,
+    pub password: Vec<u8>,
+}
+
+fn malformed(detail: impl Into<String>) -> Deny {
+    Deny::Malformed { detail: detail.into() }
+}
+
+/// The most a credentials file can legitimately hold.
+const MAX_CREDENTIALS_FILE: u64 = 4096;
+
+/// `via-file`: first line username, second line password. Read at once:
+/// OpenVPN deletes the file when the hook exits.
+pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
+    let mut buf = Vec::new();
+    f.take(MAX_CREDENTIALS_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
+    if buf.len() as u64 > MAX_CREDENTIALS_FILE {
+        return Err(malformed("credentials file larger than 4 KiB"));
+    }
+    if buf.is_empty() {
+        return Err(malformed("empty credentials file"));
+    }
+    let Some(nl) = buf.iter().position(|b| *b == b'\n') else {
+        return Err(malformed("credentials file has no password line"));
+    };
+    let username = buf[..nl].to_vec();
+    let rest = &buf[nl + 1..];
+    if rest.is_empty() {
+        return Err(malformed("credentials file has no password line"));
+    }
+    let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    Ok(Credentials { username, password: rest[..end].to_vec() })
+}
+
+/// `via-env`: `username` and `password` (script-security 3).
+pub fn read_via_env() -> Result<Credentials, Deny> {
+    let username = env("username").ok_or_else(|| malformed("no username in the environment"))?;
+    let password = env("password").ok_or_else(|| {
+        malformed("no password in the environment (via-env needs script-security 3; via-file is preferred)")
+    })?;
+    Ok(Credentials { username, password })
+}
+
+/// The client's address for logs and bindings, if OpenVPN gave one.
+pub fn client_ip() -> Option<String> {
+    env_str("untrusted_ip").or_else(|| env_str("untrusted_ip6"))
+}
+
+/// Replace `path` atomically: write a temp file beside it, then rename.
+/// OpenVPN polls these files; it must never see half a write.
+pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(content)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::tempdir::Dir;
+
+    fn args(v: &[&str]) -> Result<HookArgs, String> {
+        parse_hook_args(v.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn hook_args() {
+        let a = args(&["--config", "/etc/t.toml", "--server=nl-1", "/tmp/openvpn_up_x"]).unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/etc/t.toml")));
+        assert_eq!(a.server.as_deref(), Some("nl-1"));
+        assert_eq!(a.file, Some(PathBuf::from("/tmp/openvpn_up_x")));
+        assert_eq!(args(&[]).unwrap(), HookArgs::default());
+        assert!(args(&["--config"]).is_err());
+        assert!(args(&["--bogus", "x"]).is_err());
+        assert!(args(&["a", "b"]).is_err());
+    }
+
+    #[test]
+    fn credentials_files() {
+        let d = Dir::new();
+        let p = d.path.join("c");
+        let read = |content: &[u8]| {
+            std::fs::write(&p, content).unwrap();
+            read_via_file(&p)
+        };
+        let c = read(b"alice\nsecret pw\n").unwrap();
+        assert_eq!((c.username.as_slice(), c.password.as_slice()), (&b"alice"[..], &b"secret pw"[..]));
+        let c = read(b"alice\nsecret").unwrap();
+        assert_eq!(c.password, b"secret");
+        for bad in [&b""[..], b"alice", b"alice\n", &[b'x'; 5000]] {
+            assert!(matches!(read(bad), Err(Deny::Malformed { .. })));
+        }
+        assert!(read_via_file(&d.path.join("missing")).is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = Dir::new();
+        let p = d.path.join("auth_control");
+        std::fs::write(&p, b"").unwrap();
+        write_atomic(&p, b"1").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"1");
+        assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 1, "no temp file left behind");
+    }
+}

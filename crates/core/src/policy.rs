@@ -1,0 +1,415 @@
+//! The auth decision, pure: facts in, a decision with reasons out. No I/O,
+//! no clock, no database; the hooks and `tollgate test-auth` are shells
+//! around it.
+//!
+//! Disclosure rule: whoever does not prove the password learns nothing.
+//! An unknown user, a wrong password or malformed input all get the same
+//! client text ("invalid username or password"); the specific reason
+//! (disabled, expired, no access, quota, …) is shown to the client only
+//! after the password was right. The admin's log always gets the real
+//! reason.
+
+use crate::quota::Period;
+use crate::units::{format_expiry, format_size, format_time};
+use serde::Serialize;
+
+/// What the database says about the user, for this server, at this time.
+#[derive(Debug, Clone, Default)]
+pub struct UserFacts {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub plan: Option<PlanFacts>,
+    /// The server is granted to the user, to the user's group, or to all.
+    pub granted: bool,
+    /// Bytes used (in + out) in the plan's current quota period.
+    pub used_bytes: i64,
+    pub open_sessions: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanFacts {
+    pub name: String,
+    /// When the plan runs out (plan_since + expires_after), if it does.
+    pub expires_at: Option<i64>,
+    pub quota_bytes: Option<i64>,
+    pub period: Period,
+    pub max_connections: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthFacts {
+    pub server: String,
+    pub server_known: bool,
+    pub user: Option<UserFacts>,
+}
+
+/// How the client proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The password (and second factor where present) was right.
+    Valid,
+    /// Wrong password or second factor.
+    Invalid,
+    /// OpenVPN vouched for a session token (reauth, `session_state=Authenticated`).
+    Token,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Deny {
+    Malformed { detail: String },
+    UnknownUser,
+    BadPassword,
+    Locked { until: i64 },
+    Disabled,
+    AccountExpired { at: i64 },
+    PlanExpired { plan: String, at: i64 },
+    UnknownServer { server: String },
+    NoGrant { server: String },
+    QuotaExhausted { used: i64, quota: i64, period: Period, resets: Option<i64> },
+    TooManySessions { open: i64, max: i64 },
+    Internal { detail: String },
+}
+
+pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
+
+impl Deny {
+    /// For the admin: stderr, which lands in OpenVPN's log.
+    pub fn log_reason(&self) -> String {
+        match self {
+            Deny::Malformed { detail } => format!("malformed input: {detail}"),
+            Deny::UnknownUser => "unknown user".into(),
+            Deny::BadPassword => "wrong password".into(),
+            Deny::Locked { until } => format!("locked out until {}", format_time(*until)),
+            Deny::Disabled => "account disabled".into(),
+            Deny::AccountExpired { at } => format!("account expired at {}", format_time(*at)),
+            Deny::PlanExpired { plan, at } => format!("plan {plan} expired at {}", format_time(*at)),
+            Deny::UnknownServer { server } => {
+                format!("server {server} is not in the database (tollgate server add {server} …)")
+            }
+            Deny::NoGrant { server } => format!("no grant for server {server}"),
+            Deny::QuotaExhausted { used, quota, period, .. } => format!(
+                "quota used up: {} of {} ({})",
+                format_size(*used),
+                format_size(*quota),
+                period.as_str()
+            ),
+            Deny::TooManySessions { open, max } => format!("{open} open sessions, plan allows {max}"),
+            Deny::Internal { detail } => format!("internal error: {detail}"),
+        }
+    }
+
+    /// For the user: short, safe, actionable. Written to auth_failed_reason_file.
+    pub fn client_reason(&self) -> String {
+        match self {
+            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword => GENERIC_CLIENT_REASON.into(),
+            Deny::Locked { .. } => "account temporarily locked after too many failed logins, try again later".into(),
+            Deny::Disabled => "account disabled".into(),
+            Deny::AccountExpired { at } => format!("account expired (valid through {})", format_expiry(*at)),
+            Deny::PlanExpired { plan, at } => format!("plan {plan} expired (valid through {})", format_expiry(*at)),
+            Deny::UnknownServer { .. } | Deny::NoGrant { .. } => "no access to this server".into(),
+            Deny::QuotaExhausted { quota, period, resets, .. } => {
+                let mut s = format!("data quota of {} {} used up", format_size(*quota), period.phrase());
+                if let Some(r) = resets {
+                    s.push_str(&format!(", resets {}", &format_time(*r)[..10]));
+                }
+                s
+            }
+            Deny::TooManySessions { max, .. } => {
+                format!("too many connections: your plan allows {max} at a time")
+            }
+            Deny::Internal { .. } => "server error, try again later".into(),
+        }
+    }
+
+    /// Whether this deny counts toward the lockout.
+    pub fn is_credential_failure(&self) -> bool {
+        matches!(self, Deny::BadPassword)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    Deny(Deny),
+}
+
+/// Steps 2–6 of the spec plus the password verdict. Credential failures come
+/// first so that nothing about the account leaks to a guesser.
+pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
+    let Some(u) = &facts.user else {
+        return Decision::Deny(Deny::UnknownUser);
+    };
+    if proof == Proof::Invalid {
+        return Decision::Deny(Deny::BadPassword);
+    }
+    match account_check(facts, u, now) {
+        Some(d) => Decision::Deny(d),
+        None => Decision::Accept,
+    }
+}
+
+fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
+    if let Some(until) = u.locked_until.filter(|t| *t > now) {
+        return Some(Deny::Locked { until });
+    }
+    if !u.enabled {
+        return Some(Deny::Disabled);
+    }
+    if let Some(at) = u.expires_at.filter(|t| *t <= now) {
+        return Some(Deny::AccountExpired { at });
+    }
+    if let Some(p) = &u.plan {
+        if let Some(at) = p.expires_at.filter(|t| *t <= now) {
+            return Some(Deny::PlanExpired { plan: p.name.clone(), at });
+        }
+    }
+    if !facts.server_known {
+        return Some(Deny::UnknownServer { server: facts.server.clone() });
+    }
+    if !u.granted {
+        return Some(Deny::NoGrant { server: facts.server.clone() });
+    }
+    if let Some(p) = &u.plan {
+        if let Some(quota) = p.quota_bytes.filter(|q| u.used_bytes >= *q) {
+            return Some(Deny::QuotaExhausted {
+                used: u.used_bytes,
+                quota,
+                period: p.period,
+                resets: p.period.next_start(now),
+            });
+        }
+        if let Some(max) = p.max_connections.filter(|m| u.open_sessions >= *m) {
+            return Some(Deny::TooManySessions { open: u.open_sessions, max });
+        }
+    }
+    None
+}
+
+/// The lockout counters of one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailState {
+    pub count: u32,
+    pub since: Option<i64>,
+    pub locked_until: Option<i64>,
+}
+
+/// The counters after one more credential failure: a failure outside the
+/// window starts a new one; reaching the threshold locks the account and
+/// resets the count. Failures while locked change nothing (an attacker
+/// cannot extend a lock forever).
+pub fn after_failure(s: FailState, now: i64, lock: &crate::config::Lockout) -> FailState {
+    if lock.max_failures == 0 || s.locked_until.is_some_and(|t| t > now) {
+        return s;
+    }
+    let in_window = s.since.is_some_and(|t| now - t < lock.window_secs);
+    let (count, since) = if in_window { (s.count + 1, s.since) } else { (1, Some(now)) };
+    if count >= lock.max_failures {
+        FailState { count: 0, since: None, locked_until: Some(now + lock.duration_secs) }
+    } else {
+        FailState { count, since, locked_until: s.locked_until }
+    }
+}
+
+/// Input checks before anything touches the database (spec step 1).
+pub fn check_credentials(username: &[u8], password: &[u8]) -> Result<(), Deny> {
+    let bad = |d: &str| Err(Deny::Malformed { detail: d.to_string() });
+    if username.is_empty() {
+        return bad("empty username");
+    }
+    if username.len() > crate::names::MAX_NAME * 4 {
+        return bad(&format!("username of {} bytes is too long", username.len()));
+    }
+    // Room for SCRV1:<b64 password>:<b64 response> around a 128-byte password.
+    if password.len() > 1024 {
+        return bad(&format!("password of {} bytes is too long", password.len()));
+    }
+    let Ok(user) = std::str::from_utf8(username) else {
+        return bad("username is not UTF-8");
+    };
+    let Ok(pass) = std::str::from_utf8(password) else {
+        return bad("password is not UTF-8");
+    };
+    if user.chars().any(char::is_control) {
+        return bad("control character in username");
+    }
+    if pass.chars().any(char::is_control) {
+        return bad("control character in password");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Lockout;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn facts() -> AuthFacts {
+        AuthFacts {
+            server: "nl-1".into(),
+            server_known: true,
+            user: Some(UserFacts {
+                id: 1,
+                name: "alice".into(),
+                enabled: true,
+                granted: true,
+                plan: Some(PlanFacts {
+                    name: "basic".into(),
+                    expires_at: None,
+                    quota_bytes: Some(1000),
+                    period: Period::Month,
+                    max_connections: Some(2),
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn with(f: impl FnOnce(&mut UserFacts)) -> AuthFacts {
+        let mut a = facts();
+        f(a.user.as_mut().unwrap());
+        a
+    }
+
+    fn deny(a: &AuthFacts, p: Proof) -> Deny {
+        match decide(a, p, NOW) {
+            Decision::Deny(d) => d,
+            Decision::Accept => panic!("expected a deny"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_user() {
+        assert_eq!(decide(&facts(), Proof::Valid, NOW), Decision::Accept);
+        assert_eq!(decide(&facts(), Proof::Token, NOW), Decision::Accept);
+        let mut no_plan = facts();
+        no_plan.user.as_mut().unwrap().plan = None;
+        assert_eq!(decide(&no_plan, Proof::Valid, NOW), Decision::Accept);
+    }
+
+    #[test]
+    fn unknown_user_and_bad_password_look_the_same_to_the_client() {
+        let mut a = facts();
+        a.user = None;
+        let d1 = deny(&a, Proof::Valid);
+        assert_eq!(d1, Deny::UnknownUser);
+        let d2 = deny(&facts(), Proof::Invalid);
+        assert_eq!(d2, Deny::BadPassword);
+        assert_eq!(d1.client_reason(), d2.client_reason());
+        assert!(d2.is_credential_failure());
+        assert!(!d1.is_credential_failure());
+    }
+
+    #[test]
+    fn account_state_is_hidden_from_guessers() {
+        let a = with(|u| u.enabled = false);
+        assert_eq!(deny(&a, Proof::Invalid), Deny::BadPassword);
+        assert_eq!(deny(&a, Proof::Valid), Deny::Disabled);
+    }
+
+    #[test]
+    fn locked_account() {
+        let a = with(|u| u.locked_until = Some(NOW + 60));
+        assert_eq!(deny(&a, Proof::Valid), Deny::Locked { until: NOW + 60 });
+        // An expired lock is no lock.
+        let a = with(|u| u.locked_until = Some(NOW));
+        assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
+    }
+
+    #[test]
+    fn expiry() {
+        let a = with(|u| u.expires_at = Some(NOW));
+        assert_eq!(deny(&a, Proof::Valid), Deny::AccountExpired { at: NOW });
+        assert!(deny(&a, Proof::Valid).client_reason().starts_with("account expired (valid through 20"));
+        let a = with(|u| u.expires_at = Some(NOW + 1));
+        assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
+        let a = with(|u| u.plan.as_mut().unwrap().expires_at = Some(NOW - 5));
+        assert_eq!(deny(&a, Proof::Token), Deny::PlanExpired { plan: "basic".into(), at: NOW - 5 });
+    }
+
+    #[test]
+    fn grants() {
+        let a = with(|u| u.granted = false);
+        assert_eq!(deny(&a, Proof::Valid), Deny::NoGrant { server: "nl-1".into() });
+        let mut a = facts();
+        a.server_known = false;
+        assert_eq!(deny(&a, Proof::Valid), Deny::UnknownServer { server: "nl-1".into() });
+        assert_eq!(deny(&a, Proof::Valid).client_reason(), "no access to this server");
+    }
+
+    #[test]
+    fn quota_and_sessions() {
+        let a = with(|u| u.used_bytes = 1000);
+        let d = deny(&a, Proof::Valid);
+        assert!(matches!(d, Deny::QuotaExhausted { used: 1000, quota: 1000, .. }));
+        assert!(d.client_reason().contains("data quota"), "{}", d.client_reason());
+        let a = with(|u| u.used_bytes = 999);
+        assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
+        let a = with(|u| u.open_sessions = 2);
+        assert_eq!(deny(&a, Proof::Token), Deny::TooManySessions { open: 2, max: 2 });
+    }
+
+    #[test]
+    fn every_deny_has_one_line_reasons() {
+        let all = [
+            Deny::Malformed { detail: "x".into() },
+            Deny::UnknownUser,
+            Deny::BadPassword,
+            Deny::Locked { until: NOW },
+            Deny::Disabled,
+            Deny::AccountExpired { at: NOW },
+            Deny::PlanExpired { plan: "p".into(), at: NOW },
+            Deny::UnknownServer { server: "s".into() },
+            Deny::NoGrant { server: "s".into() },
+            Deny::QuotaExhausted { used: 1, quota: 1, period: Period::Total, resets: None },
+            Deny::TooManySessions { open: 1, max: 1 },
+            Deny::Internal { detail: "db".into() },
+        ];
+        for d in all {
+            for s in [d.log_reason(), d.client_reason()] {
+                assert!(!s.is_empty() && !s.contains('\n'), "{d:?}: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lockout_counts_within_the_window() {
+        let lock = Lockout { max_failures: 3, window_secs: 60, duration_secs: 900 };
+        let mut s = FailState::default();
+        s = after_failure(s, NOW, &lock);
+        s = after_failure(s, NOW + 10, &lock);
+        assert_eq!(s, FailState { count: 2, since: Some(NOW), locked_until: None });
+        s = after_failure(s, NOW + 20, &lock);
+        assert_eq!(s.locked_until, Some(NOW + 920));
+        assert_eq!(s.count, 0);
+        // Failures while locked do not extend the lock.
+        assert_eq!(after_failure(s, NOW + 30, &lock), s);
+        // A failure after the window starts a new count.
+        let s = after_failure(FailState { count: 2, since: Some(NOW), locked_until: None }, NOW + 61, &lock);
+        assert_eq!(s, FailState { count: 1, since: Some(NOW + 61), locked_until: None });
+        // max_failures = 0 disables lockout.
+        let off = Lockout { max_failures: 0, ..lock };
+        assert_eq!(after_failure(FailState::default(), NOW, &off), FailState::default());
+    }
+
+    #[test]
+    fn input_checks() {
+        assert!(check_credentials(b"alice", b"secret").is_ok());
+        for (u, p) in [
+            (&b""[..], &b"x"[..]),
+            (&[b'a'; 10240][..], &b"x"[..]),
+            (&b"al\x01ice"[..], &b"x"[..]),
+            (&b"\xff\xfe"[..], &b"x"[..]),
+            (&b"alice"[..], &b"pa\x00ss"[..]),
+            (&b"alice"[..], &[b'p'; 2000][..]),
+        ] {
+            let d = check_credentials(u, p).unwrap_err();
+            assert!(matches!(d, Deny::Malformed { .. }));
+        }
+    }
+}

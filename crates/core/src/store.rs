@@ -1,0 +1,212 @@
+//! The SQLite database: opening it the same way everywhere (WAL, busy
+//! timeout, foreign keys), creating and migrating it from the embedded
+//! schema.sql, and keeping it usable by the unprivileged OpenVPN user.
+
+use crate::config::Config;
+use anyhow::{bail, Context, Result};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+pub const SCHEMA: &str = include_str!("../../../schema.sql");
+/// The version schema.sql describes; PRAGMA user_version holds the database's.
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub struct Store {
+    pub conn: Connection,
+}
+
+impl Store {
+    /// Open for a hook: the database must exist and be at the current
+    /// version; nothing is created or migrated behind the admin's back.
+    pub fn open_hook(cfg: &Config) -> Result<Store> {
+        let store = Store::open_existing(cfg)?;
+        let v = store.version()?;
+        if v != SCHEMA_VERSION {
+            bail!(
+                "database {} is at schema version {v}, this build needs {SCHEMA_VERSION}: run `tollgate init`",
+                cfg.database.display()
+            );
+        }
+        Ok(store)
+    }
+
+    /// Open for an admin command: the database must exist; an older schema
+    /// is migrated forward, a newer one refused.
+    pub fn open_admin(cfg: &Config) -> Result<Store> {
+        let mut store = Store::open_existing(cfg)?;
+        store.migrate()?;
+        fix_ownership(&cfg.database)?;
+        Ok(store)
+    }
+
+    /// `tollgate init`: create the database (and its directory) or migrate it.
+    /// Returns the version it was at before (0 for a new database).
+    pub fn init(cfg: &Config) -> Result<(Store, i64)> {
+        let path = &cfg.database;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))?;
+            }
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot create database {}", path.display()))?;
+        let mut store = Store::setup(conn, cfg)?;
+        let before = store.version()?;
+        store.conn.pragma_update(None, "journal_mode", "WAL")?;
+        store.migrate()?;
+        fix_ownership(path)?;
+        Ok((store, before))
+    }
+
+    fn open_existing(cfg: &Config) -> Result<Store> {
+        let path = &cfg.database;
+        if !path.exists() {
+            bail!("database {} does not exist: run `tollgate init`", path.display());
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        Store::setup(conn, cfg)
+    }
+
+    fn setup(conn: Connection, cfg: &Config) -> Result<Store> {
+        conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))?;
+        // foreign_keys and synchronous are per connection. NORMAL is durable
+        // across application crashes in WAL mode and much faster than FULL.
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .context("cannot configure database")?;
+        Ok(Store { conn })
+    }
+
+    pub fn version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let v = self.version()?;
+        if v > SCHEMA_VERSION {
+            bail!("database is at schema version {v}, newer than this build ({SCHEMA_VERSION}): upgrade tollgate");
+        }
+        if v == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        if v == 0 {
+            tx.execute_batch(SCHEMA).context("cannot create schema")?;
+        }
+        // Future migrations: `if v < 2 { ... }` steps go here, in order.
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A write transaction that takes the lock up front, so that concurrent
+    /// hooks wait on the busy timeout instead of failing on a lock upgrade.
+    pub fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+/// The admin CLI usually runs as root, the hooks as nobody. Files the CLI
+/// creates take the owner of the database's directory (which install makes
+/// the OpenVPN user's), so the hooks can keep writing. SQLite itself gives
+/// -wal and -shm files the owner of the database file when run as root.
+fn fix_ownership(db: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SQLite creates files 0644 (less the umask): the OpenVPN group needs
+    // write access too. -wal and -shm copy the database file's mode.
+    if let Ok(m) = std::fs::metadata(db) {
+        if m.permissions().mode() & 0o777 != 0o660 && m.uid() == unsafe { libc::geteuid() } {
+            std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o660))
+                .with_context(|| format!("cannot chmod {}", db.display()))?;
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let owner = std::fs::metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = Path::new(&p);
+        if let Ok(m) = std::fs::metadata(p) {
+            if m.uid() != owner.uid() || m.gid() != owner.gid() {
+                std::os::unix::fs::chown(p, Some(owner.uid()), Some(owner.gid()))
+                    .with_context(|| format!("cannot chown {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn temp_config() -> (tempdir::Dir, Config) {
+        let dir = tempdir::Dir::new();
+        let cfg = Config { database: dir.path.join("t.db"), ..Config::default() };
+        (dir, cfg)
+    }
+
+    /// A tiny self-cleaning temp dir, to avoid a dependency for tests.
+    pub mod tempdir {
+        pub struct Dir {
+            pub path: std::path::PathBuf,
+        }
+        impl Dir {
+            pub fn new() -> Dir {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                static N: AtomicU32 = AtomicU32::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "tollgate-test-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::SeqCst)
+                ));
+                std::fs::create_dir_all(&path).unwrap();
+                Dir { path }
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    #[test]
+    fn init_creates_then_is_idempotent() {
+        let (_d, cfg) = temp_config();
+        assert!(Store::open_hook(&cfg).is_err());
+        let (s, before) = Store::init(&cfg).unwrap();
+        assert_eq!(before, 0);
+        assert_eq!(s.version().unwrap(), SCHEMA_VERSION);
+        let mode: String = s.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(s);
+        let (_, before) = Store::init(&cfg).unwrap();
+        assert_eq!(before, SCHEMA_VERSION);
+        Store::open_hook(&cfg).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let (_d, cfg) = temp_config();
+        let (s, _) = Store::init(&cfg).unwrap();
+        s.conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(s);
+        let e = Store::open_admin(&cfg).err().unwrap().to_string();
+        assert!(e.contains("newer"), "{e}");
+        assert!(Store::open_hook(&cfg).is_err());
+    }
+}
