@@ -142,7 +142,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's messages span several lines; keep the one that matters.
-            let msg = e.message().trim().to_string();
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             match e.span() {
                 Some(span) => {
                     let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn errors_are_one_line() {
-        for bad in ["databse = 1", "server = ", "log_level = \"loud\"", "[lockout]\nwindow = \"soon\""] {
+        for bad in ["databse = 1", "server = ", "database = [\n", "log_level = \"loud\"", "[lockout]\nwindow = \"soon\""] {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(!e.contains('\n'), "multi-line error for {bad:?}: {e}");
         }

@@ -75,7 +75,9 @@ fn run() -> i32 {
 }
 
 fn deny(ctx: &Ctx, d: &Deny) -> i32 {
-    eprintln!("{HOOK}: DENY user={} ip={} server={}: {}", ctx.user, ctx.ip, ctx.server, d.log_reason());
+    // One line per event, whatever a lower layer's message looked like.
+    let why = d.log_reason().split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("{HOOK}: DENY user={} ip={} server={}: {why}", ctx.user, ctx.ip, ctx.server);
     if let Some(path) = std::env::var_os("auth_failed_reason_file") {
         if let Err(e) = openvpn::write_atomic(Path::new(&path), d.client_reason().as_bytes()) {
             eprintln!("{HOOK}: cannot write auth_failed_reason_file: {e}");

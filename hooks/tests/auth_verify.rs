@@ -1,0 +1,246 @@
+//! auth-verify as OpenVPN runs it: a fresh process, an environment with
+//! only OpenVPN's variables, a credentials file. Every bad input must end in
+//! exit 1 with exactly one log line, never a panic and never exit 0.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tollgate_core::config::Argon2Params;
+use tollgate_core::{password, Config, Store};
+
+const FAST: Argon2Params = Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 };
+
+struct Env {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn setup(name: &str) -> Env {
+    let dir = std::env::temp_dir().join(format!("tg-hooktest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "database = \"t.db\"\nserver = \"nl-1\"\nbusy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1\n",
+    )
+    .unwrap();
+    let cfg = Config::from_file(&config).unwrap();
+    let (store, _) = Store::init(&cfg).unwrap();
+    let h = password::hash("correct horse", FAST).unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+             INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('alice', '{h}', 1, 0, 0);"
+        ))
+        .unwrap();
+    Env { dir, config }
+}
+
+impl Env {
+    fn creds(&self, content: &[u8]) -> PathBuf {
+        let p = self.dir.join("creds");
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Run the hook with OpenVPN's usual environment plus `extra`, minus `drop`.
+    fn run(&self, file: Option<&Path>, extra: &[(&str, &[u8])], drop: &[&str]) -> (Output, String) {
+        use std::os::unix::ffi::OsStrExt;
+        let reason = self.dir.join("reason");
+        std::fs::write(&reason, b"").unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_auth-verify"));
+        c.env_clear().arg("--config").arg(&self.config);
+        let base: [(&str, &[u8]); 4] = [
+            ("script_type", b"user-pass-verify"),
+            ("untrusted_ip", b"192.0.2.2"),
+            ("untrusted_port", b"40000"),
+            ("auth_failed_reason_file", reason.as_os_str().as_bytes()),
+        ];
+        for (k, v) in base.iter().chain(extra) {
+            if !drop.contains(k) {
+                c.env(k, std::ffi::OsStr::from_bytes(v));
+            }
+        }
+        if let Some(f) = file {
+            c.arg(f);
+        }
+        let out = c.output().unwrap();
+        let reason = String::from_utf8_lossy(&std::fs::read(&reason).unwrap()).into_owned();
+        (out, reason)
+    }
+}
+
+fn assert_denied(out: &Output, reason: &str, log_has: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "exactly one log line, got: {err:?}");
+    assert!(err.contains("DENY"), "{err}");
+    assert!(err.contains(log_has), "log {err:?} should mention {log_has:?}");
+    assert!(!err.contains("correct horse"), "the password must never be logged: {err}");
+    assert!(!reason.is_empty() && !reason.contains('\n'), "client reason {reason:?}");
+}
+
+#[test]
+fn right_password_accepts_wrong_denies() {
+    let e = setup("basic");
+    let (out, _) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, reason) = e.run(Some(&e.creds(b"alice\nwrong horse\n")), &[], &[]);
+    assert_denied(&out, &reason, "wrong password");
+    assert_eq!(reason, "invalid username or password");
+    let (out, reason) = e.run(Some(&e.creds(b"mallory\ncorrect horse\n")), &[], &[]);
+    assert_denied(&out, &reason, "unknown user");
+    assert_eq!(reason, "invalid username or password");
+}
+
+#[test]
+fn via_env() {
+    let e = setup("env");
+    let ok: [(&str, &[u8]); 2] = [("username", b"alice"), ("password", b"correct horse")];
+    let (out, _) = e.run(None, &ok, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, reason) = e.run(None, &[("username", b"alice")], &[]);
+    assert_denied(&out, &reason, "no password in the environment");
+    let (out, reason) = e.run(None, &[], &[]);
+    assert_denied(&out, &reason, "no username");
+}
+
+#[test]
+fn malformed_credentials_files() {
+    let e = setup("files");
+    let mut long = vec![b'a'; 10 * 1024];
+    long.extend_from_slice(b"\ncorrect horse\n");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"".to_vec(), "empty credentials file"),
+        (b"alice".to_vec(), "no password line"),
+        (b"alice\n".to_vec(), "no password line"),
+        (long, "larger than 4 KiB"),
+        ([b'a'; 1000].iter().copied().chain(*b"\nx\n").collect(), "too long"),
+        (b"al\x07ice\ncorrect horse\n".to_vec(), "control character in username"),
+        (b"alice\ncorrect\x1bhorse\n".to_vec(), "control character in password"),
+        (b"\xff\xfeice\ncorrect horse\n".to_vec(), "not UTF-8"),
+        (b"alice\n\xc3\x28\n".to_vec(), "not UTF-8"),
+    ];
+    for (content, why) in cases {
+        let (out, reason) = e.run(Some(&e.creds(&content)), &[], &[]);
+        assert_denied(&out, &reason, why);
+    }
+    let (out, reason) = e.run(Some(&e.dir.join("no-such-file")), &[], &[]);
+    assert_denied(&out, &reason, "cannot read credentials file");
+}
+
+#[test]
+fn missing_environment() {
+    let e = setup("noenv");
+    let f = e.creds(b"alice\ncorrect horse\n");
+    let (out, reason) = e.run(Some(&f), &[], &["untrusted_ip"]);
+    assert_denied(&out, &reason, "no untrusted_ip");
+    // Without auth_failed_reason_file there is nowhere to write a reason:
+    // still a clean deny.
+    let (out, _) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &["auth_failed_reason_file"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn broken_configuration_and_database() {
+    let e = setup("db");
+    let f = e.creds(b"alice\ncorrect horse\n");
+    // A config that does not parse.
+    std::fs::write(&e.config, "database = [\n").unwrap();
+    let (out, reason) = e.run(Some(&f), &[], &[]);
+    assert_denied(&out, &reason, "bad config");
+    // A database path that is not a database.
+    std::fs::write(&e.config, "database = \"junk.db\"\nserver = \"nl-1\"\n").unwrap();
+    std::fs::write(e.dir.join("junk.db"), vec![0x42u8; 8192]).unwrap();
+    let (out, reason) = e.run(Some(&f), &[], &[]);
+    assert_denied(&out, &reason, "internal error");
+    // No database at all.
+    std::fs::write(&e.config, "database = \"missing.db\"\nserver = \"nl-1\"\n").unwrap();
+    let (out, reason) = e.run(Some(&f), &[], &[]);
+    assert_denied(&out, &reason, "run `tollgate init`");
+}
+
+#[test]
+fn unreadable_database() {
+    // Root reads everything: run the hook as nobody, as OpenVPN does.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("skipped: needs root to switch to nobody");
+        return;
+    }
+    let e = setup("perm");
+    let f = e.creds(b"alice\ncorrect horse\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&e.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(e.dir.join("t.db"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_auth-verify"))
+        .env_clear()
+        .env("untrusted_ip", "192.0.2.2")
+        .arg("--config")
+        .arg(&e.config)
+        .arg(&f)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("DENY") && err.contains("internal error"), "{err}");
+}
+
+#[test]
+fn locked_database_is_waited_for_then_denied() {
+    let e = setup("lock");
+    let f = e.creds(b"alice\ncorrect horse\n");
+    let cfg = Config::from_file(&e.config).unwrap();
+    let holder = rusqlite_conn(&cfg);
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let t = std::time::Instant::now();
+    let (out, reason) = e.run(Some(&f), &[], &[]);
+    assert_denied(&out, &reason, "internal error");
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900), "the hook must wait on the busy timeout");
+    holder.execute_batch("ROLLBACK").unwrap();
+    // Once the lock is gone the same login goes through.
+    let (out, _) = e.run(Some(&f), &[], &[]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+fn rusqlite_conn(cfg: &Config) -> rusqlite::Connection {
+    rusqlite::Connection::open(&cfg.database).unwrap()
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
+fn lockout_then_unlock() {
+    let e = setup("lockout");
+    std::fs::write(
+        &e.config,
+        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[lockout]\nmax_failures = 3\n",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let (out, _) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &[]);
+        assert_eq!(out.status.code(), Some(1));
+    }
+    let (out, reason) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
+    assert_denied(&out, &reason, "locked out until");
+    assert!(reason.contains("locked"), "{reason}");
+    let cfg = Config::from_file(&e.config).unwrap();
+    rusqlite_conn(&cfg).execute("UPDATE users SET locked_until = NULL", []).unwrap();
+    let (out, _) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
+    assert_eq!(out.status.code(), Some(0));
+}
