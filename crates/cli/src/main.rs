@@ -54,6 +54,7 @@ pub enum Cmd {
         /// How many, newest first
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -72,6 +73,7 @@ pub enum Cmd {
         /// Client address to pretend
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -83,12 +85,14 @@ pub enum ServerCmd {
     Add(ServerAdd),
     /// List servers
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show one server
     Show {
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -111,7 +115,12 @@ pub struct ServerAdd {
     #[arg(long, value_name = "FILE")]
     pub ca: PathBuf,
     /// tls-crypt key file
-    #[arg(long, value_name = "FILE", conflicts_with = "tls_auth", required_unless_present = "tls_auth")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "tls_auth",
+        required_unless_present = "tls_auth"
+    )]
     pub tls_crypt: Option<PathBuf>,
     /// tls-auth key file
     #[arg(long, value_name = "FILE")]
@@ -139,12 +148,16 @@ pub enum PlanCmd {
     Add(PlanArgs),
     /// Change a plan. `none` clears a limit.
     Set(PlanArgs),
+    /// List plans
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
+    /// Show one of the plans in full
     Show {
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -178,12 +191,16 @@ pub enum GroupCmd {
     Add(GroupArgs),
     /// Change a group: --push replaces the push list, --server adds grants
     Set(GroupArgs),
+    /// List groups
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
+    /// Show one of the groups in full
     Show {
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -234,12 +251,16 @@ pub enum UserCmd {
     Unlock { name: String },
     /// Delete a user with their devices, sessions and usage
     Del { name: String },
+    /// List users
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
+    /// Show one of the users in full
     Show {
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },

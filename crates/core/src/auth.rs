@@ -79,25 +79,37 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
         .optional()?;
     let Some((mut user, fail, hash)) = row else {
         return Ok(Loaded {
-            facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
+            facts: AuthFacts {
+                server: server.into(),
+                server_known: server_id.is_some(),
+                user: None,
+            },
             password_hash: None,
             fail: FailState::default(),
         });
     };
     if let Some(p) = &user.plan {
         user.used_bytes = c
-            .prepare_cached("SELECT bytes_in + bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2")?
+            .prepare_cached(
+                "SELECT bytes_in + bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2",
+            )?
             .query_row(params![user.id, p.period.start(now)], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
         if p.max_connections.is_some() {
             user.open_sessions = c
-                .prepare_cached("SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL")?
+                .prepare_cached(
+                    "SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL",
+                )?
                 .query_row([user.id], |r| r.get(0))?;
         }
     }
     Ok(Loaded {
-        facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: Some(user) },
+        facts: AuthFacts {
+            server: server.into(),
+            server_known: server_id.is_some(),
+            user: Some(user),
+        },
         password_hash: Some(hash),
         fail,
     })
@@ -107,7 +119,12 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
 /// hash for unknown users) so that every attempt costs the same. With
 /// `record`, the outcome updates the lockout counters and the event log;
 /// `tollgate test-auth` passes false and changes nothing.
-pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Decision> {
+pub fn authenticate(
+    store: &mut Store,
+    cfg: &Config,
+    req: &Request,
+    record: bool,
+) -> Result<Decision> {
     let loaded = load(store, req.username, req.server, req.now)?;
     let ok = password::verify(loaded.password_hash.as_deref(), req.password, cfg.argon2);
     let proof = if ok { Proof::Valid } else { Proof::Invalid };
@@ -121,7 +138,13 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     Ok(decision)
 }
 
-fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loaded, d: &Decision) -> Result<()> {
+fn record_outcome(
+    store: &mut Store,
+    cfg: &Config,
+    req: &Request,
+    loaded: &Loaded,
+    d: &Decision,
+) -> Result<()> {
     let tx = store.write_tx()?;
     if let Some(u) = &loaded.facts.user {
         match d {
@@ -130,7 +153,13 @@ fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loade
                 let current: FailState = tx.query_row(
                     "SELECT failed_count, failed_since, locked_until FROM users WHERE id = ?1",
                     [u.id],
-                    |r| Ok(FailState { count: r.get(0)?, since: r.get(1)?, locked_until: r.get(2)? }),
+                    |r| {
+                        Ok(FailState {
+                            count: r.get(0)?,
+                            since: r.get(1)?,
+                            locked_until: r.get(2)?,
+                        })
+                    },
                 )?;
                 let next = policy::after_failure(current, req.now, &cfg.lockout);
                 tx.execute(
@@ -152,7 +181,10 @@ fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loade
         Decision::Deny(deny) => ("deny", deny.log_reason()),
     };
     log_event(&tx, req, result, &reason)?;
-    tx.execute("DELETE FROM auth_events WHERE at < ?1", [req.now - cfg.retention_secs])?;
+    tx.execute(
+        "DELETE FROM auth_events WHERE at < ?1",
+        [req.now - cfg.retention_secs],
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -167,7 +199,9 @@ fn log_event(tx: &rusqlite::Transaction, req: &Request, result: &str, reason: &s
 
 /// After a good login, bring an old hash up to the configured parameters.
 fn maybe_rehash(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loaded) -> Result<()> {
-    let (Some(u), Some(h)) = (&loaded.facts.user, &loaded.password_hash) else { return Ok(()) };
+    let (Some(u), Some(h)) = (&loaded.facts.user, &loaded.password_hash) else {
+        return Ok(());
+    };
     if password::needs_rehash(h, cfg.argon2) {
         let new = password::hash(req.password, cfg.argon2)?;
         store.conn.execute(

@@ -36,7 +36,11 @@ pub struct Argon2Params {
 /// OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): about 35 ms here.
 impl Default for Argon2Params {
     fn default() -> Self {
-        Argon2Params { m_cost_kib: 19456, t_cost: 2, p_cost: 1 }
+        Argon2Params {
+            m_cost_kib: 19456,
+            t_cost: 2,
+            p_cost: 1,
+        }
     }
 }
 
@@ -50,7 +54,11 @@ pub struct Lockout {
 
 impl Default for Lockout {
     fn default() -> Self {
-        Lockout { max_failures: 10, window_secs: 15 * 60, duration_secs: 15 * 60 }
+        Lockout {
+            max_failures: 10,
+            window_secs: 15 * 60,
+            duration_secs: 15 * 60,
+        }
     }
 }
 
@@ -127,8 +135,8 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut cfg = Config::parse(&text)
-            .with_context(|| format!("bad config {}", path.display()))?;
+        let mut cfg =
+            Config::parse(&text).with_context(|| format!("bad config {}", path.display()))?;
         cfg.path = Some(path.to_path_buf());
         // A relative database path is relative to the config file.
         if cfg.database.is_relative() {
@@ -222,7 +230,13 @@ mod tests {
 
     #[test]
     fn errors_are_one_line() {
-        for bad in ["databse = 1", "server = ", "database = [\n", "log_level = \"loud\"", "[lockout]\nwindow = \"soon\""] {
+        for bad in [
+            "databse = 1",
+            "server = ",
+            "database = [\n",
+            "log_level = \"loud\"",
+            "[lockout]\nwindow = \"soon\"",
+        ] {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(!e.contains('\n'), "multi-line error for {bad:?}: {e}");
         }

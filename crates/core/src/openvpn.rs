@@ -63,7 +63,9 @@ pub struct Credentials {
 }
 
 fn malformed(detail: impl Into<String>) -> Deny {
-    Deny::Malformed { detail: detail.into() }
+    Deny::Malformed {
+        detail: detail.into(),
+    }
 }
 
 /// The most a credentials file can legitimately hold.
@@ -72,12 +74,21 @@ const MAX_CREDENTIALS_FILE: u64 = 4096;
 /// `via-file`: first line username, second line password. Read at once:
 /// OpenVPN deletes the file when the hook exits.
 pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
+    let f = std::fs::File::open(path).map_err(|e| {
+        malformed(format!(
+            "cannot read credentials file {}: {e}",
+            path.display()
+        ))
+    })?;
     let mut buf = Vec::new();
     f.take(MAX_CREDENTIALS_FILE + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            malformed(format!(
+                "cannot read credentials file {}: {e}",
+                path.display()
+            ))
+        })?;
     if buf.len() as u64 > MAX_CREDENTIALS_FILE {
         return Err(malformed("credentials file larger than 4 KiB"));
     }
@@ -93,7 +104,10 @@ pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
         return Err(malformed("credentials file has no password line"));
     }
     let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
-    Ok(Credentials { username, password: rest[..end].to_vec() })
+    Ok(Credentials {
+        username,
+        password: rest[..end].to_vec(),
+    })
 }
 
 /// `via-env`: `username` and `password` (script-security 3).
@@ -113,11 +127,20 @@ pub fn client_ip() -> Option<String> {
 /// Replace `path` atomically: write a temp file beside it, then rename.
 /// OpenVPN polls these files; it must never see half a write.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(content)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)
@@ -139,7 +162,13 @@ mod tests {
 
     #[test]
     fn hook_args() {
-        let a = args(&["--config", "/etc/t.toml", "--server=nl-1", "/tmp/openvpn_up_x"]).unwrap();
+        let a = args(&[
+            "--config",
+            "/etc/t.toml",
+            "--server=nl-1",
+            "/tmp/openvpn_up_x",
+        ])
+        .unwrap();
         assert_eq!(a.config, Some(PathBuf::from("/etc/t.toml")));
         assert_eq!(a.server.as_deref(), Some("nl-1"));
         assert_eq!(a.file, Some(PathBuf::from("/tmp/openvpn_up_x")));
@@ -158,7 +187,10 @@ mod tests {
             read_via_file(&p)
         };
         let c = read(b"alice\nsecret pw\n").unwrap();
-        assert_eq!((c.username.as_slice(), c.password.as_slice()), (&b"alice"[..], &b"secret pw"[..]));
+        assert_eq!(
+            (c.username.as_slice(), c.password.as_slice()),
+            (&b"alice"[..], &b"secret pw"[..])
+        );
         let c = read(b"alice\nsecret").unwrap();
         assert_eq!(c.password, b"secret");
         for bad in [&b""[..], b"alice", b"alice\n", &[b'x'; 5000]] {
@@ -174,6 +206,10 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         write_atomic(&p, b"1").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"1");
-        assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 1, "no temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(&d.path).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::config::Argon2Params;
 use anyhow::{bail, Result};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Longest password accepted: OpenVPN's stock build carries at most 128 bytes.
@@ -81,7 +83,11 @@ pub fn check_new(password: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    const FAST: Argon2Params = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+    const FAST: Argon2Params = Argon2Params {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     #[test]
     fn roundtrip() {
@@ -98,7 +104,13 @@ mod tests {
     fn rehash_detection() {
         let h = hash("correct horse", FAST).unwrap();
         assert!(!needs_rehash(&h, FAST));
-        assert!(needs_rehash(&h, Argon2Params { m_cost_kib: 128, ..FAST }));
+        assert!(needs_rehash(
+            &h,
+            Argon2Params {
+                m_cost_kib: 128,
+                ..FAST
+            }
+        ));
     }
 
     #[test]

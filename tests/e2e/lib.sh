@@ -1,0 +1,254 @@
+# End-to-end harness: a real OpenVPN 2.6 server and client in two network
+# namespaces joined by a veth pair, a throwaway PKI, tollgate's hooks run by
+# the server as nobody. Sourced by the test files; everything it creates is
+# named after this run's PID and removed on exit, also on failure.
+#
+# Addresses: 192.0.2.0/24 (TEST-NET-1) on the veth, 10.99.0.0/24 in the
+# tunnel. Nothing leaves the namespaces.
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${TOLLGATE_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/release}
+RUN_ID=$$
+NS_SRV=tgs$RUN_ID
+NS_CLI=tgc$RUN_ID
+VETH_S=tgvs$RUN_ID
+VETH_C=tgvc$RUN_ID
+SRV_IP=192.0.2.1
+CLI_IP=192.0.2.2
+W=$(mktemp -d /tmp/tg-e2e.XXXXXX)
+PASSED=0
+FAILED=0
+FAILURES=()
+
+cleanup() {
+    local f
+    for f in "$W"/*.pid; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+    done
+    sleep 0.2
+    for f in "$W"/*.pid; do
+        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    done
+    ip netns del "$NS_SRV" 2>/dev/null
+    ip netns del "$NS_CLI" 2>/dev/null
+    if [ "${KEEP_E2E:-}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '    %s\n' "$*"; }
+
+pass() { PASSED=$((PASSED + 1)); printf 'ok    %s\n' "$1"; }
+fail() {
+    FAILED=$((FAILED + 1)); FAILURES+=("$1"); printf 'FAIL  %s\n' "$1"
+    shift
+    for f in "$@"; do
+        [ -f "$f" ] && { echo "    --- last lines of $f"; tail -n 15 "$f" | sed 's/^/    | /'; }
+    done
+}
+
+# check DESCRIPTION COMMAND...: pass when the command succeeds.
+check() {
+    local d=$1; shift
+    if "$@"; then pass "$d"; else fail "$d" "$W/srv.log"; fi
+}
+
+summary() {
+    echo
+    for f in "${FAILURES[@]}"; do echo "failed: $f"; done
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+}
+
+# wait_for FILE REGEX [SECONDS]: poll a log with a deadline.
+wait_for() {
+    local file=$1 re=$2 t=${3:-20} i
+    for ((i = 0; i < t * 10; i++)); do
+        grep -Eq -- "$re" "$file" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+tg() { "$W/bin/tollgate" --config "$W/tollgate.toml" "$@"; }
+
+netns_up() {
+    ip netns add "$NS_SRV"
+    ip netns add "$NS_CLI"
+    ip link add "$VETH_S" type veth peer name "$VETH_C"
+    ip link set "$VETH_S" netns "$NS_SRV"
+    ip link set "$VETH_C" netns "$NS_CLI"
+    ip -n "$NS_SRV" addr add "$SRV_IP/24" dev "$VETH_S"
+    ip -n "$NS_CLI" addr add "$CLI_IP/24" dev "$VETH_C"
+    ip -n "$NS_SRV" link set "$VETH_S" up
+    ip -n "$NS_CLI" link set "$VETH_C" up
+    ip -n "$NS_SRV" link set lo up
+    ip -n "$NS_CLI" link set lo up
+}
+
+pki() {
+    local p=$W/pki
+    mkdir -p "$p"
+    (
+        cd "$p" || exit 1
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.crt -days 2 -subj /CN=tollgate-test-ca 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.csr -subj /CN=server 2>/dev/null
+        printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\n' > srv.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+            -out server.crt -days 2 -extfile srv.ext 2>/dev/null
+        openvpn --genkey tls-crypt tc.key
+    ) || { echo "PKI setup failed"; exit 1; }
+}
+
+# setup [EXTRA_TOML]: namespaces, PKI, binaries, config and database.
+setup() {
+    for b in tollgate auth-verify; do
+        [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build with cargo build --release"; exit 1; }
+    done
+    chmod 755 "$W"
+    mkdir -p "$W/bin" "$W/db" "$W/tmp"
+    cp "$BIN"/tollgate "$BIN"/auth-verify "$W/bin/"
+    for b in client-connect client-disconnect gen-ovpn; do
+        [ -x "$BIN/$b" ] && cp "$BIN/$b" "$W/bin/"
+    done
+    chmod 755 "$W/bin"/*
+    # The database directory belongs to the OpenVPN user, as install makes it.
+    chown nobody:nogroup "$W/db" "$W/tmp"
+    chmod 770 "$W/db"
+    cat > "$W/tollgate.toml" <<EOF
+database = "$W/db/tollgate.db"
+server = "nl-1"
+${1:-}
+EOF
+    chmod 644 "$W/tollgate.toml"
+    netns_up
+    pki
+    tg init >/dev/null || { echo "tollgate init failed"; exit 1; }
+    tg server add nl-1 --host "$SRV_IP" --ca "$W/pki/ca.crt" --tls-crypt "$W/pki/tc.key" >/dev/null
+}
+
+# start_server [EXTRA_DIRECTIVES]: the OpenVPN server, hooks as nobody.
+start_server() {
+    local hook_args="--config $W/tollgate.toml"
+    {
+        cat <<EOF
+dev tun
+proto udp
+local $SRV_IP
+port 1194
+server 10.99.0.0 255.255.255.0
+topology subnet
+ca $W/pki/ca.crt
+cert $W/pki/server.crt
+key $W/pki/server.key
+dh none
+tls-crypt $W/pki/tc.key
+verify-client-cert none
+username-as-common-name
+user nobody
+group nogroup
+persist-key
+persist-tun
+tmp-dir $W/tmp
+script-security 2
+auth-user-pass-verify "$W/bin/auth-verify $hook_args" via-file
+management 127.0.0.1 7505
+status $W/status.log 1
+status-version 3
+verb 3
+EOF
+        [ -x "$W/bin/client-connect" ] && echo "client-connect \"$W/bin/client-connect $hook_args\""
+        [ -x "$W/bin/client-disconnect" ] && echo "client-disconnect \"$W/bin/client-disconnect $hook_args\""
+        printf '%s\n' "${1:-}"
+    } > "$W/server.conf"
+    : > "$W/srv.log"
+    ip netns exec "$NS_SRV" openvpn --cd "$W" --config "$W/server.conf" \
+        --writepid "$W/srv.pid" --daemon --log "$W/srv.log"
+    wait_for "$W/srv.log" "Initialization Sequence Completed" 20 || {
+        echo "OpenVPN server did not start:"; tail -n 30 "$W/srv.log"; exit 1
+    }
+}
+
+stop_server() {
+    [ -f "$W/srv.pid" ] && kill "$(cat "$W/srv.pid")" 2>/dev/null
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$(cat "$W/srv.pid" 2>/dev/null)" 2>/dev/null || break
+        sleep 0.1
+    done
+    rm -f "$W/srv.pid"
+}
+
+# client_conf USER PASS [EXTRA]: a hand-written client profile.
+client_conf() {
+    printf '%s\n%s\n' "$1" "$2" > "$W/creds-$1"
+    chmod 600 "$W/creds-$1"
+    cat <<EOF
+client
+dev tun
+proto udp
+remote $SRV_IP 1194
+nobind
+remote-cert-tls server
+ca $W/pki/ca.crt
+tls-crypt $W/pki/tc.key
+auth-user-pass $W/creds-$1
+auth-retry none
+explicit-exit-notify 1
+verb 3
+${3:-}
+EOF
+}
+
+# connect NAME CONFIG_FILE: start a client in the client namespace.
+connect() {
+    local name=$1 conf=$2
+    : > "$W/cli-$name.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$conf" \
+        --writepid "$W/cli-$name.pid" --daemon --log "$W/cli-$name.log"
+}
+
+disconnect() {
+    local name=$1 i pid
+    pid=$(cat "$W/cli-$name.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+    rm -f "$W/cli-$name.pid"
+}
+
+# login_ok NAME USER PASS: connects, then disconnects. Logs kept for failure output.
+login_ok() {
+    local name=$1
+    client_conf "$2" "$3" "${4:-}" > "$W/client-$name.conf"
+    connect "$name" "$W/client-$name.conf"
+    if wait_for "$W/cli-$name.log" "Initialization Sequence Completed|AUTH_FAILED" 30 &&
+        grep -q "Initialization Sequence Completed" "$W/cli-$name.log"; then
+        disconnect "$name"; return 0
+    fi
+    disconnect "$name"; tail -n 5 "$W/cli-$name.log" | sed 's/^/    | /'; return 1
+}
+
+# login_refused NAME USER PASS REASON_REGEX: AUTH_FAILED with that client reason.
+login_refused() {
+    local name=$1 re=$4
+    client_conf "$2" "$3" "${5:-}" > "$W/client-$name.conf"
+    connect "$name" "$W/client-$name.conf"
+    if wait_for "$W/cli-$name.log" "AUTH_FAILED|Initialization Sequence Completed" 30 &&
+        grep -Eq "AUTH_FAILED,.*($re)" "$W/cli-$name.log"; then
+        disconnect "$name"; return 0
+    fi
+    disconnect "$name"; grep -E "AUTH|Initialization" "$W/cli-$name.log" | tail -n 3 | sed 's/^/    | /'; return 1
+}
+
+# mgmt COMMAND: one command on the server's management interface.
+mgmt() {
+    ip netns exec "$NS_SRV" bash -c '
+        exec 3<>/dev/tcp/127.0.0.1/7505 || exit 1
+        printf "%s\nquit\n" "$1" >&3
+        timeout 5 cat <&3' _ "$1"
+}

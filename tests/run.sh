@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on Debian 12: installs what the tests need,
+# builds the release binaries, runs the unit and integration tests, then the
+# end-to-end tests against a real OpenVPN server and client.
+#   bash tests/run.sh            everything
+#   bash tests/run.sh auth       only tests/e2e/test_auth*.sh (after unit tests)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: run as root (network namespaces, OpenVPN's tun device)" >&2
+    exit 1
+fi
+
+# Packages the tests use, installed when missing (one apt-get update at most).
+need=()
+command -v openvpn >/dev/null || need+=(openvpn)
+command -v ip >/dev/null || need+=(iproute2)
+command -v openssl >/dev/null || need+=(openssl)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v python3 >/dev/null || need+=(python3)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing: ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+        { echo "apt-get install ${need[*]} failed" >&2; exit 1; }
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.80+)" >&2; exit 1; }
+if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200; fi
+
+echo "== build (release)"
+cargo build --release --locked || exit 1
+
+echo "== unit and integration tests"
+cargo test --locked || exit 1
+
+echo "== end-to-end tests (real OpenVPN)"
+passed=0; failed=0; rc=0
+for t in tests/e2e/test_"${1:-}"*.sh; do
+    echo "-- $t"
+    out=$(mktemp)
+    bash "$t" 2>&1 | tee "$out"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    rm -f "$out"
+    if [ -z "$line" ]; then failed=$((failed + 1)); rc=1; echo "$t did not finish"; continue; fi
+    passed=$((passed + ${line%% passed*}))
+    f=${line#*, }; failed=$((failed + ${f%% failed*}))
+done
+echo
+echo "e2e: $passed passed, $failed failed"
+exit $rc
