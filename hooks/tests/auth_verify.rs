@@ -8,11 +8,7 @@ use std::process::{Command, Output};
 use tollgate_core::config::Argon2Params;
 use tollgate_core::{password, Config, Store};
 
-const FAST: Argon2Params = Argon2Params {
-    m_cost_kib: 256,
-    t_cost: 1,
-    p_cost: 1,
-};
+const FAST: Argon2Params = Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 };
 
 struct Env {
     dir: PathBuf,
@@ -87,30 +83,16 @@ fn assert_denied(out: &Output, reason: &str, log_has: &str) {
     assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
     assert_eq!(err.lines().count(), 1, "exactly one log line, got: {err:?}");
     assert!(err.contains("DENY"), "{err}");
-    assert!(
-        err.contains(log_has),
-        "log {err:?} should mention {log_has:?}"
-    );
-    assert!(
-        !err.contains("correct horse"),
-        "the password must never be logged: {err}"
-    );
-    assert!(
-        !reason.is_empty() && !reason.contains('\n'),
-        "client reason {reason:?}"
-    );
+    assert!(err.contains(log_has), "log {err:?} should mention {log_has:?}");
+    assert!(!err.contains("correct horse"), "the password must never be logged: {err}");
+    assert!(!reason.is_empty() && !reason.contains('\n'), "client reason {reason:?}");
 }
 
 #[test]
 fn right_password_accepts_wrong_denies() {
     let e = setup("basic");
     let (out, _) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let (out, reason) = e.run(Some(&e.creds(b"alice\nwrong horse\n")), &[], &[]);
     assert_denied(&out, &reason, "wrong password");
     assert_eq!(reason, "invalid username or password");
@@ -124,12 +106,7 @@ fn via_env() {
     let e = setup("env");
     let ok: [(&str, &[u8]); 2] = [("username", b"alice"), ("password", b"correct horse")];
     let (out, _) = e.run(None, &ok, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let (out, reason) = e.run(None, &[("username", b"alice")], &[]);
     assert_denied(&out, &reason, "no password in the environment");
     let (out, reason) = e.run(None, &[], &[]);
@@ -146,18 +123,9 @@ fn malformed_credentials_files() {
         (b"alice".to_vec(), "no password line"),
         (b"alice\n".to_vec(), "no password line"),
         (long, "larger than 4 KiB"),
-        (
-            [b'a'; 1000].iter().copied().chain(*b"\nx\n").collect(),
-            "too long",
-        ),
-        (
-            b"al\x07ice\ncorrect horse\n".to_vec(),
-            "control character in username",
-        ),
-        (
-            b"alice\ncorrect\x1bhorse\n".to_vec(),
-            "control character in password",
-        ),
+        ([b'a'; 1000].iter().copied().chain(*b"\nx\n").collect(), "too long"),
+        (b"al\x07ice\ncorrect horse\n".to_vec(), "control character in username"),
+        (b"alice\ncorrect\x1bhorse\n".to_vec(), "control character in password"),
         (b"\xff\xfeice\ncorrect horse\n".to_vec(), "not UTF-8"),
         (b"alice\n\xc3\x28\n".to_vec(), "not UTF-8"),
     ];
@@ -177,11 +145,7 @@ fn missing_environment() {
     assert_denied(&out, &reason, "no untrusted_ip");
     // Without auth_failed_reason_file there is nowhere to write a reason:
     // still a clean deny.
-    let (out, _) = e.run(
-        Some(&e.creds(b"alice\nwrong\n")),
-        &[],
-        &["auth_failed_reason_file"],
-    );
+    let (out, _) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &["auth_failed_reason_file"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -231,10 +195,7 @@ fn unreadable_database() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("DENY") && err.contains("internal error"),
-        "{err}"
-    );
+    assert!(err.contains("DENY") && err.contains("internal error"), "{err}");
 }
 
 #[test]
@@ -247,10 +208,7 @@ fn locked_database_is_waited_for_then_denied() {
     let t = std::time::Instant::now();
     let (out, reason) = e.run(Some(&f), &[], &[]);
     assert_denied(&out, &reason, "internal error");
-    assert!(
-        t.elapsed() >= std::time::Duration::from_millis(900),
-        "the hook must wait on the busy timeout"
-    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900), "the hook must wait on the busy timeout");
     holder.execute_batch("ROLLBACK").unwrap();
     // Once the lock is gone the same login goes through.
     let (out, _) = e.run(Some(&f), &[], &[]);
@@ -282,9 +240,7 @@ fn lockout_then_unlock() {
     assert_denied(&out, &reason, "locked out until");
     assert!(reason.contains("locked"), "{reason}");
     let cfg = Config::from_file(&e.config).unwrap();
-    rusqlite_conn(&cfg)
-        .execute("UPDATE users SET locked_until = NULL", [])
-        .unwrap();
+    rusqlite_conn(&cfg).execute("UPDATE users SET locked_until = NULL", []).unwrap();
     let (out, _) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
     assert_eq!(out.status.code(), Some(0));
 }

@@ -1,10 +1,7 @@
 //! The admin commands: thin SQL over the store, one clear error line each.
 
 use crate::out;
-use crate::{
-    Cli, Cmd, GroupArgs, GroupCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd,
-    UserSet,
-};
+use crate::{Cli, Cmd, GroupArgs, GroupCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd, UserSet};
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -36,13 +33,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Group(c) => group(&mut store.conn, c)?,
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
-        Cmd::TestAuth {
-            user,
-            server,
-            password_stdin,
-            ip,
-            json,
-        } => return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, json),
+        Cmd::Sessions { open, user, server, limit, json } => {
+            crate::accounting::sessions(&store.conn, open, user, server, limit, json)?
+        }
+        Cmd::Usage { user, json } => crate::accounting::usage(&store.conn, user, json)?,
+        Cmd::Sweep { management, status, server, json } => {
+            crate::accounting::sweep(&mut store, &cfg, management, status, server, json)?
+        }
+        Cmd::TestAuth { user, server, password_stdin, ip, json } => {
+            return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, json)
+        }
     }
     Ok(0)
 }
@@ -57,13 +57,9 @@ fn id_of(c: &Connection, kind: &str, name: &str) -> Result<i64> {
         "server" => "servers",
         _ => unreachable!("unknown kind {kind}"),
     };
-    c.query_row(
-        &format!("SELECT id FROM {table} WHERE name = ?1"),
-        [name],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| anyhow!("no such {kind}: {name}"))
+    c.query_row(&format!("SELECT id FROM {table} WHERE name = ?1"), [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| anyhow!("no such {kind}: {name}"))
 }
 
 /// `none`, `never`, `unlimited` or empty clear an optional setting.
@@ -89,10 +85,7 @@ fn positive(s: &str) -> Result<i64> {
 fn read_password(from_stdin: bool, confirm: bool) -> Result<String> {
     let pw = if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
         let ask = |p: &str| {
@@ -110,19 +103,12 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<String> {
 }
 
 fn read_pem(path: &std::path::Path, what: &str, must_contain: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
     if !text.contains(must_contain) {
-        bail!(
-            "{} does not look like a {what} (no {must_contain:?})",
-            path.display()
-        );
+        bail!("{} does not look like a {what} (no {must_contain:?})", path.display());
     }
     if text.contains("PRIVATE KEY") {
-        bail!(
-            "{} holds a private key: give the {what} alone, it is copied into client profiles",
-            path.display()
-        );
+        bail!("{} holds a private key: give the {what} alone, it is copied into client profiles", path.display());
     }
     Ok(text)
 }
@@ -130,10 +116,7 @@ fn read_pem(path: &std::path::Path, what: &str, must_contain: &str) -> Result<St
 fn grant(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
     for s in servers {
         let sid = id_of(c, "server", s)?;
-        c.execute(
-            &format!("INSERT OR IGNORE INTO grants (server_id, {who}_id) VALUES (?1, ?2)"),
-            params![sid, id],
-        )?;
+        c.execute(&format!("INSERT OR IGNORE INTO grants (server_id, {who}_id) VALUES (?1, ?2)"), params![sid, id])?;
     }
     Ok(())
 }
@@ -141,10 +124,7 @@ fn grant(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
 fn revoke(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
     for s in servers {
         let sid = id_of(c, "server", s)?;
-        let n = c.execute(
-            &format!("DELETE FROM grants WHERE server_id = ?1 AND {who}_id = ?2"),
-            params![sid, id],
-        )?;
+        let n = c.execute(&format!("DELETE FROM grants WHERE server_id = ?1 AND {who}_id = ?2"), params![sid, id])?;
         if n == 0 {
             bail!("{who} has no grant for server {s}");
         }
@@ -156,9 +136,7 @@ fn granted_servers(c: &Connection, who: &str, id: i64) -> Result<Vec<String>> {
     let mut st = c.prepare(&format!(
         "SELECT s.name FROM grants g JOIN servers s ON s.id = g.server_id WHERE g.{who}_id = ?1 ORDER BY s.name"
     ))?;
-    let v = st
-        .query_map([id], |r| r.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+    let v = st.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
     Ok(v)
 }
 
@@ -184,12 +162,7 @@ fn server(c: &Connection, cmd: ServerCmd) -> Result<()> {
                                 r["proto"].as_str().unwrap_or("")
                             ),
                             r["tls_mode"].as_str().unwrap_or("").into(),
-                            if r["client_cert"].as_bool() == Some(true) {
-                                "yes"
-                            } else {
-                                "no"
-                            }
-                            .into(),
+                            if r["client_cert"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
                         ]
                     })
                     .collect();
@@ -244,13 +217,9 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
         (None, Some(p)) => ("tls-auth", p),
         _ => bail!("give exactly one of --tls-crypt and --tls-auth"),
     };
-    let key = std::fs::read_to_string(key_path)
-        .with_context(|| format!("cannot read {}", key_path.display()))?;
+    let key = std::fs::read_to_string(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
     if !key.contains("BEGIN OpenVPN Static key V1") {
-        bail!(
-            "{} is not an OpenVPN static key (openvpn --genkey tls-crypt FILE)",
-            key_path.display()
-        );
+        bail!("{} is not an OpenVPN static key (openvpn --genkey tls-crypt FILE)", key_path.display());
     }
     let key_direction = match mode {
         "tls-auth" => Some(a.key_direction.unwrap_or(1)),
@@ -264,10 +233,7 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
     if a.client_cert {
         let dir = a.pki_dir.as_ref().expect("clap requires --pki-dir");
         if !dir.join("issued").is_dir() {
-            bail!(
-                "{} has no issued/ directory (easy-rsa layout expected)",
-                dir.display()
-            );
+            bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
         }
     }
     let r = c.execute(
@@ -291,9 +257,7 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
         ],
     );
     match r {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
             bail!("server {} already exists", a.name)
         }
         r => r?,
@@ -333,16 +297,10 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
     match cmd {
         PlanCmd::Add(a) => {
             check_name("plan", &a.name)?;
-            if c.query_row("SELECT 1 FROM plans WHERE name = ?1", [&a.name], |_| Ok(()))
-                .optional()?
-                .is_some()
-            {
+            if c.query_row("SELECT 1 FROM plans WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
                 bail!("plan {} already exists", a.name);
             }
-            c.execute(
-                "INSERT INTO plans (name, created_at) VALUES (?1, ?2)",
-                params![a.name, now()],
-            )?;
+            c.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
             plan_update(c, &a)?;
             println!("added plan {}", a.name);
             Ok(())
@@ -359,18 +317,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
                 out::json(&Value::Array(rows));
             } else {
                 let t: Vec<Vec<String>> = rows.iter().map(plan_cells).collect();
-                out::table(
-                    &[
-                        "NAME",
-                        "QUOTA",
-                        "PERIOD",
-                        "MAX-SESSION",
-                        "MAX-CONN",
-                        "EXPIRES-AFTER",
-                        "USERS",
-                    ],
-                    &t,
-                );
+                out::table(&["NAME", "QUOTA", "PERIOD", "MAX-SESSION", "MAX-CONN", "EXPIRES-AFTER", "USERS"], &t);
             }
             Ok(())
         }
@@ -381,15 +328,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
                 out::json(&r);
             } else {
                 let cells = plan_cells(&r);
-                let keys = [
-                    "name",
-                    "quota",
-                    "period",
-                    "max session",
-                    "max connections",
-                    "expires after",
-                    "users",
-                ];
+                let keys = ["name", "quota", "period", "max session", "max connections", "expires after", "users"];
                 let pairs: Vec<(&str, String)> = keys.iter().copied().zip(cells).collect();
                 out::fields(&pairs);
             }
@@ -397,10 +336,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
         }
         PlanCmd::Del { name } => {
             let id = id_of(c, "plan", &name)?;
-            let n: i64 =
-                c.query_row("SELECT count(*) FROM users WHERE plan_id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let n: i64 = c.query_row("SELECT count(*) FROM users WHERE plan_id = ?1", [id], |r| r.get(0))?;
             if n > 0 {
                 bail!("plan {name} is used by {n} user(s): move them first (tollgate user set NAME --plan OTHER)");
             }
@@ -414,28 +350,16 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
 fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
     let set = |col: &str, v: Option<Option<i64>>| -> Result<()> {
         if let Some(v) = v {
-            c.execute(
-                &format!("UPDATE plans SET {col} = ?2 WHERE name = ?1"),
-                params![a.name, v],
-            )?;
+            c.execute(&format!("UPDATE plans SET {col} = ?2 WHERE name = ?1"), params![a.name, v])?;
         }
         Ok(())
     };
     set("quota_bytes", opt_parse(&a.quota, units::parse_size)?)?;
-    set(
-        "max_session_secs",
-        opt_parse(&a.max_session, |s| positive_secs(s))?,
-    )?;
+    set("max_session_secs", opt_parse(&a.max_session, |s| positive_secs(s))?)?;
     set("max_connections", opt_parse(&a.max_connections, positive)?)?;
-    set(
-        "expires_after_secs",
-        opt_parse(&a.expires_after, |s| positive_secs(s))?,
-    )?;
+    set("expires_after_secs", opt_parse(&a.expires_after, |s| positive_secs(s))?)?;
     if let Some(p) = &a.period {
-        c.execute(
-            "UPDATE plans SET period = ?2 WHERE name = ?1",
-            params![a.name, p],
-        )?;
+        c.execute("UPDATE plans SET period = ?2 WHERE name = ?1", params![a.name, p])?;
     }
     Ok(())
 }
@@ -470,23 +394,13 @@ fn plan_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
 }
 
 fn plan_cells(r: &Value) -> Vec<String> {
-    let dur = |k: &str| {
-        r[k].as_i64()
-            .map(format_duration)
-            .unwrap_or_else(|| "-".into())
-    };
+    let dur = |k: &str| r[k].as_i64().map(format_duration).unwrap_or_else(|| "-".into());
     vec![
         r["name"].as_str().unwrap_or("").into(),
-        r["quota_bytes"]
-            .as_i64()
-            .map(format_size)
-            .unwrap_or_else(|| "unlimited".into()),
+        r["quota_bytes"].as_i64().map(format_size).unwrap_or_else(|| "unlimited".into()),
         r["period"].as_str().unwrap_or("").into(),
         dur("max_session_secs"),
-        r["max_connections"]
-            .as_i64()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "-".into()),
+        r["max_connections"].as_i64().map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
         dur("expires_after_secs"),
         r["users"].to_string(),
     ]
@@ -499,21 +413,10 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
         GroupCmd::Add(a) => {
             check_name("group", &a.name)?;
             let tx = c.transaction()?;
-            if tx
-                .query_row(
-                    "SELECT 1 FROM groups WHERE name = ?1",
-                    [&a.name],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some()
-            {
+            if tx.query_row("SELECT 1 FROM groups WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
                 bail!("group {} already exists", a.name);
             }
-            tx.execute(
-                "INSERT INTO groups (name, created_at) VALUES (?1, ?2)",
-                params![a.name, now()],
-            )?;
+            tx.execute("INSERT INTO groups (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
             group_update(&tx, &a)?;
             tx.commit()?;
             println!("added group {}", a.name);
@@ -544,8 +447,7 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
                 out::json(&r);
             } else {
                 let keys = ["name", "servers", "redirect gateway", "push", "users"];
-                let pairs: Vec<(&str, String)> =
-                    keys.iter().copied().zip(group_cells(&r)).collect();
+                let pairs: Vec<(&str, String)> = keys.iter().copied().zip(group_cells(&r)).collect();
                 out::fields(&pairs);
             }
             Ok(())
@@ -567,22 +469,13 @@ fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
         }
     }
     if !a.push.is_empty() || a.clear_push {
-        c.execute(
-            "UPDATE groups SET push = ?2 WHERE id = ?1",
-            params![id, a.push.join("\n")],
-        )?;
+        c.execute("UPDATE groups SET push = ?2 WHERE id = ?1", params![id, a.push.join("\n")])?;
     }
     if let Some(r) = a.redirect_gateway {
-        c.execute(
-            "UPDATE groups SET redirect_gateway = ?2 WHERE id = ?1",
-            params![id, r],
-        )?;
+        c.execute("UPDATE groups SET redirect_gateway = ?2 WHERE id = ?1", params![id, r])?;
     }
     if let Some(all) = a.all_servers {
-        c.execute(
-            "UPDATE groups SET all_servers = ?2 WHERE id = ?1",
-            params![id, all],
-        )?;
+        c.execute("UPDATE groups SET all_servers = ?2 WHERE id = ?1", params![id, all])?;
     }
     grant(c, "group", id, &a.server)?;
     revoke(c, "group", id, &a.revoke)?;
@@ -625,10 +518,8 @@ fn servers_cell(r: &Value) -> String {
     if r["all_servers"].as_bool() == Some(true) {
         return "all".into();
     }
-    let v: Vec<&str> = r["servers"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-        .unwrap_or_default();
+    let v: Vec<&str> =
+        r["servers"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
     if v.is_empty() {
         "-".into()
     } else {
@@ -637,24 +528,13 @@ fn servers_cell(r: &Value) -> String {
 }
 
 fn group_cells(r: &Value) -> Vec<String> {
-    let push: Vec<&str> = r["push"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-        .unwrap_or_default();
+    let push: Vec<&str> =
+        r["push"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect()).unwrap_or_default();
     vec![
         r["name"].as_str().unwrap_or("").into(),
         servers_cell(r),
-        if r["redirect_gateway"].as_bool() == Some(true) {
-            "yes"
-        } else {
-            "no"
-        }
-        .into(),
-        if push.is_empty() {
-            "-".into()
-        } else {
-            push.join("; ")
-        },
+        if r["redirect_gateway"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+        if push.is_empty() { "-".into() } else { push.join("; ") },
         r["users"].to_string(),
     ]
 }
@@ -664,28 +544,19 @@ fn group_cells(r: &Value) -> Vec<String> {
 fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
     match cmd {
         UserCmd::Add(a) => user_add(c, cfg, a),
-        UserCmd::Passwd {
-            name,
-            password_stdin,
-        } => {
+        UserCmd::Passwd { name, password_stdin } => {
             let id = id_of(c, "user", &name)?;
             let h = password::hash(&read_password(password_stdin, true)?, cfg.argon2)?;
-            c.execute(
-                "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, h, now()],
-            )?;
+            c.execute("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, h, now()])?;
             println!("password of {name} changed");
             Ok(())
         }
         UserCmd::Set(a) => user_set(c, a),
         UserCmd::Enable { name } => simple_update(c, &name, "enabled = 1", "enabled"),
         UserCmd::Disable { name } => simple_update(c, &name, "enabled = 0", "disabled"),
-        UserCmd::Unlock { name } => simple_update(
-            c,
-            &name,
-            "failed_count = 0, failed_since = NULL, locked_until = NULL",
-            "unlocked",
-        ),
+        UserCmd::Unlock { name } => {
+            simple_update(c, &name, "failed_count = 0, failed_since = NULL, locked_until = NULL", "unlocked")
+        }
         UserCmd::Del { name } => {
             let id = id_of(c, "user", &name)?;
             c.execute("DELETE FROM users WHERE id = ?1", [id])?;
@@ -701,20 +572,10 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
                     .iter()
                     .map(|r| {
                         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-                        vec![
-                            s("name"),
-                            state_cell(r),
-                            s("plan"),
-                            s("group"),
-                            servers_cell(r),
-                            s("expires_at"),
-                        ]
+                        vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
                     })
                     .collect();
-                out::table(
-                    &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"],
-                    &t,
-                );
+                out::table(&["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"], &t);
             }
             Ok(())
         }
@@ -739,14 +600,7 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
                     ("static ip", s("static_ip")),
                     ("device binding", s("device_binding")),
                     ("max devices", s("max_devices")),
-                    (
-                        "second factor",
-                        if r["mfa"].as_bool() == Some(true) {
-                            "totp".into()
-                        } else {
-                            "off".into()
-                        },
-                    ),
+                    ("second factor", if r["mfa"].as_bool() == Some(true) { "totp".into() } else { "off".into() }),
                     ("failed logins", s("failed_count")),
                     ("locked until", s("locked_until")),
                     ("created", s("created_at")),
@@ -769,37 +623,24 @@ fn state_cell(r: &Value) -> String {
 
 fn simple_update(c: &Connection, name: &str, set: &str, done: &str) -> Result<()> {
     let id = id_of(c, "user", name)?;
-    c.execute(
-        &format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"),
-        params![id, now()],
-    )?;
+    c.execute(&format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"), params![id, now()])?;
     println!("{done} {name}");
     Ok(())
 }
 
 fn check_ip(s: &str) -> Result<String> {
-    let ip: std::net::Ipv4Addr = s
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("{s:?} is not an IPv4 address"))?;
+    let ip: std::net::Ipv4Addr = s.trim().parse().map_err(|_| anyhow!("{s:?} is not an IPv4 address"))?;
     Ok(ip.to_string())
 }
 
 fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     check_name("user", &a.name)?;
-    if c.query_row("SELECT 1 FROM users WHERE name = ?1", [&a.name], |_| Ok(()))
-        .optional()?
-        .is_some()
-    {
+    if c.query_row("SELECT 1 FROM users WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
         bail!("user {} already exists", a.name);
     }
     // Resolve every name before asking for a password.
     let plan = a.plan.as_deref().map(|p| id_of(c, "plan", p)).transpose()?;
-    let group = a
-        .group
-        .as_deref()
-        .map(|g| id_of(c, "group", g))
-        .transpose()?;
+    let group = a.group.as_deref().map(|g| id_of(c, "group", g)).transpose()?;
     for s in &a.server {
         id_of(c, "server", s)?;
     }
@@ -826,10 +667,7 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
     let id = id_of(&tx, "user", &a.name)?;
     let t = now();
     let set = |col: &str, v: &dyn rusqlite::ToSql| -> Result<()> {
-        tx.execute(
-            &format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"),
-            params![id, v, t],
-        )?;
+        tx.execute(&format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"), params![id, v, t])?;
         Ok(())
     };
     if let Some(p) = opt_parse(&a.plan, |p| id_of(&tx, "plan", p))? {
@@ -846,11 +684,7 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
         set("static_ip", &ip)?;
     }
     if let Some(n) = opt_parse(&a.max_devices, |s| {
-        s.trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| anyhow!("{s:?} is not a device count"))
+        s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| anyhow!("{s:?} is not a device count"))
     })? {
         set("max_devices", &n)?;
     }
@@ -940,16 +774,7 @@ fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Resul
         let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
         let t: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| {
-                vec![
-                    s(r, "at"),
-                    s(r, "user"),
-                    s(r, "server"),
-                    s(r, "ip"),
-                    s(r, "result"),
-                    s(r, "reason"),
-                ]
-            })
+            .map(|r| vec![s(r, "at"), s(r, "user"), s(r, "server"), s(r, "ip"), s(r, "result"), s(r, "reason")])
             .collect();
         out::table(&["TIME", "USER", "SERVER", "IP", "RESULT", "REASON"], &t);
     }
@@ -973,27 +798,17 @@ fn test_auth(
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
-        rpassword::prompt_password("Password: ")
-            .map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
+        rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
     };
     let decision = match check_credentials(user.as_bytes(), pw.as_bytes()) {
         Err(d) => Decision::Deny(d),
         Ok(()) => {
-            let req = Request {
-                username: user,
-                password: &pw,
-                server: &server,
-                ip,
-                now: now(),
-            };
+            let req = Request { username: user, password: &pw, server: &server, ip, now: now() };
             auth::authenticate(store, cfg, &req, false)?
         }
     };
     let (code, v) = match &decision {
-        Decision::Accept => (
-            0,
-            json!({"result": "accept", "user": user, "server": server}),
-        ),
+        Decision::Accept => (0, json!({"result": "accept", "user": user, "server": server})),
         Decision::Deny(d) => (
             1,
             json!({"result": "deny", "user": user, "server": server, "log_reason": d.log_reason(), "client_reason": d.client_reason()}),

@@ -1,6 +1,7 @@
 //! `tollgate`: the admin CLI. Argument parsing and printing only; the rules
 //! live in tollgate-core.
 
+mod accounting;
 mod admin;
 mod out;
 
@@ -46,6 +47,58 @@ pub enum Cmd {
     /// Users and their passwords, plans, groups, grants and expiry
     #[command(subcommand)]
     User(UserCmd),
+    /// Sessions (tunnels), newest first
+    Sessions {
+        /// Only sessions still open
+        #[arg(long)]
+        open: bool,
+        /// Only this user
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this server
+        #[arg(long)]
+        server: Option<String>,
+        /// How many at most
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data used per user: the current quota period and in total
+    Usage {
+        /// Only this user
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Charge live byte counts, cut clients that must go, close lost sessions.
+    ///
+    /// Meant for cron or a systemd timer, every minute or so. Reads the live
+    /// client list from OpenVPN's management interface (`status 3`) or a
+    /// status file, charges each open session's new bytes to its user's usage,
+    /// kills (client-kill HALT) clients that are over quota, expired,
+    /// disabled, deleted or past their plan's session time, closes sessions
+    /// that OpenVPN lost (open in the database, absent from the live list:
+    /// after a crash), applies spooled disconnect records and prunes old
+    /// events. Safe to run while hooks run. With a status file nothing can be
+    /// killed; the clients that would be are listed.
+    Sweep {
+        /// Management interface: unix:/path or HOST:PORT (default: `management` in the config)
+        #[arg(long, value_name = "ADDR")]
+        management: Option<String>,
+        /// Status file written with status-version 2 or 3 (default: `status_file` in the config)
+        #[arg(long, value_name = "FILE", conflicts_with = "management")]
+        status: Option<PathBuf>,
+        /// Server name (default: `server` in the config)
+        #[arg(long)]
+        server: Option<String>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Recent auth decisions (the auth_events log)
     Events {
         /// Only this user
@@ -115,12 +168,7 @@ pub struct ServerAdd {
     #[arg(long, value_name = "FILE")]
     pub ca: PathBuf,
     /// tls-crypt key file
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "tls_auth",
-        required_unless_present = "tls_auth"
-    )]
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_auth", required_unless_present = "tls_auth")]
     pub tls_crypt: Option<PathBuf>,
     /// tls-auth key file
     #[arg(long, value_name = "FILE")]

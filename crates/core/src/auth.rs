@@ -26,10 +26,8 @@ pub struct Loaded {
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
     let c = &store.conn;
-    let server_id: Option<i64> = c
-        .prepare_cached("SELECT id FROM servers WHERE name = ?1")?
-        .query_row([server], |r| r.get(0))
-        .optional()?;
+    let server_id: Option<i64> =
+        c.prepare_cached("SELECT id FROM servers WHERE name = ?1")?.query_row([server], |r| r.get(0)).optional()?;
     let row = c
         .prepare_cached(
             "SELECT u.id, u.name, u.enabled, u.expires_at, u.locked_until, u.failed_count,
@@ -69,47 +67,31 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                 used_bytes: 0,
                 open_sessions: 0,
             };
-            let fail = FailState {
-                count: r.get(5)?,
-                since: r.get(6)?,
-                locked_until: user.locked_until,
-            };
+            let fail = FailState { count: r.get(5)?, since: r.get(6)?, locked_until: user.locked_until };
             Ok((user, fail, r.get::<_, String>(7)?))
         })
         .optional()?;
     let Some((mut user, fail, hash)) = row else {
         return Ok(Loaded {
-            facts: AuthFacts {
-                server: server.into(),
-                server_known: server_id.is_some(),
-                user: None,
-            },
+            facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
             password_hash: None,
             fail: FailState::default(),
         });
     };
     if let Some(p) = &user.plan {
         user.used_bytes = c
-            .prepare_cached(
-                "SELECT bytes_in + bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2",
-            )?
+            .prepare_cached("SELECT bytes_in + bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2")?
             .query_row(params![user.id, p.period.start(now)], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
         if p.max_connections.is_some() {
             user.open_sessions = c
-                .prepare_cached(
-                    "SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL",
-                )?
+                .prepare_cached("SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL")?
                 .query_row([user.id], |r| r.get(0))?;
         }
     }
     Ok(Loaded {
-        facts: AuthFacts {
-            server: server.into(),
-            server_known: server_id.is_some(),
-            user: Some(user),
-        },
+        facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: Some(user) },
         password_hash: Some(hash),
         fail,
     })
@@ -119,12 +101,7 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
 /// hash for unknown users) so that every attempt costs the same. With
 /// `record`, the outcome updates the lockout counters and the event log;
 /// `tollgate test-auth` passes false and changes nothing.
-pub fn authenticate(
-    store: &mut Store,
-    cfg: &Config,
-    req: &Request,
-    record: bool,
-) -> Result<Decision> {
+pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Decision> {
     let loaded = load(store, req.username, req.server, req.now)?;
     let ok = password::verify(loaded.password_hash.as_deref(), req.password, cfg.argon2);
     let proof = if ok { Proof::Valid } else { Proof::Invalid };
@@ -138,13 +115,7 @@ pub fn authenticate(
     Ok(decision)
 }
 
-fn record_outcome(
-    store: &mut Store,
-    cfg: &Config,
-    req: &Request,
-    loaded: &Loaded,
-    d: &Decision,
-) -> Result<()> {
+fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loaded, d: &Decision) -> Result<()> {
     let tx = store.write_tx()?;
     if let Some(u) = &loaded.facts.user {
         match d {
@@ -153,13 +124,7 @@ fn record_outcome(
                 let current: FailState = tx.query_row(
                     "SELECT failed_count, failed_since, locked_until FROM users WHERE id = ?1",
                     [u.id],
-                    |r| {
-                        Ok(FailState {
-                            count: r.get(0)?,
-                            since: r.get(1)?,
-                            locked_until: r.get(2)?,
-                        })
-                    },
+                    |r| Ok(FailState { count: r.get(0)?, since: r.get(1)?, locked_until: r.get(2)? }),
                 )?;
                 let next = policy::after_failure(current, req.now, &cfg.lockout);
                 tx.execute(
@@ -181,10 +146,7 @@ fn record_outcome(
         Decision::Deny(deny) => ("deny", deny.log_reason()),
     };
     log_event(&tx, req, result, &reason)?;
-    tx.execute(
-        "DELETE FROM auth_events WHERE at < ?1",
-        [req.now - cfg.retention_secs],
-    )?;
+    tx.execute("DELETE FROM auth_events WHERE at < ?1", [req.now - cfg.retention_secs])?;
     tx.commit()?;
     Ok(())
 }

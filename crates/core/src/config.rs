@@ -24,6 +24,10 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// How long auth events are kept.
     pub retention_secs: i64,
+    /// sweep's management interface: `unix:/path` or `HOST:PORT`.
+    pub management: Option<String>,
+    /// sweep's status file, when there is no management interface.
+    pub status_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +40,7 @@ pub struct Argon2Params {
 /// OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): about 35 ms here.
 impl Default for Argon2Params {
     fn default() -> Self {
-        Argon2Params {
-            m_cost_kib: 19456,
-            t_cost: 2,
-            p_cost: 1,
-        }
+        Argon2Params { m_cost_kib: 19456, t_cost: 2, p_cost: 1 }
     }
 }
 
@@ -54,11 +54,7 @@ pub struct Lockout {
 
 impl Default for Lockout {
     fn default() -> Self {
-        Lockout {
-            max_failures: 10,
-            window_secs: 15 * 60,
-            duration_secs: 15 * 60,
-        }
+        Lockout { max_failures: 10, window_secs: 15 * 60, duration_secs: 15 * 60 }
     }
 }
 
@@ -81,6 +77,8 @@ impl Default for Config {
             lockout: Lockout::default(),
             busy_timeout_ms: 5000,
             retention_secs: 90 * 86400,
+            management: None,
+            status_file: None,
         }
     }
 }
@@ -93,6 +91,8 @@ struct RawConfig {
     log_level: Option<String>,
     busy_timeout: Option<String>,
     retention: Option<String>,
+    management: Option<String>,
+    status_file: Option<PathBuf>,
     argon2: Option<RawArgon2>,
     lockout: Option<RawLockout>,
 }
@@ -133,10 +133,8 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut cfg =
-            Config::parse(&text).with_context(|| format!("bad config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut cfg = Config::parse(&text).with_context(|| format!("bad config {}", path.display()))?;
         cfg.path = Some(path.to_path_buf());
         // A relative database path is relative to the config file.
         if cfg.database.is_relative() {
@@ -186,6 +184,8 @@ impl Config {
         if let Some(r) = raw.retention {
             cfg.retention_secs = parse_duration(&r).context("retention")?;
         }
+        cfg.management = raw.management.filter(|m| !m.is_empty());
+        cfg.status_file = raw.status_file;
         if let Some(a) = raw.argon2 {
             let p = &mut cfg.argon2;
             p.m_cost_kib = a.memory_kib.unwrap_or(p.m_cost_kib);
@@ -230,13 +230,9 @@ mod tests {
 
     #[test]
     fn errors_are_one_line() {
-        for bad in [
-            "databse = 1",
-            "server = ",
-            "database = [\n",
-            "log_level = \"loud\"",
-            "[lockout]\nwindow = \"soon\"",
-        ] {
+        for bad in
+            ["databse = 1", "server = ", "database = [\n", "log_level = \"loud\"", "[lockout]\nwindow = \"soon\""]
+        {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(!e.contains('\n'), "multi-line error for {bad:?}: {e}");
         }

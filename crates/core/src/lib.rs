@@ -4,12 +4,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod mgmt;
 pub mod names;
 pub mod openvpn;
 pub mod password;
 pub mod policy;
 pub mod quota;
+pub mod sessions;
 pub mod store;
+pub mod sweep;
 pub mod units;
 
 pub use config::Config;

@@ -63,9 +63,7 @@ pub struct Credentials {
 }
 
 fn malformed(detail: impl Into<String>) -> Deny {
-    Deny::Malformed {
-        detail: detail.into(),
-    }
+    Deny::Malformed { detail: detail.into() }
 }
 
 /// The most a credentials file can legitimately hold.
@@ -74,21 +72,12 @@ const MAX_CREDENTIALS_FILE: u64 = 4096;
 /// `via-file`: first line username, second line password. Read at once:
 /// OpenVPN deletes the file when the hook exits.
 pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
-    let f = std::fs::File::open(path).map_err(|e| {
-        malformed(format!(
-            "cannot read credentials file {}: {e}",
-            path.display()
-        ))
-    })?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
     let mut buf = Vec::new();
     f.take(MAX_CREDENTIALS_FILE + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| {
-            malformed(format!(
-                "cannot read credentials file {}: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
     if buf.len() as u64 > MAX_CREDENTIALS_FILE {
         return Err(malformed("credentials file larger than 4 KiB"));
     }
@@ -104,10 +93,7 @@ pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
         return Err(malformed("credentials file has no password line"));
     }
     let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
-    Ok(Credentials {
-        username,
-        password: rest[..end].to_vec(),
-    })
+    Ok(Credentials { username, password: rest[..end].to_vec() })
 }
 
 /// `via-env`: `username` and `password` (script-security 3).
@@ -124,23 +110,38 @@ pub fn client_ip() -> Option<String> {
     env_str("untrusted_ip").or_else(|| env_str("untrusted_ip6"))
 }
 
+/// A required numeric variable.
+pub fn env_i64(name: &str) -> Result<i64, String> {
+    let v = env(name).ok_or_else(|| format!("no {name} in the environment"))?;
+    std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| format!("{name} is not a number"))
+}
+
+/// The tunnel's identity in client-connect and client-disconnect.
+pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> {
+    let username =
+        env("username").or_else(|| env("common_name")).ok_or("no username or common_name in the environment")?;
+    let username = String::from_utf8(username).map_err(|_| "username is not UTF-8".to_string())?;
+    crate::names::check_name("user", &username).map_err(|e| e.to_string())?;
+    let real_ip = env_str("trusted_ip")
+        .or_else(|| env_str("trusted_ip6"))
+        .ok_or("no trusted_ip in the environment (not run by OpenVPN?)")?;
+    Ok(crate::sessions::SessionKey {
+        username,
+        server: server.to_string(),
+        connected_at: env_i64("time_unix")?,
+        real_ip,
+        real_port: env_i64("trusted_port").unwrap_or(0),
+    })
+}
+
 /// Replace `path` atomically: write a temp file beside it, then rename.
 /// OpenVPN polls these files; it must never see half a write.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(content)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)
@@ -162,13 +163,7 @@ mod tests {
 
     #[test]
     fn hook_args() {
-        let a = args(&[
-            "--config",
-            "/etc/t.toml",
-            "--server=nl-1",
-            "/tmp/openvpn_up_x",
-        ])
-        .unwrap();
+        let a = args(&["--config", "/etc/t.toml", "--server=nl-1", "/tmp/openvpn_up_x"]).unwrap();
         assert_eq!(a.config, Some(PathBuf::from("/etc/t.toml")));
         assert_eq!(a.server.as_deref(), Some("nl-1"));
         assert_eq!(a.file, Some(PathBuf::from("/tmp/openvpn_up_x")));
@@ -187,10 +182,7 @@ mod tests {
             read_via_file(&p)
         };
         let c = read(b"alice\nsecret pw\n").unwrap();
-        assert_eq!(
-            (c.username.as_slice(), c.password.as_slice()),
-            (&b"alice"[..], &b"secret pw"[..])
-        );
+        assert_eq!((c.username.as_slice(), c.password.as_slice()), (&b"alice"[..], &b"secret pw"[..]));
         let c = read(b"alice\nsecret").unwrap();
         assert_eq!(c.password, b"secret");
         for bad in [&b""[..], b"alice", b"alice\n", &[b'x'; 5000]] {
@@ -206,10 +198,6 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         write_atomic(&p, b"1").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"1");
-        assert_eq!(
-            std::fs::read_dir(&d.path).unwrap().count(),
-            1,
-            "no temp file left behind"
-        );
+        assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 1, "no temp file left behind");
     }
 }

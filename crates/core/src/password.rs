@@ -6,9 +6,7 @@
 
 use crate::config::Argon2Params;
 use anyhow::{bail, Result};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 /// Longest password accepted: OpenVPN's stock build carries at most 128 bytes.
@@ -23,9 +21,7 @@ fn hasher(p: Argon2Params) -> Result<Argon2<'static>> {
 /// A fresh argon2id PHC string with a random salt.
 pub fn hash(password: &str, p: Argon2Params) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    let h = hasher(p)?
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    let h = hasher(p)?.hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
     Ok(h.to_string())
 }
 
@@ -35,9 +31,7 @@ pub fn hash(password: &str, p: Argon2Params) -> Result<String> {
 /// the derived keys inside argon2 is constant-time.
 pub fn verify(phc: Option<&str>, password: &str, p: Argon2Params) -> bool {
     match phc.and_then(|s| PasswordHash::new(s).ok()) {
-        Some(parsed) => hasher(p)
-            .map(|h| h.verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false),
+        Some(parsed) => hasher(p).map(|h| h.verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false),
         None => {
             // Same cost as a real verify: derive a key with the configured
             // parameters and a fixed salt, then throw it away.
@@ -83,11 +77,7 @@ pub fn check_new(password: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    const FAST: Argon2Params = Argon2Params {
-        m_cost_kib: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    const FAST: Argon2Params = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
 
     #[test]
     fn roundtrip() {
@@ -104,13 +94,7 @@ mod tests {
     fn rehash_detection() {
         let h = hash("correct horse", FAST).unwrap();
         assert!(!needs_rehash(&h, FAST));
-        assert!(needs_rehash(
-            &h,
-            Argon2Params {
-                m_cost_kib: 128,
-                ..FAST
-            }
-        ));
+        assert!(needs_rehash(&h, Argon2Params { m_cost_kib: 128, ..FAST }));
     }
 
     #[test]

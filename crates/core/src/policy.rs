@@ -60,41 +60,19 @@ pub enum Proof {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Deny {
-    Malformed {
-        detail: String,
-    },
+    Malformed { detail: String },
     UnknownUser,
     BadPassword,
-    Locked {
-        until: i64,
-    },
+    Locked { until: i64 },
     Disabled,
-    AccountExpired {
-        at: i64,
-    },
-    PlanExpired {
-        plan: String,
-        at: i64,
-    },
-    UnknownServer {
-        server: String,
-    },
-    NoGrant {
-        server: String,
-    },
-    QuotaExhausted {
-        used: i64,
-        quota: i64,
-        period: Period,
-        resets: Option<i64>,
-    },
-    TooManySessions {
-        open: i64,
-        max: i64,
-    },
-    Internal {
-        detail: String,
-    },
+    AccountExpired { at: i64 },
+    PlanExpired { plan: String, at: i64 },
+    UnknownServer { server: String },
+    NoGrant { server: String },
+    QuotaExhausted { used: i64, quota: i64, period: Period, resets: Option<i64> },
+    TooManySessions { open: i64, max: i64 },
+    SessionTimeLimit { max: i64 },
+    Internal { detail: String },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -116,19 +94,14 @@ impl Deny {
                 format!("server {server} is not in the database (tollgate server add {server} …)")
             }
             Deny::NoGrant { server } => format!("no grant for server {server}"),
-            Deny::QuotaExhausted {
-                used,
-                quota,
-                period,
-                ..
-            } => format!(
-                "quota used up: {} of {} ({})",
-                format_size(*used),
-                format_size(*quota),
-                period.as_str()
-            ),
+            Deny::QuotaExhausted { used, quota, period, .. } => {
+                format!("quota used up: {} of {} ({})", format_size(*used), format_size(*quota), period.as_str())
+            }
             Deny::TooManySessions { open, max } => {
                 format!("{open} open sessions, plan allows {max}")
+            }
+            Deny::SessionTimeLimit { max } => {
+                format!("session longer than the plan's {}", crate::units::format_duration(*max))
             }
             Deny::Internal { detail } => format!("internal error: {detail}"),
         }
@@ -137,12 +110,8 @@ impl Deny {
     /// For the user: short, safe, actionable. Written to auth_failed_reason_file.
     pub fn client_reason(&self) -> String {
         match self {
-            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword => {
-                GENERIC_CLIENT_REASON.into()
-            }
-            Deny::Locked { .. } => {
-                "account temporarily locked after too many failed logins, try again later".into()
-            }
+            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword => GENERIC_CLIENT_REASON.into(),
+            Deny::Locked { .. } => "account temporarily locked after too many failed logins, try again later".into(),
             Deny::Disabled => "account disabled".into(),
             Deny::AccountExpired { at } => {
                 format!("account expired (valid through {})", format_expiry(*at))
@@ -151,17 +120,8 @@ impl Deny {
                 format!("plan {plan} expired (valid through {})", format_expiry(*at))
             }
             Deny::UnknownServer { .. } | Deny::NoGrant { .. } => "no access to this server".into(),
-            Deny::QuotaExhausted {
-                quota,
-                period,
-                resets,
-                ..
-            } => {
-                let mut s = format!(
-                    "data quota of {} {} used up",
-                    format_size(*quota),
-                    period.phrase()
-                );
+            Deny::QuotaExhausted { quota, period, resets, .. } => {
+                let mut s = format!("data quota of {} {} used up", format_size(*quota), period.phrase());
                 if let Some(r) = resets {
                     s.push_str(&format!(", resets {}", &format_time(*r)[..10]));
                 }
@@ -170,6 +130,7 @@ impl Deny {
             Deny::TooManySessions { max, .. } => {
                 format!("too many connections: your plan allows {max} at a time")
             }
+            Deny::SessionTimeLimit { .. } => "session time limit reached".into(),
             Deny::Internal { .. } => "server error, try again later".into(),
         }
     }
@@ -213,21 +174,14 @@ fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
     }
     if let Some(p) = &u.plan {
         if let Some(at) = p.expires_at.filter(|t| *t <= now) {
-            return Some(Deny::PlanExpired {
-                plan: p.name.clone(),
-                at,
-            });
+            return Some(Deny::PlanExpired { plan: p.name.clone(), at });
         }
     }
     if !facts.server_known {
-        return Some(Deny::UnknownServer {
-            server: facts.server.clone(),
-        });
+        return Some(Deny::UnknownServer { server: facts.server.clone() });
     }
     if !u.granted {
-        return Some(Deny::NoGrant {
-            server: facts.server.clone(),
-        });
+        return Some(Deny::NoGrant { server: facts.server.clone() });
     }
     if let Some(p) = &u.plan {
         if let Some(quota) = p.quota_bytes.filter(|q| u.used_bytes >= *q) {
@@ -239,10 +193,7 @@ fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
             });
         }
         if let Some(max) = p.max_connections.filter(|m| u.open_sessions >= *m) {
-            return Some(Deny::TooManySessions {
-                open: u.open_sessions,
-                max,
-            });
+            return Some(Deny::TooManySessions { open: u.open_sessions, max });
         }
     }
     None
@@ -265,33 +216,17 @@ pub fn after_failure(s: FailState, now: i64, lock: &crate::config::Lockout) -> F
         return s;
     }
     let in_window = s.since.is_some_and(|t| now - t < lock.window_secs);
-    let (count, since) = if in_window {
-        (s.count + 1, s.since)
-    } else {
-        (1, Some(now))
-    };
+    let (count, since) = if in_window { (s.count + 1, s.since) } else { (1, Some(now)) };
     if count >= lock.max_failures {
-        FailState {
-            count: 0,
-            since: None,
-            locked_until: Some(now + lock.duration_secs),
-        }
+        FailState { count: 0, since: None, locked_until: Some(now + lock.duration_secs) }
     } else {
-        FailState {
-            count,
-            since,
-            locked_until: s.locked_until,
-        }
+        FailState { count, since, locked_until: s.locked_until }
     }
 }
 
 /// Input checks before anything touches the database (spec step 1).
 pub fn check_credentials(username: &[u8], password: &[u8]) -> Result<(), Deny> {
-    let bad = |d: &str| {
-        Err(Deny::Malformed {
-            detail: d.to_string(),
-        })
-    };
+    let bad = |d: &str| Err(Deny::Malformed { detail: d.to_string() });
     if username.is_empty() {
         return bad("empty username");
     }
@@ -400,68 +335,33 @@ mod tests {
     fn expiry() {
         let a = with(|u| u.expires_at = Some(NOW));
         assert_eq!(deny(&a, Proof::Valid), Deny::AccountExpired { at: NOW });
-        assert!(deny(&a, Proof::Valid)
-            .client_reason()
-            .starts_with("account expired (valid through 20"));
+        assert!(deny(&a, Proof::Valid).client_reason().starts_with("account expired (valid through 20"));
         let a = with(|u| u.expires_at = Some(NOW + 1));
         assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
         let a = with(|u| u.plan.as_mut().unwrap().expires_at = Some(NOW - 5));
-        assert_eq!(
-            deny(&a, Proof::Token),
-            Deny::PlanExpired {
-                plan: "basic".into(),
-                at: NOW - 5
-            }
-        );
+        assert_eq!(deny(&a, Proof::Token), Deny::PlanExpired { plan: "basic".into(), at: NOW - 5 });
     }
 
     #[test]
     fn grants() {
         let a = with(|u| u.granted = false);
-        assert_eq!(
-            deny(&a, Proof::Valid),
-            Deny::NoGrant {
-                server: "nl-1".into()
-            }
-        );
+        assert_eq!(deny(&a, Proof::Valid), Deny::NoGrant { server: "nl-1".into() });
         let mut a = facts();
         a.server_known = false;
-        assert_eq!(
-            deny(&a, Proof::Valid),
-            Deny::UnknownServer {
-                server: "nl-1".into()
-            }
-        );
-        assert_eq!(
-            deny(&a, Proof::Valid).client_reason(),
-            "no access to this server"
-        );
+        assert_eq!(deny(&a, Proof::Valid), Deny::UnknownServer { server: "nl-1".into() });
+        assert_eq!(deny(&a, Proof::Valid).client_reason(), "no access to this server");
     }
 
     #[test]
     fn quota_and_sessions() {
         let a = with(|u| u.used_bytes = 1000);
         let d = deny(&a, Proof::Valid);
-        assert!(matches!(
-            d,
-            Deny::QuotaExhausted {
-                used: 1000,
-                quota: 1000,
-                ..
-            }
-        ));
-        assert!(
-            d.client_reason().contains("data quota"),
-            "{}",
-            d.client_reason()
-        );
+        assert!(matches!(d, Deny::QuotaExhausted { used: 1000, quota: 1000, .. }));
+        assert!(d.client_reason().contains("data quota"), "{}", d.client_reason());
         let a = with(|u| u.used_bytes = 999);
         assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
         let a = with(|u| u.open_sessions = 2);
-        assert_eq!(
-            deny(&a, Proof::Token),
-            Deny::TooManySessions { open: 2, max: 2 }
-        );
+        assert_eq!(deny(&a, Proof::Token), Deny::TooManySessions { open: 2, max: 2 });
     }
 
     #[test]
@@ -473,22 +373,13 @@ mod tests {
             Deny::Locked { until: NOW },
             Deny::Disabled,
             Deny::AccountExpired { at: NOW },
-            Deny::PlanExpired {
-                plan: "p".into(),
-                at: NOW,
-            },
+            Deny::PlanExpired { plan: "p".into(), at: NOW },
             Deny::UnknownServer { server: "s".into() },
             Deny::NoGrant { server: "s".into() },
-            Deny::QuotaExhausted {
-                used: 1,
-                quota: 1,
-                period: Period::Total,
-                resets: None,
-            },
+            Deny::QuotaExhausted { used: 1, quota: 1, period: Period::Total, resets: None },
             Deny::TooManySessions { open: 1, max: 1 },
-            Deny::Internal {
-                detail: "db".into(),
-            },
+            Deny::SessionTimeLimit { max: 60 },
+            Deny::Internal { detail: "db".into() },
         ];
         for d in all {
             for s in [d.log_reason(), d.client_reason()] {
@@ -499,54 +390,22 @@ mod tests {
 
     #[test]
     fn lockout_counts_within_the_window() {
-        let lock = Lockout {
-            max_failures: 3,
-            window_secs: 60,
-            duration_secs: 900,
-        };
+        let lock = Lockout { max_failures: 3, window_secs: 60, duration_secs: 900 };
         let mut s = FailState::default();
         s = after_failure(s, NOW, &lock);
         s = after_failure(s, NOW + 10, &lock);
-        assert_eq!(
-            s,
-            FailState {
-                count: 2,
-                since: Some(NOW),
-                locked_until: None
-            }
-        );
+        assert_eq!(s, FailState { count: 2, since: Some(NOW), locked_until: None });
         s = after_failure(s, NOW + 20, &lock);
         assert_eq!(s.locked_until, Some(NOW + 920));
         assert_eq!(s.count, 0);
         // Failures while locked do not extend the lock.
         assert_eq!(after_failure(s, NOW + 30, &lock), s);
         // A failure after the window starts a new count.
-        let s = after_failure(
-            FailState {
-                count: 2,
-                since: Some(NOW),
-                locked_until: None,
-            },
-            NOW + 61,
-            &lock,
-        );
-        assert_eq!(
-            s,
-            FailState {
-                count: 1,
-                since: Some(NOW + 61),
-                locked_until: None
-            }
-        );
+        let s = after_failure(FailState { count: 2, since: Some(NOW), locked_until: None }, NOW + 61, &lock);
+        assert_eq!(s, FailState { count: 1, since: Some(NOW + 61), locked_until: None });
         // max_failures = 0 disables lockout.
-        let off = Lockout {
-            max_failures: 0,
-            ..lock
-        };
-        assert_eq!(
-            after_failure(FailState::default(), NOW, &off),
-            FailState::default()
-        );
+        let off = Lockout { max_failures: 0, ..lock };
+        assert_eq!(after_failure(FailState::default(), NOW, &off), FailState::default());
     }
 
     #[test]

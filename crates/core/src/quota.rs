@@ -54,11 +54,8 @@ impl Period {
             Period::Day => start + Duration::days(1),
             Period::Week => start + Duration::days(7),
             Period::Month => {
-                let (y, m) = if start.month() == 12 {
-                    (start.year() + 1, 1)
-                } else {
-                    (start.year(), start.month() + 1)
-                };
+                let (y, m) =
+                    if start.month() == 12 { (start.year() + 1, 1) } else { (start.year(), start.month() + 1) };
                 NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(start)
             }
         };
@@ -77,15 +74,11 @@ impl Period {
 }
 
 fn date(ts: i64) -> NaiveDate {
-    DateTime::<Utc>::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .date_naive()
+    DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or_default().date_naive()
 }
 
 fn midnight(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp())
-        .unwrap_or(0)
+    d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -99,18 +92,9 @@ mod tests {
         let now = parse_expiry("2026-12-16T10:00:00Z").unwrap();
         assert_eq!(format_time(Period::Day.start(now)), "2026-12-16 00:00:00Z");
         assert_eq!(format_time(Period::Week.start(now)), "2026-12-14 00:00:00Z");
-        assert_eq!(
-            format_time(Period::Month.start(now)),
-            "2026-12-01 00:00:00Z"
-        );
-        assert_eq!(
-            format_time(Period::Month.next_start(now).unwrap()),
-            "2027-01-01 00:00:00Z"
-        );
-        assert_eq!(
-            format_time(Period::Week.next_start(now).unwrap()),
-            "2026-12-21 00:00:00Z"
-        );
+        assert_eq!(format_time(Period::Month.start(now)), "2026-12-01 00:00:00Z");
+        assert_eq!(format_time(Period::Month.next_start(now).unwrap()), "2027-01-01 00:00:00Z");
+        assert_eq!(format_time(Period::Week.next_start(now).unwrap()), "2026-12-21 00:00:00Z");
         assert_eq!(Period::Total.start(now), 0);
         assert_eq!(Period::Total.next_start(now), None);
     }

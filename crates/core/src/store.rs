@@ -47,14 +47,12 @@ impl Store {
         let path = &cfg.database;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))?;
             }
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot create database {}", path.display()))?;
+        let conn = Connection::open(path).with_context(|| format!("cannot create database {}", path.display()))?;
         let mut store = Store::setup(conn, cfg)?;
         let before = store.version()?;
         store.conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -66,10 +64,7 @@ impl Store {
     fn open_existing(cfg: &Config) -> Result<Store> {
         let path = &cfg.database;
         if !path.exists() {
-            bail!(
-                "database {} does not exist: run `tollgate init`",
-                path.display()
-            );
+            bail!("database {} does not exist: run `tollgate init`", path.display());
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
@@ -87,9 +82,7 @@ impl Store {
     }
 
     pub fn version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -100,9 +93,7 @@ impl Store {
         if v == SCHEMA_VERSION {
             return Ok(());
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         if v == 0 {
             tx.execute_batch(SCHEMA).context("cannot create schema")?;
         }
@@ -115,9 +106,7 @@ impl Store {
     /// A write transaction that takes the lock up front, so that concurrent
     /// hooks wait on the busy timeout instead of failing on a lock upgrade.
     pub fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 }
 
@@ -164,10 +153,7 @@ pub(crate) mod tests {
 
     pub fn temp_config() -> (tempdir::Dir, Config) {
         let dir = tempdir::Dir::new();
-        let cfg = Config {
-            database: dir.path.join("t.db"),
-            ..Config::default()
-        };
+        let cfg = Config { database: dir.path.join("t.db"), ..Config::default() };
         (dir, cfg)
     }
 
@@ -203,10 +189,7 @@ pub(crate) mod tests {
         let (s, before) = Store::init(&cfg).unwrap();
         assert_eq!(before, 0);
         assert_eq!(s.version().unwrap(), SCHEMA_VERSION);
-        let mode: String = s
-            .conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
+        let mode: String = s.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         drop(s);
         let (_, before) = Store::init(&cfg).unwrap();
@@ -218,9 +201,7 @@ pub(crate) mod tests {
     fn refuses_a_newer_schema() {
         let (_d, cfg) = temp_config();
         let (s, _) = Store::init(&cfg).unwrap();
-        s.conn
-            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
+        s.conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(s);
         let e = Store::open_admin(&cfg).err().unwrap().to_string();
         assert!(e.contains("newer"), "{e}");

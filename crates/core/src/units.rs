@@ -7,9 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 /// 1000, binary ones powers of 1024, as everywhere else.
 pub fn parse_size(s: &str) -> Result<i64> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
     let mult: f64 = match unit.to_ascii_lowercase().as_str() {
@@ -61,9 +59,7 @@ pub fn parse_duration(s: &str) -> Result<i64> {
                 bail!("bad duration {s:?}: use a number with s, m, h, d or w (e.g. 8h, 30d, 1h30m)")
             }
         };
-        let n: i64 = num
-            .parse()
-            .map_err(|_| anyhow::anyhow!("bad duration {s:?}"))?;
+        let n: i64 = num.parse().map_err(|_| anyhow::anyhow!("bad duration {s:?}"))?;
         total = n
             .checked_mul(mult)
             .and_then(|v| total.checked_add(v))
@@ -81,9 +77,7 @@ pub fn parse_duration(s: &str) -> Result<i64> {
 pub fn parse_expiry(s: &str) -> Result<i64> {
     let t = s.trim();
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        let next = d
-            .succ_opt()
-            .ok_or_else(|| anyhow::anyhow!("date {s:?} out of range"))?;
+        let next = d.succ_opt().ok_or_else(|| anyhow::anyhow!("date {s:?} out of range"))?;
         return Ok(next.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp());
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
@@ -114,12 +108,7 @@ pub fn format_duration(secs: i64) -> String {
     if secs < 0 {
         return format!("-{}", format_duration(-secs));
     }
-    let (d, h, m, s) = (
-        secs / 86400,
-        secs % 86400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m{s:02}s"),

@@ -27,23 +27,12 @@ struct Ctx {
 }
 
 fn run() -> i32 {
-    let mut ctx = Ctx {
-        user: "-".into(),
-        ip: openvpn::client_ip().unwrap_or_else(|| "-".into()),
-        server: "-".into(),
-    };
+    let mut ctx = Ctx { user: "-".into(), ip: openvpn::client_ip().unwrap_or_else(|| "-".into()), server: "-".into() };
     // Read OpenVPN's credentials first, whatever else is wrong: the file
     // is gone once we exit, and the username makes the log line useful.
     let args = match openvpn::parse_hook_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
-        Err(e) => {
-            return deny(
-                &ctx,
-                &Deny::Internal {
-                    detail: format!("bad hook arguments: {e}"),
-                },
-            )
-        }
+        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("bad hook arguments: {e}") }),
     };
     let creds = match &args.file {
         Some(f) => openvpn::read_via_file(f),
@@ -63,80 +52,41 @@ fn run() -> i32 {
     if ctx.ip == "-" {
         return deny(
             &ctx,
-            &Deny::Malformed {
-                detail: "no untrusted_ip in the environment (not run by OpenVPN?)".into(),
-            },
+            &Deny::Malformed { detail: "no untrusted_ip in the environment (not run by OpenVPN?)".into() },
         );
     }
     let cfg = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            return deny(
-                &ctx,
-                &Deny::Internal {
-                    detail: format!("{e:#}"),
-                },
-            )
-        }
+        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
     };
     let Some(server) = args.server.clone().or_else(|| cfg.server.clone()) else {
         return deny(
             &ctx,
-            &Deny::Internal {
-                detail: "no server name: set `server` in the config or pass --server".into(),
-            },
+            &Deny::Internal { detail: "no server name: set `server` in the config or pass --server".into() },
         );
     };
     ctx.server = server.clone();
     let mut store = match Store::open_hook(&cfg) {
         Ok(s) => s,
-        Err(e) => {
-            return deny(
-                &ctx,
-                &Deny::Internal {
-                    detail: format!("{e:#}"),
-                },
-            )
-        }
+        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
     };
-    let req = Request {
-        username: &username,
-        password: &password,
-        server: &server,
-        ip: &ctx.ip,
-        now: units::now(),
-    };
+    let req = Request { username: &username, password: &password, server: &server, ip: &ctx.ip, now: units::now() };
     match auth::authenticate(&mut store, &cfg, &req, true) {
         Ok(Decision::Accept) => {
             if cfg.log_level >= LogLevel::Info {
-                eprintln!(
-                    "{HOOK}: ACCEPT user={} ip={} server={}",
-                    ctx.user, ctx.ip, ctx.server
-                );
+                eprintln!("{HOOK}: ACCEPT user={} ip={} server={}", ctx.user, ctx.ip, ctx.server);
             }
             0
         }
         Ok(Decision::Deny(d)) => deny(&ctx, &d),
-        Err(e) => deny(
-            &ctx,
-            &Deny::Internal {
-                detail: format!("{e:#}"),
-            },
-        ),
+        Err(e) => deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
     }
 }
 
 fn deny(ctx: &Ctx, d: &Deny) -> i32 {
     // One line per event, whatever a lower layer's message looked like.
-    let why = d
-        .log_reason()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    eprintln!(
-        "{HOOK}: DENY user={} ip={} server={}: {why}",
-        ctx.user, ctx.ip, ctx.server
-    );
+    let why = d.log_reason().split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("{HOOK}: DENY user={} ip={} server={}: {why}", ctx.user, ctx.ip, ctx.server);
     if let Some(path) = std::env::var_os("auth_failed_reason_file") {
         if let Err(e) = openvpn::write_atomic(Path::new(&path), d.client_reason().as_bytes()) {
             eprintln!("{HOOK}: cannot write auth_failed_reason_file: {e}");

@@ -1,0 +1,226 @@
+//! sessions, usage and sweep.
+
+use crate::out;
+use anyhow::{anyhow, Result};
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use tollgate_core::mgmt::{self, LiveClient, Management};
+use tollgate_core::quota::Period;
+use tollgate_core::units::{format_duration, format_size, format_time, now};
+use tollgate_core::{sweep as core_sweep, Config, Store};
+
+pub fn sessions(
+    c: &Connection,
+    open: bool,
+    user: Option<String>,
+    server: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let t = now();
+    let mut st = c.prepare(
+        "SELECT s.id, u.name, v.name, s.connected_at, s.closed_at, s.real_ip, s.real_port, s.vpn_ip,
+                s.platform, s.client_version, s.bytes_in, s.bytes_out, s.close_reason
+           FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN servers v ON v.id = s.server_id
+          WHERE (?1 = 0 OR s.closed_at IS NULL) AND (?2 IS NULL OR u.name = ?2) AND (?3 IS NULL OR v.name = ?3)
+          ORDER BY s.connected_at DESC, s.id DESC LIMIT ?4",
+    )?;
+    let rows = st
+        .query_map(params![open, user, server, limit], |r| {
+            let connected: i64 = r.get(3)?;
+            let closed: Option<i64> = r.get(4)?;
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "user": r.get::<_, String>(1)?,
+                "server": r.get::<_, Option<String>>(2)?,
+                "connected_at": format_time(connected),
+                "closed_at": closed.map(format_time),
+                "open": closed.is_none(),
+                "duration_secs": closed.unwrap_or(t) - connected,
+                "real_ip": r.get::<_, Option<String>>(5)?,
+                "real_port": r.get::<_, Option<i64>>(6)?,
+                "vpn_ip": r.get::<_, Option<String>>(7)?,
+                "platform": r.get::<_, Option<String>>(8)?,
+                "client_version": r.get::<_, Option<String>>(9)?,
+                "bytes_in": r.get::<_, i64>(10)?,
+                "bytes_out": r.get::<_, i64>(11)?,
+                "close_reason": r.get::<_, Option<String>>(12)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if json {
+        out::json(&Value::Array(rows));
+        return Ok(());
+    }
+    let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r["id"].to_string(),
+                s(r, "user"),
+                s(r, "server"),
+                s(r, "connected_at"),
+                format_duration(r["duration_secs"].as_i64().unwrap_or(0)),
+                s(r, "real_ip"),
+                s(r, "vpn_ip"),
+                format_size(r["bytes_in"].as_i64().unwrap_or(0)),
+                format_size(r["bytes_out"].as_i64().unwrap_or(0)),
+                if r["open"].as_bool() == Some(true) { "open".into() } else { s(r, "close_reason") },
+            ]
+        })
+        .collect();
+    out::table(&["ID", "USER", "SERVER", "CONNECTED", "DURATION", "REAL-IP", "VPN-IP", "IN", "OUT", "STATE"], &t);
+    Ok(())
+}
+
+pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
+    let t = now();
+    if let Some(u) = &user {
+        if c.query_row("SELECT 1 FROM users WHERE name = ?1", [u], |_| Ok(())).is_err() {
+            return Err(anyhow!("no such user: {u}"));
+        }
+    }
+    let mut st = c.prepare(
+        "SELECT u.id, u.name, p.name, p.period, p.quota_bytes,
+                coalesce((SELECT bytes_in FROM usage WHERE user_id = u.id AND period_start = 0), 0),
+                coalesce((SELECT bytes_out FROM usage WHERE user_id = u.id AND period_start = 0), 0)
+           FROM users u LEFT JOIN plans p ON p.id = u.plan_id
+          WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
+    )?;
+    let base = st
+        .query_map([&user], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    for (id, name, plan, period, quota, total_in, total_out) in base {
+        let period = period.as_deref().and_then(Period::parse).unwrap_or(Period::Total);
+        let start = period.start(t);
+        let (pin, pout): (i64, i64) = c
+            .query_row(
+                "SELECT bytes_in, bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2",
+                params![id, start],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or((0, 0));
+        rows.push(json!({
+            "user": name,
+            "plan": plan,
+            "period": period.as_str(),
+            "period_start": if start == 0 { Value::Null } else { json!(format_time(start)) },
+            "period_bytes_in": pin,
+            "period_bytes_out": pout,
+            "period_bytes": pin + pout,
+            "quota_bytes": quota,
+            "quota_left_bytes": quota.map(|q| (q - pin - pout).max(0)),
+            "total_bytes_in": total_in,
+            "total_bytes_out": total_out,
+            "total_bytes": total_in + total_out,
+        }));
+    }
+    if json {
+        out::json(&Value::Array(rows));
+        return Ok(());
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let used = r["period_bytes"].as_i64().unwrap_or(0);
+            let quota = r["quota_bytes"].as_i64();
+            vec![
+                r["user"].as_str().unwrap_or("").into(),
+                r["plan"].as_str().unwrap_or("-").into(),
+                r["period"].as_str().unwrap_or("").into(),
+                format_size(used),
+                match quota {
+                    Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
+                    Some(q) => format_size(q),
+                    None => "unlimited".into(),
+                },
+                format_size(r["total_bytes"].as_i64().unwrap_or(0)),
+            ]
+        })
+        .collect();
+    out::table(&["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], &t);
+    Ok(())
+}
+
+pub fn sweep(
+    store: &mut Store,
+    cfg: &Config,
+    management: Option<String>,
+    status: Option<PathBuf>,
+    server: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let server = server
+        .or_else(|| cfg.server.clone())
+        .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
+    let (management, status) = match (management, status) {
+        (None, None) => (cfg.management.clone(), cfg.status_file.clone()),
+        given => given,
+    };
+    let t = now();
+    let mut conn = None;
+    let live: Option<Vec<LiveClient>> = if let Some(addr) = &management {
+        let mut m = Management::connect(addr)?;
+        let v = m.status()?;
+        conn = Some(m);
+        Some(v)
+    } else if let Some(path) = &status {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read status file {}: {e}", path.display()))?;
+        Some(mgmt::parse_status(&text)?)
+    } else {
+        None
+    };
+    let mut killer = |c: &LiveClient| -> Result<()> {
+        let m = conn.as_mut().ok_or_else(|| anyhow!("no management interface"))?;
+        m.kill(c.client_id.ok_or_else(|| anyhow!("no client id for {}", c.username))?)
+    };
+    let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> =
+        if management.is_some() { Some(&mut killer) } else { None };
+    let rep = core_sweep::run(store, cfg, &server, live.as_deref(), kill, t)?;
+    if json {
+        out::json(&serde_json::to_value(&rep)?);
+        return Ok(());
+    }
+    if live.is_none() {
+        println!("no management interface or status file: only spool and pruning ran");
+    } else {
+        println!(
+            "{} live client(s); charged {} to {} session(s); closed {} lost session(s)",
+            rep.live_clients,
+            format_size(rep.charged_bytes),
+            rep.charged_sessions,
+            rep.lost_closed
+        );
+    }
+    for k in &rep.killed {
+        let what = if k.done {
+            "killed"
+        } else if management.is_some() {
+            "FAILED to kill"
+        } else {
+            "would kill"
+        };
+        println!("{what} {}: {}", k.user, k.reason);
+    }
+    if rep.spool_replayed > 0 {
+        println!("applied {} spooled disconnect record(s)", rep.spool_replayed);
+    }
+    if rep.events_pruned > 0 {
+        println!("pruned {} old auth event(s)", rep.events_pruned);
+    }
+    Ok(())
+}

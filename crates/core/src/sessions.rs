@@ -1,0 +1,341 @@
+//! Sessions and accounting: opening a session at client-connect (with the
+//! connection limit re-checked under the write lock), charging bytes to the
+//! per-period usage counters, closing sessions idempotently, and the spool
+//! that keeps a disconnect record when the database cannot be written.
+
+use crate::policy::Deny;
+use crate::quota::Period;
+use crate::store::Store;
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What client-connect knows about the user, read inside its transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFacts {
+    pub enabled: bool,
+    pub expires_at: Option<i64>,
+    pub plan_expires_at: Option<i64>,
+    pub max_session_secs: Option<i64>,
+    pub max_connections: Option<i64>,
+    pub open_sessions: i64,
+    pub static_ip: Option<String>,
+    pub push: Vec<String>,
+    pub redirect_gateway: bool,
+}
+
+/// Pure: may this connection open, and with which directives for OpenVPN?
+/// `netmask` is the tunnel's netmask (OpenVPN's `ifconfig_netmask`).
+pub fn decide_connect(f: &ConnectFacts, now: i64, netmask: &str) -> Result<Vec<String>, Deny> {
+    if !f.enabled {
+        return Err(Deny::Disabled);
+    }
+    if let Some(at) = f.expires_at.filter(|t| *t <= now) {
+        return Err(Deny::AccountExpired { at });
+    }
+    if let Some(max) = f.max_connections.filter(|m| f.open_sessions >= *m) {
+        return Err(Deny::TooManySessions { open: f.open_sessions, max });
+    }
+    let mut out = Vec::new();
+    if let Some(t) = session_timeout(f, now) {
+        out.push(format!("session-timeout {t}"));
+    }
+    if let Some(ip) = &f.static_ip {
+        out.push(format!("ifconfig-push {ip} {netmask}"));
+    }
+    if f.redirect_gateway {
+        out.push("push \"redirect-gateway def1\"".to_string());
+    }
+    for p in &f.push {
+        out.push(format!("push \"{p}\""));
+    }
+    Ok(out)
+}
+
+/// The plan's session limit or the time left until the account or plan
+/// expires, whichever is shorter (at least 1 second).
+pub fn session_timeout(f: &ConnectFacts, now: i64) -> Option<i64> {
+    [f.max_session_secs, f.expires_at.map(|t| t - now), f.plan_expires_at.map(|t| t - now)]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.max(1))
+}
+
+/// Identifies one tunnel across client-connect, client-disconnect and the
+/// management interface: OpenVPN's `time_unix` is the status's
+/// "Connected Since (time_t)".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub username: String,
+    pub server: String,
+    pub connected_at: i64,
+    pub real_ip: String,
+    pub real_port: i64,
+}
+
+pub struct OpenRequest {
+    pub key: SessionKey,
+    pub vpn_ip: Option<String>,
+    pub platform: Option<String>,
+    pub client_version: Option<String>,
+    pub netmask: String,
+    pub now: i64,
+}
+
+/// client-connect: re-check and open the session in one write transaction,
+/// so two simultaneous logins cannot both pass a limit of one.
+pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, Deny>> {
+    let tx = store.write_tx()?;
+    let server_id: Option<i64> =
+        tx.query_row("SELECT id FROM servers WHERE name = ?1", [&r.key.server], |x| x.get(0)).optional()?;
+    let row = tx
+        .query_row(
+            "SELECT u.id, u.enabled, u.expires_at, u.static_ip, p.max_session_secs, p.max_connections,
+                    CASE WHEN p.expires_after_secs IS NULL THEN NULL
+                         ELSE coalesce(u.plan_since, 0) + p.expires_after_secs END,
+                    g.push, coalesce(g.redirect_gateway, 0)
+               FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
+              WHERE u.name = ?1",
+            [&r.key.username],
+            |x| {
+                Ok((
+                    x.get::<_, i64>(0)?,
+                    ConnectFacts {
+                        enabled: x.get(1)?,
+                        expires_at: x.get(2)?,
+                        static_ip: x.get(3)?,
+                        max_session_secs: x.get(4)?,
+                        max_connections: x.get(5)?,
+                        plan_expires_at: x.get(6)?,
+                        push: x
+                            .get::<_, Option<String>>(7)?
+                            .map(|p| p.lines().map(str::to_string).collect())
+                            .unwrap_or_default(),
+                        redirect_gateway: x.get(8)?,
+                        open_sessions: 0,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    let Some((user_id, mut facts)) = row else {
+        return Ok(Err(Deny::UnknownUser));
+    };
+    facts.open_sessions =
+        tx.query_row("SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL", [user_id], |x| {
+            x.get(0)
+        })?;
+    let decision = decide_connect(&facts, r.now, &r.netmask);
+    if decision.is_ok() {
+        tx.execute(
+            "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port, vpn_ip, platform, client_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                user_id,
+                server_id,
+                r.key.connected_at,
+                r.key.real_ip,
+                r.key.real_port,
+                r.vpn_ip,
+                r.platform,
+                r.client_version
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(decision)
+}
+
+/// Find the open session for a key. Several rows could match only for two
+/// tunnels from the same address and port in the same second; the oldest
+/// is taken.
+fn find_open(tx: &Transaction, k: &SessionKey) -> Result<Option<(i64, i64, i64, i64)>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT s.id, s.user_id, s.charged_in, s.charged_out FROM sessions s JOIN users u ON u.id = s.user_id
+               LEFT JOIN servers v ON v.id = s.server_id
+              WHERE u.name = ?1 AND s.closed_at IS NULL AND s.connected_at = ?2
+                AND s.real_ip IS ?3 AND s.real_port IS ?4 AND v.name IS ?5
+              ORDER BY s.id LIMIT 1",
+        )?
+        .query_row(params![k.username, k.connected_at, k.real_ip, k.real_port, k.server], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?)
+}
+
+/// Add the bytes a session moved since it was last charged to the user's
+/// usage row for the current period of every quota period in use (the
+/// user's plan period, and 'total' always). Counters only ever grow.
+pub fn charge(
+    tx: &Transaction,
+    session_id: i64,
+    user_id: i64,
+    charged: (i64, i64),
+    live: (i64, i64),
+    now: i64,
+) -> Result<(i64, i64)> {
+    let d_in = (live.0 - charged.0).max(0);
+    let d_out = (live.1 - charged.1).max(0);
+    if d_in == 0 && d_out == 0 {
+        return Ok((0, 0));
+    }
+    let period: Option<String> = tx
+        .prepare_cached("SELECT p.period FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    let mut starts = vec![0];
+    if let Some(p) = period.as_deref().and_then(Period::parse) {
+        starts.push(p.start(now));
+    }
+    starts.dedup();
+    for start in starts {
+        tx.prepare_cached(
+            "INSERT INTO usage (user_id, period_start, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id, period_start) DO UPDATE
+               SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+        )?
+        .execute(params![user_id, start, d_in, d_out])?;
+    }
+    tx.prepare_cached(
+        "UPDATE sessions SET charged_in = charged_in + ?2, charged_out = charged_out + ?3,
+                bytes_in = max(bytes_in, ?4), bytes_out = max(bytes_out, ?5) WHERE id = ?1",
+    )?
+    .execute(params![session_id, d_in, d_out, live.0, live.1])?;
+    Ok((d_in, d_out))
+}
+
+/// A client-disconnect record: also the spool's file format.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseRecord {
+    pub key: SessionKey,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub closed_at: i64,
+    pub reason: String,
+}
+
+/// client-disconnect: charge the final bytes and close. Idempotent: a
+/// session already closed, or never opened (client-connect refused it),
+/// is not an error. Returns whether a session was closed.
+pub fn close(store: &mut Store, rec: &CloseRecord) -> Result<bool> {
+    let tx = store.write_tx()?;
+    let Some((id, user_id, cin, cout)) = find_open(&tx, &rec.key)? else {
+        tx.commit()?;
+        return Ok(false);
+    };
+    charge(&tx, id, user_id, (cin, cout), (rec.bytes_in, rec.bytes_out), rec.closed_at)?;
+    tx.execute(
+        "UPDATE sessions SET closed_at = ?2, close_reason = ?3 WHERE id = ?1",
+        params![id, rec.closed_at, rec.reason],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Where disconnect records wait when the database cannot be written.
+pub fn spool_dir(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".spool");
+    PathBuf::from(p)
+}
+
+/// Keep a record for later (one file per record, written atomically).
+pub fn spool(db: &Path, rec: &CloseRecord) -> Result<PathBuf> {
+    let dir = spool_dir(db);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = format!(
+        "{}-{}-{}.json",
+        rec.closed_at,
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+    );
+    let path = dir.join(name);
+    let body = serde_json::to_vec(rec)?;
+    crate::openvpn::write_atomic(&path, &body).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Apply spooled records (oldest first) and remove each once applied.
+/// Returns how many were applied. A record that no longer parses is moved
+/// aside (`.bad`), never deleted.
+pub fn replay_spool(store: &mut Store, db: &Path) -> Result<usize> {
+    let dir = spool_dir(db);
+    let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(0) };
+    let mut files: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    let mut n = 0;
+    for f in files {
+        let Ok(body) = std::fs::read(&f) else { continue };
+        match serde_json::from_slice::<CloseRecord>(&body) {
+            Ok(rec) => {
+                close(store, &rec)?;
+                std::fs::remove_file(&f)?;
+                n += 1;
+            }
+            Err(_) => {
+                let _ = std::fs::rename(&f, f.with_extension("bad"));
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn facts() -> ConnectFacts {
+        ConnectFacts { enabled: true, ..Default::default() }
+    }
+
+    #[test]
+    fn plain_connect_has_no_directives() {
+        assert_eq!(decide_connect(&facts(), NOW, "255.255.255.0"), Ok(vec![]));
+    }
+
+    #[test]
+    fn directives() {
+        let f = ConnectFacts {
+            max_session_secs: Some(8 * 3600),
+            static_ip: Some("10.99.0.50".into()),
+            push: vec!["route 10.1.0.0 255.255.0.0".into()],
+            redirect_gateway: true,
+            ..facts()
+        };
+        assert_eq!(
+            decide_connect(&f, NOW, "255.255.255.0").unwrap(),
+            vec![
+                "session-timeout 28800",
+                "ifconfig-push 10.99.0.50 255.255.255.0",
+                "push \"redirect-gateway def1\"",
+                "push \"route 10.1.0.0 255.255.0.0\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn session_timeout_is_the_shortest_limit() {
+        let f = ConnectFacts { max_session_secs: Some(3600), expires_at: Some(NOW + 600), ..facts() };
+        assert_eq!(session_timeout(&f, NOW), Some(600));
+        let f = ConnectFacts { max_session_secs: Some(60), plan_expires_at: Some(NOW + 600), ..facts() };
+        assert_eq!(session_timeout(&f, NOW), Some(60));
+        assert_eq!(session_timeout(&facts(), NOW), None);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(decide_connect(&ConnectFacts { enabled: false, ..facts() }, NOW, "m"), Err(Deny::Disabled));
+        let f = ConnectFacts { expires_at: Some(NOW), ..facts() };
+        assert_eq!(decide_connect(&f, NOW, "m"), Err(Deny::AccountExpired { at: NOW }));
+        let f = ConnectFacts { max_connections: Some(1), open_sessions: 1, ..facts() };
+        assert_eq!(decide_connect(&f, NOW, "m"), Err(Deny::TooManySessions { open: 1, max: 1 }));
+        let f = ConnectFacts { max_connections: Some(2), open_sessions: 1, ..facts() };
+        assert!(decide_connect(&f, NOW, "m").is_ok());
+    }
+}

@@ -1,0 +1,66 @@
+//! client-connect hook: opens the session row (re-checking the plan's
+//! connection limit under the database's write lock) and writes the
+//! directives for this client: session-timeout, ifconfig-push for a static
+//! IP, the group's pushes. Non-zero exit makes OpenVPN refuse the client.
+//!
+//!   client-connect "/usr/local/libexec/tollgate/client-connect [--config F] [--server S]"
+
+use std::path::Path;
+use tollgate_core::openvpn::{self, env_str};
+use tollgate_core::sessions::{self, OpenRequest};
+use tollgate_core::{units, Store};
+use tollgate_hooks::{log_line, Hook};
+
+const HOOK: &str = "client-connect";
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let refuse = |user: &str, why: &str| {
+        log_line(HOOK, &format!("REFUSE user={user}: {why}"));
+        1
+    };
+    let hook = match Hook::load() {
+        Ok(h) => h,
+        Err(e) => return refuse("-", &e),
+    };
+    let key = match openvpn::session_key(&hook.server) {
+        Ok(k) => k,
+        Err(e) => return refuse("-", &e),
+    };
+    let user = key.username.clone();
+    let Some(file) = hook.args.file.clone().or_else(|| std::env::var_os("client_connect_config_file").map(Into::into))
+    else {
+        return refuse(&user, "no client-connect config file argument");
+    };
+    let req = OpenRequest {
+        vpn_ip: env_str("ifconfig_pool_remote_ip"),
+        platform: env_str("IV_PLAT"),
+        client_version: env_str("IV_VER"),
+        netmask: env_str("ifconfig_netmask").unwrap_or_else(|| "255.255.255.0".into()),
+        now: units::now(),
+        key,
+    };
+    let mut store = match Store::open_hook(&hook.cfg) {
+        Ok(s) => s,
+        Err(e) => return refuse(&user, &format!("{e:#}")),
+    };
+    match sessions::open(&mut store, &req) {
+        Ok(Ok(directives)) => {
+            let mut body = directives.join("\n");
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            if let Err(e) = openvpn::write_atomic(Path::new(&file), body.as_bytes()) {
+                // The session row exists; client-disconnect will close it.
+                return refuse(&user, &format!("cannot write {}: {e}", Path::new(&file).display()));
+            }
+            log_line(HOOK, &format!("OPEN user={user} ip={} {}", req.key.real_ip, directives.join("; ")));
+            0
+        }
+        Ok(Err(deny)) => refuse(&user, &deny.log_reason()),
+        Err(e) => refuse(&user, &format!("{e:#}")),
+    }
+}

@@ -1,0 +1,81 @@
+//! client-disconnect hook: charges the tunnel's bytes to the user's usage
+//! counters and closes the session, in one transaction. Idempotent (OpenVPN
+//! also runs it after a failed client-connect). A busy database is waited
+//! for and retried; if it cannot be written at all the record goes to the
+//! spool and is applied by the next disconnect or `tollgate sweep`.
+//!
+//!   client-disconnect "/usr/local/libexec/tollgate/client-disconnect [--config F] [--server S]"
+
+use std::time::Duration;
+use tollgate_core::openvpn::{self, env_i64};
+use tollgate_core::sessions::{self, CloseRecord};
+use tollgate_core::{units, Store};
+use tollgate_hooks::{log_line, Hook};
+
+const HOOK: &str = "client-disconnect";
+const ATTEMPTS: u32 = 3;
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let hook = match Hook::load() {
+        Ok(h) => h,
+        Err(e) => {
+            log_line(HOOK, &format!("ERROR: {e}"));
+            return 1;
+        }
+    };
+    let key = match openvpn::session_key(&hook.server) {
+        Ok(k) => k,
+        Err(e) => {
+            log_line(HOOK, &format!("ERROR: {e}"));
+            return 1;
+        }
+    };
+    let closed_at = env_i64("time_duration").map(|d| key.connected_at + d).unwrap_or_else(|_| units::now());
+    let rec = CloseRecord {
+        bytes_in: env_i64("bytes_received").unwrap_or(0),
+        bytes_out: env_i64("bytes_sent").unwrap_or(0),
+        closed_at,
+        reason: "disconnect".into(),
+        key,
+    };
+    let mut last_err = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200 << attempt));
+        }
+        match Store::open_hook(&hook.cfg).and_then(|mut s| {
+            let closed = sessions::close(&mut s, &rec)?;
+            // Records an earlier run could not write go in now.
+            let replayed = sessions::replay_spool(&mut s, &hook.cfg.database).unwrap_or(0);
+            Ok((closed, replayed))
+        }) {
+            Ok((closed, replayed)) => {
+                let what = if closed { "CLOSE" } else { "NO-SESSION" };
+                let extra = if replayed > 0 { format!(" (+{replayed} spooled)") } else { String::new() };
+                log_line(
+                    HOOK,
+                    &format!("{what} user={} in={} out={}{extra}", rec.key.username, rec.bytes_in, rec.bytes_out),
+                );
+                return 0;
+            }
+            Err(e) => last_err = format!("{e:#}"),
+        }
+    }
+    match sessions::spool(&hook.cfg.database, &rec) {
+        Ok(p) => {
+            log_line(HOOK, &format!("SPOOLED user={} to {}: {last_err}", rec.key.username, p.display()));
+            0
+        }
+        Err(e) => {
+            log_line(
+                HOOK,
+                &format!("LOST user={} in={} out={}: {last_err}; {e:#}", rec.key.username, rec.bytes_in, rec.bytes_out),
+            );
+            1
+        }
+    }
+}

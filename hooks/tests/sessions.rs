@@ -1,0 +1,234 @@
+//! client-connect and client-disconnect as OpenVPN runs them, many at once.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use tollgate_core::{Config, Store};
+
+struct Env {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn setup(name: &str, extra_toml: &str, sql: &str) -> Env {
+    let dir = std::env::temp_dir().join(format!("tg-sesstest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(&config, format!("database = \"t.db\"\nserver = \"nl-1\"\n{extra_toml}\n")).unwrap();
+    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+             INSERT INTO plans (name, period, created_at) VALUES ('unl', 'month', 0);
+             INSERT INTO users (name, password_hash, all_servers, plan_id, created_at, updated_at)
+                    VALUES ('alice', 'x', 1, 1, 0, 0);
+             {sql}"
+        ))
+        .unwrap();
+    Env { dir, config }
+}
+
+impl Env {
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join("t.db")).unwrap()
+    }
+
+    fn hook(&self, bin: &str, user: &str, port: u32, extra: &[(&str, String)]) -> Output {
+        let ccfile = self.dir.join(format!("cc-{user}-{port}"));
+        let mut c = Command::new(bin);
+        c.env_clear()
+            .arg("--config")
+            .arg(&self.config)
+            .env("username", user)
+            .env("common_name", user)
+            .env("trusted_ip", "192.0.2.2")
+            .env("trusted_port", port.to_string())
+            .env("time_unix", "1800000000")
+            .env("ifconfig_pool_remote_ip", "10.99.0.2")
+            .env("ifconfig_netmask", "255.255.255.0")
+            .env("IV_PLAT", "linux")
+            .env("IV_VER", "2.6.14");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        if bin.ends_with("client-connect") {
+            c.arg(&ccfile);
+        }
+        c.output().unwrap()
+    }
+
+    fn connect(&self, user: &str, port: u32) -> Output {
+        self.hook(env!("CARGO_BIN_EXE_client-connect"), user, port, &[])
+    }
+
+    fn disconnect(&self, user: &str, port: u32, bytes_in: i64, bytes_out: i64) -> Output {
+        self.hook(
+            env!("CARGO_BIN_EXE_client-disconnect"),
+            user,
+            port,
+            &[
+                ("bytes_received", bytes_in.to_string()),
+                ("bytes_sent", bytes_out.to_string()),
+                ("time_duration", "60".into()),
+            ],
+        )
+    }
+
+    fn usage_total(&self) -> (i64, i64) {
+        self.conn()
+            .query_row("SELECT bytes_in, bytes_out FROM usage WHERE user_id = 1 AND period_start = 0", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap_or((0, 0))
+    }
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn two_hundred_parallel_connects_and_disconnects_keep_exact_sums() {
+    let e = std::sync::Arc::new(setup("storm", "", ""));
+    let n = 200u32;
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let c = e.connect("alice", 10000 + i);
+                let d = e.disconnect("alice", 10000 + i, 1000 + i as i64, 3 * i as i64 + 7);
+                (c, d)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (c, d) = h.join().unwrap();
+        assert_eq!(c.status.code(), Some(0), "client-connect: {}", err(&c));
+        assert_eq!(d.status.code(), Some(0), "client-disconnect: {}", err(&d));
+        assert!(err(&d).contains("CLOSE user=alice"), "{}", err(&d));
+    }
+    let want_in: i64 = (0..n as i64).map(|i| 1000 + i).sum();
+    let want_out: i64 = (0..n as i64).map(|i| 3 * i + 7).sum();
+    assert_eq!(e.usage_total(), (want_in, want_out));
+    let month: (i64, i64) = e
+        .conn()
+        .query_row("SELECT bytes_in, bytes_out FROM usage WHERE user_id = 1 AND period_start > 0", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(month, (want_in, want_out), "the plan's period counter gets the same bytes");
+    let (closed, open): (i64, i64) = e
+        .conn()
+        .query_row(
+            "SELECT count(*) FILTER (WHERE closed_at IS NOT NULL), count(*) FILTER (WHERE closed_at IS NULL) FROM sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((closed, open), (n as i64, 0));
+    assert!(!e.dir.join("t.db.spool").exists(), "nothing should have been spooled");
+}
+
+#[test]
+fn connection_limit_holds_under_a_race() {
+    let e = std::sync::Arc::new(setup("race", "", "UPDATE plans SET max_connections = 1;"));
+    let handles: Vec<_> = (0..20u32)
+        .map(|i| {
+            let e = e.clone();
+            std::thread::spawn(move || e.connect("alice", 20000 + i))
+        })
+        .collect();
+    let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "exactly one of 20 simultaneous logins may open a session");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(o).contains("REFUSE user=alice: 1 open sessions, plan allows 1"), "{}", err(o));
+    }
+}
+
+#[test]
+fn directives_for_openvpn() {
+    let e = setup(
+        "directives",
+        "",
+        "UPDATE plans SET max_session_secs = 12;
+         INSERT INTO groups (name, push, redirect_gateway, created_at) VALUES ('staff', 'route 10.1.0.0 255.255.0.0', 1, 0);
+         UPDATE users SET static_ip = '10.99.0.50', group_id = 1;",
+    );
+    let o = e.connect("alice", 1);
+    assert!(o.status.success(), "{}", err(&o));
+    let body = std::fs::read_to_string(e.dir.join("cc-alice-1")).unwrap();
+    assert_eq!(
+        body,
+        "session-timeout 12\nifconfig-push 10.99.0.50 255.255.255.0\npush \"redirect-gateway def1\"\npush \"route 10.1.0.0 255.255.0.0\"\n"
+    );
+}
+
+#[test]
+fn refusals_and_bad_input() {
+    let e = setup(
+        "refuse",
+        "",
+        "INSERT INTO users (name, password_hash, enabled, created_at, updated_at) VALUES ('dave', 'x', 0, 0, 0);",
+    );
+    let o = e.connect("dave", 1);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("account disabled"), "{}", err(&o));
+    let o = e.connect("nobody-here", 1);
+    assert_eq!(o.status.code(), Some(1));
+    // Missing environment: a refusal with one line, never a panic.
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_client-connect")).env_clear().arg("--config").arg(&e.config).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_client-disconnect"))
+        .env_clear()
+        .arg("--config")
+        .arg(&e.config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+}
+
+#[test]
+fn disconnect_is_idempotent() {
+    let e = setup("idem", "", "");
+    // After a refused client-connect OpenVPN still runs client-disconnect.
+    let o = e.disconnect("alice", 7, 500, 500);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("NO-SESSION"), "{}", err(&o));
+    assert_eq!(e.usage_total(), (0, 0));
+    assert!(e.connect("alice", 7).status.success());
+    assert!(e.disconnect("alice", 7, 100, 200).status.success());
+    assert!(e.disconnect("alice", 7, 100, 200).status.success());
+    assert_eq!(e.usage_total(), (100, 200), "a repeated disconnect must not count twice");
+}
+
+#[test]
+fn unwritable_database_spools_and_loses_nothing() {
+    let e = setup("spool", "busy_timeout = \"1s\"", "");
+    assert!(e.connect("alice", 9).status.success());
+    let holder = e.conn();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let o = e.disconnect("alice", 9, 1234, 5678);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(err(&o).contains("SPOOLED"), "{}", err(&o));
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(e.usage_total(), (0, 0));
+    // The next disconnect of anyone applies the spool.
+    assert!(e.connect("alice", 10).status.success());
+    let o = e.disconnect("alice", 10, 1, 1);
+    assert!(err(&o).contains("+1 spooled"), "{}", err(&o));
+    assert_eq!(e.usage_total(), (1235, 5679));
+    let left = std::fs::read_dir(e.dir.join("t.db.spool")).unwrap().count();
+    assert_eq!(left, 0, "applied records are removed");
+}
