@@ -53,6 +53,16 @@ fail() {
 check() {
     local d=$1; shift
     if "$@"; then pass "$d"; else fail "$d" "$W/srv.log"; fi
+    disconnect_all
+}
+
+# Stop every client still running, so one test's failure cannot leak into the next.
+disconnect_all() {
+    local f
+    for f in "$W"/cli-*.pid; do
+        [ -f "$f" ] || continue
+        f=${f##*/cli-}; disconnect "${f%.pid}"
+    done
 }
 
 summary() {
@@ -245,10 +255,37 @@ login_refused() {
     disconnect "$name"; grep -E "AUTH|Initialization" "$W/cli-$name.log" | tail -n 3 | sed 's/^/    | /'; return 1
 }
 
-# mgmt COMMAND: one command on the server's management interface.
+# mgmt COMMAND: one command on the server's management interface; prints
+# the reply up to its last line (END, SUCCESS: or ERROR:), then quits.
 mgmt() {
     ip netns exec "$NS_SRV" bash -c '
         exec 3<>/dev/tcp/127.0.0.1/7505 || exit 1
-        printf "%s\nquit\n" "$1" >&3
-        timeout 5 cat <&3' _ "$1"
+        IFS= read -r -t 5 greeting <&3
+        printf "%s\n" "$1" >&3
+        while IFS= read -r -t 5 line <&3; do
+            line=${line%$'"'"'\r'"'"'}
+            case $line in ">"*) continue ;; esac
+            printf "%s\n" "$line"
+            case $line in END|SUCCESS:*|ERROR:*) break ;; esac
+        done
+        printf "quit\n" >&3' _ "$1"
 }
+
+# up NAME USER PASS [EXTRA]: connect and stay connected.
+up() {
+    local name=$1
+    client_conf "$2" "$3" "${4:-}" > "$W/client-$name.conf"
+    connect "$name" "$W/client-$name.conf"
+    wait_for "$W/cli-$name.log" "Initialization Sequence Completed|AUTH_FAILED" 30 &&
+        grep -q "Initialization Sequence Completed" "$W/cli-$name.log"
+}
+
+# json EXPR: evaluate a Python expression over JSON on stdin (bound to `d`).
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# live_bytes USER: "in out" for USER from the management interface's status 3.
+live_bytes() {
+    mgmt "status 3" | awk -F'\t' -v u="$1" '$1=="CLIENT_LIST" && $10==u {print $6, $7}'
+}
+
+sweep() { ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" sweep --management 127.0.0.1:7505 "$@"; }

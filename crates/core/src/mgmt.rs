@@ -41,6 +41,10 @@ pub fn parse_status(text: &str) -> Result<Vec<LiveClient>> {
                     Some(u) if !u.is_empty() && u != "UNDEF" => u,
                     _ => cn,
                 };
+                if username.is_empty() || username == "UNDEF" {
+                    // Still in its TLS handshake: not authenticated, no session yet.
+                    continue;
+                }
                 let (real_ip, real_port) = split_addr(col("Real Address").unwrap_or(""));
                 out.push(LiveClient {
                     username: username.to_string(),
@@ -206,6 +210,8 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0\n";
         let v2 = V3.replace('\t', ",");
         assert_eq!(parse_status(&v2).unwrap().len(), 1);
         assert!(parse_status("garbage\n").is_err());
+        let handshaking = V3.replace("\talice\t", "\tUNDEF\t");
+        assert_eq!(parse_status(&handshaking).unwrap(), vec![], "clients still in their handshake are skipped");
         let empty = "HEADER,CLIENT_LIST,Common Name,Real Address\nEND\n";
         assert_eq!(parse_status(empty).unwrap(), vec![]);
     }
