@@ -10,6 +10,8 @@ Builds tollgate from this source tree and installs it:
   hooks            /usr/local/libexec/tollgate/{auth-verify,...}
   admin CLI        /usr/local/bin/tollgate
   config           /etc/tollgate/tollgate.toml  (root:nogroup 0640, kept if present)
+  sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
+                   else /etc/cron.d/tollgate-sweep
   database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
 Installs OpenVPN when missing. Running it again changes nothing and keeps
 all data.
@@ -52,6 +54,12 @@ TOOLS="tollgate gen-ovpn"
 say() { printf 'tollgate install: %s\n' "$*"; }
 
 if [ "$UNINSTALL" = 1 ]; then
+    if [ -f /etc/systemd/system/tollgate-sweep.timer ]; then
+        systemctl disable --now tollgate-sweep.timer 2>/dev/null || true
+        rm -f /etc/systemd/system/tollgate-sweep.service /etc/systemd/system/tollgate-sweep.timer
+        systemctl daemon-reload 2>/dev/null || true
+    fi
+    rm -f /etc/cron.d/tollgate-sweep
     rm -rf "$LIBEXEC"
     for t in $TOOLS; do rm -f "/usr/local/bin/$t"; done
     if [ "$PURGE" = 1 ]; then rm -rf "$ETC" "$VAR"; say "removed binaries, config and database"
@@ -95,6 +103,8 @@ server = "$SERVER_NAME"
 # log_level = "info"
 # busy_timeout = "5s"      # how long hooks wait for a busy database
 # retention = "90d"        # how long auth events are kept
+# management = "unix:/run/openvpn/tollgate.sock"   # for tollgate sweep
+# status_file = "/run/openvpn/status.log"          # sweep's fallback (cannot kill)
 
 # [argon2]                 # OWASP minimum by default (19 MiB, 2 passes)
 # memory_kib = 19456
@@ -117,11 +127,21 @@ chown "$OVPN_USER:$OVPN_GROUP" "$VAR"
 chmod 770 "$VAR"
 /usr/local/bin/tollgate --config "$ETC/tollgate.toml" init | sed 's/^/tollgate install: /'
 
+# The sweep: a systemd timer where systemd runs, else cron.
+if [ -d /run/systemd/system ]; then
+    for u in tollgate-sweep.service tollgate-sweep.timer; do
+        cmp -s "$SRC/install/$u" "/etc/systemd/system/$u" || { install -m 644 "$SRC/install/$u" "/etc/systemd/system/$u"; CHANGED_UNITS=1; }
+    done
+    if [ "${CHANGED_UNITS:-0}" = 1 ]; then systemctl daemon-reload; say "installed the tollgate-sweep timer"; fi
+    systemctl enable --now tollgate-sweep.timer >/dev/null 2>&1 || say "could not enable tollgate-sweep.timer"
+else
+    cmp -s "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep ||
+        { install -m 644 "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep; say "installed /etc/cron.d/tollgate-sweep"; }
+fi
+
 cat <<NEXT
 tollgate install: done. Next:
   tollgate server add $SERVER_NAME --host YOUR.PUBLIC.HOST --ca /etc/openvpn/server/ca.crt --tls-crypt /etc/openvpn/server/tc.key
   tollgate user add alice --server $SERVER_NAME
-  and add to server.conf (see $SRC/install/server.conf.snippet):
-    script-security 2
-    auth-user-pass-verify "$LIBEXEC/auth-verify --config $ETC/tollgate.toml" via-file
+  and add the lines of $SRC/install/server.conf.snippet to your server.conf.
 NEXT
