@@ -9,6 +9,7 @@ pub mod names;
 pub mod openvpn;
 pub mod password;
 pub mod policy;
+pub mod profile;
 pub mod quota;
 pub mod sessions;
 pub mod store;

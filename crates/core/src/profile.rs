@@ -1,0 +1,225 @@
+//! Client profiles (.ovpn): what gen-ovpn prints. Rendering is pure; the
+//! loading checks that the user may have one.
+
+use crate::store::Store;
+use anyhow::{bail, Context, Result};
+use rusqlite::OptionalExtension;
+use std::path::Path;
+
+/// What a profile needs from the server record.
+#[derive(Debug, Clone, Default)]
+pub struct ServerProfile {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub proto: String,
+    pub ca_pem: String,
+    pub tls_mode: String,
+    pub tls_key: String,
+    pub key_direction: Option<u8>,
+    pub data_ciphers: Option<String>,
+    pub extra: Vec<String>,
+}
+
+/// What a profile adapts to in the user.
+#[derive(Debug, Clone, Default)]
+pub struct UserProfile {
+    pub name: String,
+    /// Second factor in static-challenge mode: the client asks for the code with the password.
+    pub static_challenge: bool,
+    /// Second factor by dynamic challenge (CRV1): the client must answer interactively.
+    pub dynamic_challenge: bool,
+    /// Device binding on: the client must send its hardware address.
+    pub push_peer_info: bool,
+    /// The user's own certificate and key, when the server requires them.
+    pub cert: Option<(String, String)>,
+}
+
+pub const STATIC_CHALLENGE_TEXT: &str = "Enter your authenticator code";
+
+pub fn render(s: &ServerProfile, u: &UserProfile, generated: &str) -> String {
+    let mut o = String::new();
+    let mut line = |l: &str| {
+        o.push_str(l);
+        o.push('\n');
+    };
+    line(&format!("# tollgate profile for {} on {} ({generated})", u.name, s.name));
+    line("client");
+    line("dev tun");
+    line(&format!("proto {}", if s.proto == "tcp" { "tcp-client" } else { "udp" }));
+    line(&format!("remote {} {}", s.host, s.port));
+    line("resolv-retry infinite");
+    line("nobind");
+    line("persist-key");
+    line("persist-tun");
+    line("remote-cert-tls server");
+    line("auth-user-pass");
+    line("auth-nocache");
+    if s.proto != "tcp" {
+        line("explicit-exit-notify 1");
+    }
+    if let Some(c) = &s.data_ciphers {
+        line(&format!("data-ciphers {c}"));
+    }
+    if u.static_challenge {
+        line(&format!("static-challenge \"{STATIC_CHALLENGE_TEXT}\" 1"));
+    }
+    if u.dynamic_challenge {
+        line("auth-retry interact");
+    }
+    if u.push_peer_info {
+        line("push-peer-info");
+    }
+    line("verb 3");
+    for e in &s.extra {
+        line(e);
+    }
+    let block = |o: &mut String, tag: &str, body: &str| {
+        o.push_str(&format!("<{tag}>\n{}\n</{tag}>\n", body.trim()));
+    };
+    block(&mut o, "ca", &s.ca_pem);
+    if s.tls_mode == "tls-auth" {
+        o.push_str(&format!("key-direction {}\n", s.key_direction.unwrap_or(1)));
+        block(&mut o, "tls-auth", &s.tls_key);
+    } else {
+        block(&mut o, "tls-crypt", &s.tls_key);
+    }
+    if let Some((cert, key)) = &u.cert {
+        block(&mut o, "cert", cert);
+        block(&mut o, "key", key);
+    }
+    o
+}
+
+/// Load and check everything for `gen-ovpn USER SERVER`: refuses an unknown
+/// user or server, a disabled user, or a user without access to the server.
+pub fn load(store: &Store, user: &str, server: &str, now: i64) -> Result<(ServerProfile, UserProfile)> {
+    let c = &store.conn;
+    let srv = c
+        .query_row(
+            "SELECT name, host, port, proto, ca_pem, tls_mode, tls_key, key_direction, data_ciphers, extra,
+                    client_cert, pki_dir FROM servers WHERE name = ?1",
+            [server],
+            |r| {
+                Ok((
+                    ServerProfile {
+                        name: r.get(0)?,
+                        host: r.get(1)?,
+                        port: r.get(2)?,
+                        proto: r.get(3)?,
+                        ca_pem: r.get(4)?,
+                        tls_mode: r.get(5)?,
+                        tls_key: r.get(6)?,
+                        key_direction: r.get(7)?,
+                        data_ciphers: r.get(8)?,
+                        extra: r.get::<_, String>(9)?.lines().map(str::to_string).collect(),
+                    },
+                    r.get::<_, bool>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((srv, needs_cert, pki_dir)) = srv else { bail!("no such server: {server}") };
+    let facts = crate::auth::load(store, user, server, now)?;
+    let Some(u) = facts.facts.user else { bail!("no such user: {user}") };
+    if !u.enabled {
+        bail!("user {user} is disabled");
+    }
+    if !u.granted {
+        bail!("user {user} has no access to server {server} (tollgate user set {user} --server {server})");
+    }
+    let (mfa, binding): (bool, Option<String>) = c.query_row(
+        "SELECT totp_secret IS NOT NULL AND totp_confirmed, device_binding FROM users WHERE name = ?1",
+        [user],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut up = UserProfile {
+        name: user.to_string(),
+        static_challenge: mfa,
+        dynamic_challenge: false,
+        push_peer_info: matches!(binding.as_deref(), Some("auto") | Some("manual")),
+        cert: None,
+    };
+    if needs_cert {
+        let dir = Path::new(pki_dir.as_deref().unwrap_or(""));
+        let cert_path = dir.join("issued").join(format!("{user}.crt"));
+        let key_path = dir.join("private").join(format!("{user}.key"));
+        let cert = std::fs::read_to_string(&cert_path).with_context(|| {
+            format!("server {server} needs client certificates: cannot read {}", cert_path.display())
+        })?;
+        let key = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
+        let pem = cert.find("-----BEGIN CERTIFICATE-----").map(|i| cert[i..].to_string()).unwrap_or(cert);
+        up.cert = Some((pem, key));
+    }
+    Ok((srv, up))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> ServerProfile {
+        ServerProfile {
+            name: "nl-1".into(),
+            host: "vpn.example.com".into(),
+            port: 1194,
+            proto: "udp".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+            tls_mode: "tls-crypt".into(),
+            tls_key: "-----BEGIN OpenVPN Static key V1-----\nK\n-----END OpenVPN Static key V1-----".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plain_profile() {
+        let p = render(&server(), &UserProfile { name: "alice".into(), ..Default::default() }, "now");
+        for want in [
+            "client\n",
+            "proto udp\n",
+            "remote vpn.example.com 1194\n",
+            "auth-user-pass\n",
+            "<ca>\n-----BEGIN",
+            "<tls-crypt>\n",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in\n{p}");
+        }
+        for absent in ["static-challenge", "auth-retry", "push-peer-info", "<key>", "PRIVATE KEY", "<tls-auth>"] {
+            assert!(!p.contains(absent), "{absent:?} should not be in\n{p}");
+        }
+    }
+
+    #[test]
+    fn adapts_to_user_and_server() {
+        let s = ServerProfile {
+            proto: "tcp".into(),
+            tls_mode: "tls-auth".into(),
+            key_direction: Some(1),
+            extra: vec!["mssfix 1400".into()],
+            ..server()
+        };
+        let u = UserProfile {
+            name: "bob".into(),
+            static_challenge: true,
+            push_peer_info: true,
+            cert: Some(("CERT".into(), "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----".into())),
+            ..Default::default()
+        };
+        let p = render(&s, &u, "now");
+        for want in [
+            "proto tcp-client\n",
+            "key-direction 1\n<tls-auth>",
+            "static-challenge \"",
+            "push-peer-info\n",
+            "mssfix 1400\n",
+            "<cert>\nCERT\n</cert>",
+            "<key>\n",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in\n{p}");
+        }
+        assert!(!p.contains("explicit-exit-notify"), "not valid for TCP");
+        let d = render(&server(), &UserProfile { dynamic_challenge: true, ..Default::default() }, "now");
+        assert!(d.contains("auth-retry interact\n"));
+    }
+}

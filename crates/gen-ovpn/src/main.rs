@@ -1,0 +1,61 @@
+//! gen-ovpn USER SERVER [--out FILE]: a complete inline client profile.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use tollgate_core::{profile, units, Config, Store};
+
+/// Print a complete OpenVPN client profile (.ovpn) for USER on SERVER.
+///
+/// The profile is inline: CA certificate, tls-crypt or tls-auth key, and the
+/// user's own certificate and key only when the server requires client
+/// certificates. It never contains the CA's or the server's private key. It
+/// adapts to the user: `static-challenge` for a second factor, and
+/// `push-peer-info` when device binding is on. Refuses (one line, exit 1) an
+/// unknown user or server, a disabled user, or a user without access.
+#[derive(Parser)]
+#[command(name = "gen-ovpn", version)]
+struct Args {
+    user: String,
+    server: String,
+    /// Write the profile to FILE (mode 0600) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Config file (default: $TOLLGATE_CONFIG or /etc/tollgate/tollgate.toml)
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("gen-ovpn: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(a: Args) -> Result<()> {
+    let cfg = Config::load(a.config.as_deref())?;
+    let store = Store::open_admin(&cfg)?;
+    let now = units::now();
+    let (srv, user) = profile::load(&store, &a.user, &a.server, now)?;
+    let text = profile::render(&srv, &user, &units::format_time(now));
+    match a.out {
+        None => std::io::stdout().write_all(text.as_bytes())?,
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            // An existing file keeps its mode on open: tighten it.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(text.as_bytes())?;
+            eprintln!("gen-ovpn: wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
