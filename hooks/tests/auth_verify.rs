@@ -244,3 +244,50 @@ fn lockout_then_unlock() {
     let (out, _) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn malformed_and_foreign_challenge_responses() {
+    let e = setup("crv1");
+    let cfg = Config::from_file(&e.config).unwrap();
+    let c = rusqlite_conn(&cfg);
+    let h = password::hash("correct horse", FAST).unwrap();
+    c.execute_batch(&format!(
+        "UPDATE users SET totp_secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', totp_confirmed = 1 WHERE name = 'alice';
+         INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('bob', '{h}', 1, 0, 0);
+         INSERT INTO challenges VALUES ('00000000000000000000000000000001', 1, '192.0.2.2', 4000000000);
+         INSERT INTO challenges VALUES ('00000000000000000000000000000002', 2, '192.0.2.2', 4000000000);
+         INSERT INTO challenges VALUES ('00000000000000000000000000000003', 1, '192.0.2.2', 1000);
+         INSERT INTO challenges VALUES ('00000000000000000000000000000004', 1, '198.51.100.7', 4000000000);"
+    ))
+    .unwrap();
+    let cases: [(&[u8], &str); 9] = [
+        (b"alice\nSCRV1:!!notbase64:MTIzNDU2\n", "SCRV1 password is not base64"),
+        (b"alice\nSCRV1:Y29ycmVjdCBob3JzZQ==\n", "exactly two base64 parts"),
+        (b"alice\nSCRV1:Y29ycmVjdCBob3JzZQ==:MTIz:x\n", "exactly two base64 parts"),
+        (b"alice\nCRV1::nothex::123456\n", "CRV1 state is not one of ours"),
+        (b"alice\nCRV1::00000000000000000000000000000001\n", "CRV1::<state>::<response>"),
+        (b"alice\nCRV1::0000000000000000000000000000abcd::123456\n", "unknown or already used state"),
+        (b"alice\nCRV1::00000000000000000000000000000002::123456\n", "state belongs to another user"),
+        (b"alice\nCRV1::00000000000000000000000000000003::123456\n", "state expired"),
+        (b"alice\nCRV1::00000000000000000000000000000004::123456\n", "issued to another address"),
+    ];
+    for (content, why) in cases {
+        let (out, reason) = e.run(Some(&e.creds(content)), &[], &[]);
+        assert_denied(&out, &reason, why);
+    }
+    // States are single use: state 1 was consumed by nobody yet; a wrong
+    // code uses it up, and the right one afterwards finds it gone.
+    let (out, reason) = e.run(Some(&e.creds(b"alice\nCRV1::00000000000000000000000000000001::000000\n")), &[], &[]);
+    assert_denied(&out, &reason, "wrong or reused authenticator code");
+    assert_eq!(reason, "wrong authenticator code");
+    let (out, reason) = e.run(Some(&e.creds(b"alice\nCRV1::00000000000000000000000000000001::000000\n")), &[], &[]);
+    assert_denied(&out, &reason, "unknown or already used state");
+    // A right password without a code gets a CRV1 challenge (auto mode).
+    let (out, reason) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(reason.starts_with("CRV1:R,E:") && reason.ends_with(":YWxpY2U=:Enter your authenticator code"), "{reason}");
+    // ... but a wrong one gets nothing that tells it the account has a second factor.
+    let (out, reason) = e.run(Some(&e.creds(b"alice\nwrong horse\n")), &[], &[]);
+    assert_denied(&out, &reason, "wrong password");
+    assert_eq!(reason, "invalid username or password");
+}

@@ -289,3 +289,30 @@ live_bytes() {
 }
 
 sweep() { ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" sweep --management 127.0.0.1:7505 "$@"; }
+
+# interactive NAME PROFILE MODE USER PASS SECRET [OFFSET|CODE] [EXTRA_OPTS...]:
+# start a client that asks for its credentials on its management interface
+# and answer like a GUI (answer_client.py). Port 7506 in the client namespace.
+interactive() {
+    local name=$1 profile=$2 mode=$3 user=$4 pass=$5 secret=$6 arg=${7:-0}
+    shift 7
+    : > "$W/cli-$name.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$profile" \
+        --management 127.0.0.1 7506 --management-query-passwords --management-hold \
+        --writepid "$W/cli-$name.pid" --daemon --log "$W/cli-$name.log" "$@"
+    ip netns exec "$NS_CLI" python3 "$ROOT/tests/e2e/answer_client.py" 7506 "$user" "$pass" "$secret" "$mode" "$arg" \
+        > "$W/answer-$name.log" 2>&1
+}
+
+# connected NAME: the client finished connecting (or failed to).
+connected() {
+    wait_for "$W/cli-$1.log" "Initialization Sequence Completed|AUTH_FAILED|Exiting" 30 &&
+        grep -q "Initialization Sequence Completed" "$W/cli-$1.log"
+}
+
+# refused NAME REGEX: the client got AUTH_FAILED with a reason matching REGEX.
+refused() {
+    wait_for "$W/cli-$1.log" "AUTH_FAILED|Initialization Sequence Completed" 30 &&
+        grep -Eq "AUTH_FAILED.*($2)" "$W/cli-$1.log" ||
+        { grep -E "AUTH|Initialization" "$W/cli-$1.log" | tail -n 3 | sed 's/^/    | /'; return 1; }
+}

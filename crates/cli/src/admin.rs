@@ -1,7 +1,9 @@
 //! The admin commands: thin SQL over the store, one clear error line each.
 
 use crate::out;
-use crate::{Cli, Cmd, GroupArgs, GroupCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd, UserSet};
+use crate::{
+    Cli, Cmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd, UserSet,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -32,6 +34,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Plan(c) => plan(&store.conn, c)?,
         Cmd::Group(c) => group(&mut store.conn, c)?,
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
+        Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
         Cmd::Sessions { open, user, server, limit, json } => {
             crate::accounting::sessions(&store.conn, open, user, server, limit, json)?
@@ -600,7 +603,7 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
                     ("static ip", s("static_ip")),
                     ("device binding", s("device_binding")),
                     ("max devices", s("max_devices")),
-                    ("second factor", if r["mfa"].as_bool() == Some(true) { "totp".into() } else { "off".into() }),
+                    ("second factor", s("mfa_state")),
                     ("failed logins", s("failed_count")),
                     ("locked until", s("locked_until")),
                     ("created", s("created_at")),
@@ -705,7 +708,8 @@ fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
     let t = now();
     let mut st = c.prepare(
         "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
-                u.static_ip, u.device_binding, u.max_devices, u.totp_secret IS NOT NULL AND u.totp_confirmed,
+                u.static_ip, u.device_binding, u.max_devices,
+                CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed THEN 'totp' ELSE 'pending' END,
                 u.failed_count, u.locked_until, u.created_at, u.group_id
            FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
           WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
@@ -726,7 +730,8 @@ fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
                     "static_ip": r.get::<_, Option<String>>(7)?,
                     "device_binding": r.get::<_, Option<String>>(8)?,
                     "max_devices": r.get::<_, Option<i64>>(9)?,
-                    "mfa": r.get::<_, bool>(10)?,
+                    "mfa": r.get::<_, String>(10)? == "totp",
+                    "mfa_state": r.get::<_, String>(10)?,
                     "failed_count": r.get::<_, i64>(11)?,
                     "locked": locked_until.is_some_and(|l| l > t),
                     "locked_until": locked_until.filter(|l| *l > t).map(format_time),
@@ -747,6 +752,70 @@ fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
             Ok(v)
         })
         .collect()
+}
+
+// ---------- second factor ----------
+
+fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
+    use tollgate_core::totp;
+    match cmd {
+        MfaCmd::Enroll { name, no_confirm, force } => {
+            let id = id_of(c, "user", &name)?;
+            let active: bool =
+                c.query_row("SELECT totp_secret IS NOT NULL AND totp_confirmed FROM users WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            if active && !force {
+                bail!("{name} already has a second factor: --force replaces it");
+            }
+            let secret = totp::new_secret();
+            let uri = totp::uri(&cfg.mfa.issuer, &name, &secret);
+            c.execute(
+                "UPDATE users SET totp_secret = ?2, totp_confirmed = ?3, totp_last_step = NULL, updated_at = ?4 WHERE id = ?1",
+                params![id, secret, no_confirm, now()],
+            )?;
+            println!("{uri}");
+            if let Ok(qr) = qrcode::QrCode::new(uri.as_bytes()) {
+                let img = qr
+                    .render::<qrcode::render::unicode::Dense1x2>()
+                    .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                    .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build();
+                println!("{img}");
+            }
+            if no_confirm {
+                println!("second factor on for {name}");
+                return Ok(());
+            }
+            eprint!("Code shown by the app: ");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let key = totp::decode_secret(&secret).ok_or_else(|| anyhow!("bad secret"))?;
+            match totp::verify(&key, line.trim(), now(), None) {
+                Some(step) => {
+                    c.execute(
+                        "UPDATE users SET totp_confirmed = 1, totp_last_step = ?2 WHERE id = ?1",
+                        params![id, step],
+                    )?;
+                    println!("second factor on for {name}");
+                    Ok(())
+                }
+                None => bail!(
+                    "that code does not match: the second factor is not on (run `tollgate mfa enroll {name}` again)"
+                ),
+            }
+        }
+        MfaCmd::Disable { name } => {
+            let id = id_of(c, "user", &name)?;
+            c.execute(
+                "UPDATE users SET totp_secret = NULL, totp_confirmed = 0, totp_last_step = NULL, updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            println!("second factor off for {name}");
+            Ok(())
+        }
+    }
 }
 
 // ---------- events, test-auth ----------
@@ -803,12 +872,21 @@ fn test_auth(
     let decision = match check_credentials(user.as_bytes(), pw.as_bytes()) {
         Err(d) => Decision::Deny(d),
         Ok(()) => {
-            let req = Request { username: user, password: &pw, server: &server, ip, now: now() };
-            auth::authenticate(store, cfg, &req, false)?
+            let req = Request {
+                username: user,
+                password: &pw,
+                server: &server,
+                ip,
+                port: None,
+                now: now(),
+                session_state: None,
+            };
+            auth::authenticate(store, cfg, &req, false)?.decision
         }
     };
     let (code, v) = match &decision {
         Decision::Accept => (0, json!({"result": "accept", "user": user, "server": server})),
+        Decision::Challenge => (0, json!({"result": "challenge", "user": user, "server": server})),
         Decision::Deny(d) => (
             1,
             json!({"result": "deny", "user": user, "server": server, "log_reason": d.log_reason(), "client_reason": d.client_reason()}),
@@ -819,6 +897,8 @@ fn test_auth(
     } else if let Decision::Deny(d) = &decision {
         println!("DENY {user} on {server}: {}", d.log_reason());
         println!("client sees: {}", d.client_reason());
+    } else if decision == Decision::Challenge {
+        println!("CHALLENGE {user} on {server}: password right, the client would be asked for its code");
     } else {
         println!("ACCEPT {user} on {server}");
     }

@@ -47,6 +47,9 @@ pub enum Cmd {
     /// Users and their passwords, plans, groups, grants and expiry
     #[command(subcommand)]
     User(UserCmd),
+    /// Second factor (TOTP): enroll or disable a user's authenticator
+    #[command(subcommand)]
+    Mfa(MfaCmd),
     /// Sessions (tunnels), newest first
     Sessions {
         /// Only sessions still open
@@ -130,6 +133,27 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum MfaCmd {
+    /// Give USER a new TOTP secret: prints an otpauth:// URI and a QR code.
+    ///
+    /// Scan the QR code (or paste the URI) into an authenticator app, then
+    /// enter the 6-digit code it shows: the second factor is on once that
+    /// code checks out. Until then the user logs in with the password alone.
+    /// The code is read from the first line of standard input.
+    Enroll {
+        name: String,
+        /// Turn the second factor on at once, without a first code
+        #[arg(long)]
+        no_confirm: bool,
+        /// Replace a second factor the user already has
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove USER's second factor
+    Disable { name: String },
 }
 
 #[derive(Subcommand)]

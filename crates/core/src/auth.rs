@@ -1,20 +1,74 @@
 //! The auth flow shared by the auth-verify hook and `tollgate test-auth`:
-//! load the facts, verify the password, let `policy::decide` rule, record.
+//! parse the secret, load the facts, verify password and second factor, let
+//! `policy::decide` rule, record.
 
-use crate::config::Config;
-use crate::password;
-use crate::policy::{self, AuthFacts, Decision, FailState, PlanFacts, Proof, UserFacts};
+use crate::config::{Config, MfaMode};
+use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof, UserFacts};
 use crate::quota::Period;
 use crate::store::Store;
+use crate::{password, totp};
 use anyhow::Result;
+use data_encoding::BASE64;
 use rusqlite::{params, OptionalExtension};
 
 pub struct Request<'a> {
     pub username: &'a str,
+    /// What OpenVPN passed as the password: a password, `SCRV1:…` or `CRV1::…`.
     pub password: &'a str,
     pub server: &'a str,
     pub ip: &'a str,
+    /// The client's source port (`untrusted_port`), if known.
+    pub port: Option<i64>,
     pub now: i64,
+    /// OpenVPN's `session_state` (auth-gen-token … external-auth), if any.
+    pub session_state: Option<&'a str>,
+}
+
+/// The secret a client sent, by form.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Secret {
+    Plain(String),
+    /// Static challenge: `SCRV1:<base64 password>:<base64 response>`.
+    Static {
+        password: String,
+        code: String,
+    },
+    /// Answer to a dynamic challenge: `CRV1::<state>::<response>`.
+    Crv1 {
+        state: String,
+        code: String,
+    },
+}
+
+/// Pure: split the password field into its form. Malformed SCRV1/CRV1 is a
+/// deny with a reason, never a panic.
+pub fn parse_secret(s: &str) -> Result<Secret, Deny> {
+    let bad = |d: &str| Deny::Malformed { detail: d.to_string() };
+    if let Some(rest) = s.strip_prefix("SCRV1:") {
+        let mut parts = rest.split(':');
+        let (Some(p), Some(r), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("SCRV1 needs exactly two base64 parts"));
+        };
+        let dec = |x: &str, what: &str| -> Result<String, Deny> {
+            let bytes = BASE64.decode(x.as_bytes()).map_err(|_| bad(&format!("SCRV1 {what} is not base64")))?;
+            let t = String::from_utf8(bytes).map_err(|_| bad(&format!("SCRV1 {what} is not UTF-8")))?;
+            if t.chars().any(char::is_control) {
+                return Err(bad(&format!("control character in SCRV1 {what}")));
+            }
+            Ok(t)
+        };
+        return Ok(Secret::Static { password: dec(p, "password")?, code: dec(r, "response")? });
+    }
+    if let Some(rest) = s.strip_prefix("CRV1::") {
+        let Some((state, code)) = rest.split_once("::") else {
+            return Err(bad("CRV1 response needs CRV1::<state>::<response>"));
+        };
+        if state.len() != 32 || !state.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("CRV1 state is not one of ours"));
+        }
+        return Ok(Secret::Crv1 { state: state.to_ascii_lowercase(), code: code.to_string() });
+    }
+    Ok(Secret::Plain(s.to_string()))
 }
 
 /// What the database holds for one login attempt.
@@ -22,6 +76,8 @@ pub struct Loaded {
     pub facts: AuthFacts,
     pub password_hash: Option<String>,
     pub fail: FailState,
+    /// Active (confirmed) TOTP secret and the last step used.
+    pub totp: Option<(Vec<u8>, Option<i64>)>,
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
@@ -35,7 +91,8 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                     p.name, p.expires_after_secs, p.quota_bytes, p.period, p.max_connections,
                     u.all_servers OR coalesce(g.all_servers, 0)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND user_id = u.id)
-                      OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id)
+                      OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id),
+                    CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step
                FROM users u
                LEFT JOIN plans p ON p.id = u.plan_id
                LEFT JOIN groups g ON g.id = u.group_id
@@ -68,14 +125,17 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                 open_sessions: 0,
             };
             let fail = FailState { count: r.get(5)?, since: r.get(6)?, locked_until: user.locked_until };
-            Ok((user, fail, r.get::<_, String>(7)?))
+            let totp = r.get::<_, Option<String>>(15)?.and_then(|s| totp::decode_secret(&s)).map(|k| (k, None::<i64>));
+            let last: Option<i64> = r.get(16)?;
+            Ok((user, fail, r.get::<_, String>(7)?, totp.map(|(k, _)| (k, last))))
         })
         .optional()?;
-    let Some((mut user, fail, hash)) = row else {
+    let Some((mut user, fail, hash, totp)) = row else {
         return Ok(Loaded {
             facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
             password_hash: None,
             fail: FailState::default(),
+            totp: None,
         });
     };
     if let Some(p) = &user.plan {
@@ -94,28 +154,182 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
         facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: Some(user) },
         password_hash: Some(hash),
         fail,
+        totp,
     })
+}
+
+/// The decision and, for a challenge, the state the client must answer with.
+pub struct Outcome {
+    pub decision: Decision,
+    pub challenge_state: Option<String>,
 }
 
 /// Run the whole decision. The password is always verified (against a dummy
 /// hash for unknown users) so that every attempt costs the same. With
-/// `record`, the outcome updates the lockout counters and the event log;
-/// `tollgate test-auth` passes false and changes nothing.
-pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Decision> {
-    let loaded = load(store, req.username, req.server, req.now)?;
-    let ok = password::verify(loaded.password_hash.as_deref(), req.password, cfg.argon2);
-    let proof = if ok { Proof::Valid } else { Proof::Invalid };
-    let decision = policy::decide(&loaded.facts, proof, req.now);
-    if record {
-        record_outcome(store, cfg, req, &loaded, &decision)?;
-        if ok && decision == Decision::Accept {
-            maybe_rehash(store, cfg, req, &loaded)?;
+/// `record`, the outcome updates lockout counters, TOTP replay state,
+/// challenges and the event log; `tollgate test-auth` passes false and
+/// changes nothing.
+pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Outcome> {
+    let done = |d: Decision| Ok(Outcome { decision: d, challenge_state: None });
+    // Reauth on renegotiation: OpenVPN has checked the session token.
+    match req.session_state {
+        None | Some("Initial") => {}
+        Some(st @ ("Authenticated" | "AuthenticatedEmptyUser" | "Expired" | "ExpiredEmptyUser")) => {
+            let loaded = load(store, req.username, req.server, req.now)?;
+            // OpenVPN 2.6 does not always renew the token at a renegotiation,
+            // so a tunnel that lives longer than twice the renewal time
+            // presents an "Expired" token. Its HMAC was valid: accept it as a
+            // renegotiation of a tunnel that is still open from the same
+            // address and port, never as a new connection.
+            let live = st.starts_with("Authenticated") || renegotiation_of_open_session(store, req, &loaded)?;
+            let decision = if live {
+                policy::decide(&loaded.facts, Proof::Token, req.now)
+            } else {
+                Decision::Deny(Deny::TokenRejected { state: st.to_string() })
+            };
+            if record {
+                record_outcome(store, cfg, req, &loaded, &decision, None)?;
+            }
+            return done(decision);
+        }
+        Some(other) => {
+            let d = Decision::Deny(Deny::TokenRejected { state: crate::names::for_log(other) });
+            if record {
+                let loaded = load(store, req.username, req.server, req.now)?;
+                record_outcome(store, cfg, req, &loaded, &d, None)?;
+            }
+            return done(d);
         }
     }
-    Ok(decision)
+    let secret = match parse_secret(req.password) {
+        Ok(s) => s,
+        Err(d) => return done(Decision::Deny(d)),
+    };
+    let loaded = load(store, req.username, req.server, req.now)?;
+    let uid = loaded.facts.user.as_ref().map(|u| u.id);
+    let mut accepted_step = None;
+    let proof = match &secret {
+        Secret::Crv1 { state, code } => {
+            // Single use: the state goes whatever the answer.
+            let row: Option<(i64, String, i64)> = store
+                .conn
+                .query_row("SELECT user_id, ip, expires_at FROM challenges WHERE state_id = ?1", [state], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            if record {
+                store.conn.execute("DELETE FROM challenges WHERE state_id = ?1", [state])?;
+            }
+            let problem = match row {
+                None => Some("unknown or already used state"),
+                Some((u, _, _)) if Some(u) != uid => Some("state belongs to another user"),
+                Some((_, ip, _)) if ip != req.ip => Some("state was issued to another address"),
+                Some((_, _, exp)) if exp <= req.now => Some("state expired"),
+                _ => None,
+            };
+            if let Some(p) = problem {
+                let d = Decision::Deny(Deny::BadChallenge { detail: p.into() });
+                if record {
+                    record_outcome(store, cfg, req, &loaded, &d, None)?;
+                }
+                return done(d);
+            }
+            match &loaded.totp {
+                Some((key, last)) => match totp::verify(key, code, req.now, *last) {
+                    Some(step) => {
+                        accepted_step = Some(step);
+                        Proof::Valid
+                    }
+                    None => Proof::BadCode { challenged: true },
+                },
+                None => Proof::BadCode { challenged: true },
+            }
+        }
+        Secret::Plain(pw) | Secret::Static { password: pw, .. } => {
+            let pw_ok = password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2);
+            match (&loaded.totp, &secret) {
+                _ if !pw_ok => Proof::Invalid,
+                (None, _) => Proof::Valid,
+                (Some((key, last)), Secret::Static { code, .. }) => match totp::verify(key, code, req.now, *last) {
+                    Some(step) => {
+                        accepted_step = Some(step);
+                        Proof::Valid
+                    }
+                    None => Proof::BadCode { challenged: false },
+                },
+                (Some(_), _) if cfg.mfa.mode == MfaMode::Static => Proof::CodeRequired,
+                (Some(_), _) => Proof::NeedsCode,
+            }
+        }
+    };
+    let mut decision = policy::decide(&loaded.facts, proof, req.now);
+    let mut challenge_state = None;
+    if record {
+        // Claim the code's step atomically: two logins racing with the same
+        // code cannot both pass.
+        if let (Decision::Accept, Some(step), Some(id)) = (&decision, accepted_step, uid) {
+            let n = store.conn.execute(
+                "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                params![id, step],
+            )?;
+            if n == 0 {
+                decision = Decision::Deny(Deny::BadCode { challenged: matches!(secret, Secret::Crv1 { .. }) });
+            }
+        }
+        if let (Decision::Challenge, Some(id)) = (&decision, uid) {
+            let state = new_state();
+            store.conn.execute(
+                "INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![state, id, req.ip, req.now + cfg.mfa.challenge_ttl_secs],
+            )?;
+            challenge_state = Some(state);
+        }
+        record_outcome(store, cfg, req, &loaded, &decision, Some(&secret))?;
+        if decision == Decision::Accept {
+            if let Secret::Plain(pw) | Secret::Static { password: pw, .. } = &secret {
+                maybe_rehash(store, cfg, pw, &loaded)?;
+            }
+        }
+    } else if decision == Decision::Challenge {
+        challenge_state = Some("(test-auth: no state issued)".into());
+    }
+    Ok(Outcome { decision, challenge_state })
 }
 
-fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loaded, d: &Decision) -> Result<()> {
+fn renegotiation_of_open_session(store: &Store, req: &Request, loaded: &Loaded) -> Result<bool> {
+    let (Some(u), Some(port)) = (&loaded.facts.user, req.port) else { return Ok(false) };
+    Ok(store
+        .conn
+        .query_row(
+            "SELECT 1 FROM sessions s JOIN servers v ON v.id = s.server_id
+              WHERE s.user_id = ?1 AND s.closed_at IS NULL AND s.real_ip = ?2 AND s.real_port = ?3 AND v.name = ?4",
+            params![u.id, req.ip, port, req.server],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn new_state() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    data_encoding::HEXLOWER.encode(&b)
+}
+
+/// The reason-file text that asks the client for its code (CRV1).
+pub fn crv1_prompt(state: &str, username: &str) -> String {
+    format!("CRV1:R,E:{state}:{}:Enter your authenticator code", BASE64.encode(username.as_bytes()))
+}
+
+fn record_outcome(
+    store: &mut Store,
+    cfg: &Config,
+    req: &Request,
+    loaded: &Loaded,
+    d: &Decision,
+    secret: Option<&Secret>,
+) -> Result<()> {
     let tx = store.write_tx()?;
     if let Some(u) = &loaded.facts.user {
         match d {
@@ -141,35 +355,75 @@ fn record_outcome(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loade
             _ => {}
         }
     }
-    let (result, reason) = match d {
-        Decision::Accept => ("accept", "ok".to_string()),
-        Decision::Deny(deny) => ("deny", deny.log_reason()),
+    let how = match (secret, req.session_state) {
+        (_, Some("Authenticated" | "AuthenticatedEmptyUser")) => "session token",
+        (_, Some("Expired" | "ExpiredEmptyUser")) => "renewal-expired session token, tunnel still open",
+        (Some(Secret::Static { .. }), _) => "password + code",
+        (Some(Secret::Crv1 { .. }), _) => "challenge response",
+        _ => "password",
     };
-    log_event(&tx, req, result, &reason)?;
+    let (result, reason) = match d {
+        Decision::Accept => ("accept", format!("ok ({how})")),
+        Decision::Deny(deny) => ("deny", deny.log_reason()),
+        Decision::Challenge => ("challenge", "password ok, code requested".to_string()),
+    };
+    tx.prepare_cached(
+        "INSERT INTO auth_events (at, username, server, ip, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![req.now, crate::names::for_log(req.username), req.server, req.ip, result, reason])?;
     tx.execute("DELETE FROM auth_events WHERE at < ?1", [req.now - cfg.retention_secs])?;
     tx.commit()?;
     Ok(())
 }
 
-fn log_event(tx: &rusqlite::Transaction, req: &Request, result: &str, reason: &str) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO auth_events (at, username, server, ip, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![req.now, crate::names::for_log(req.username), req.server, req.ip, result, reason])?;
-    Ok(())
-}
-
 /// After a good login, bring an old hash up to the configured parameters.
-fn maybe_rehash(store: &mut Store, cfg: &Config, req: &Request, loaded: &Loaded) -> Result<()> {
-    let (Some(u), Some(h)) = (&loaded.facts.user, &loaded.password_hash) else {
-        return Ok(());
-    };
+fn maybe_rehash(store: &mut Store, cfg: &Config, pw: &str, loaded: &Loaded) -> Result<()> {
+    let (Some(u), Some(h)) = (&loaded.facts.user, &loaded.password_hash) else { return Ok(()) };
     if password::needs_rehash(h, cfg.argon2) {
-        let new = password::hash(req.password, cfg.argon2)?;
+        let new = password::hash(pw, cfg.argon2)?;
         store.conn.execute(
             "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
             params![u.id, new, h],
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_forms() {
+        assert_eq!(parse_secret("hunter22"), Ok(Secret::Plain("hunter22".into())));
+        // "pw" / "123456"
+        assert_eq!(
+            parse_secret("SCRV1:cHc=:MTIzNDU2"),
+            Ok(Secret::Static { password: "pw".into(), code: "123456".into() })
+        );
+        assert_eq!(parse_secret("SCRV1::"), Ok(Secret::Static { password: "".into(), code: "".into() }));
+        let st = "0123456789abcdef0123456789ABCDEF";
+        assert_eq!(
+            parse_secret(&format!("CRV1::{st}::654321")),
+            Ok(Secret::Crv1 { state: st.to_ascii_lowercase(), code: "654321".into() })
+        );
+        for bad in [
+            "SCRV1:cHc=",
+            "SCRV1:cHc=:MTIz:extra",
+            "SCRV1:!!!:MTIz",
+            "SCRV1:cHc=:%%%",
+            "SCRV1:/w==:MTIz",
+            "SCRV1:AQ==:MTIz",
+            "CRV1::abc::123456",
+            "CRV1::0123456789abcdef0123456789abcdef",
+            "CRV1::0123456789abcdef0123456789abcdeg::1",
+        ] {
+            assert!(matches!(parse_secret(bad), Err(Deny::Malformed { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn crv1_prompt_format() {
+        assert_eq!(crv1_prompt("ab", "alice"), "CRV1:R,E:ab:YWxpY2U=:Enter your authenticator code");
+    }
 }

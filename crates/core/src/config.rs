@@ -28,6 +28,33 @@ pub struct Config {
     pub management: Option<String>,
     /// sweep's status file, when there is no management interface.
     pub status_file: Option<PathBuf>,
+    pub mfa: Mfa,
+}
+
+/// How the second factor is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMode {
+    /// The code comes with the password (`static-challenge` in the profile).
+    Static,
+    /// After a right password the server asks for the code (CRV1).
+    Dynamic,
+    /// Static when the client sends SCRV1, otherwise dynamic.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mfa {
+    pub mode: MfaMode,
+    /// Shown in authenticator apps.
+    pub issuer: String,
+    /// How long a dynamic challenge may be answered.
+    pub challenge_ttl_secs: i64,
+}
+
+impl Default for Mfa {
+    fn default() -> Self {
+        Mfa { mode: MfaMode::Auto, issuer: "tollgate".into(), challenge_ttl_secs: 180 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +106,7 @@ impl Default for Config {
             retention_secs: 90 * 86400,
             management: None,
             status_file: None,
+            mfa: Mfa::default(),
         }
     }
 }
@@ -95,6 +123,15 @@ struct RawConfig {
     status_file: Option<PathBuf>,
     argon2: Option<RawArgon2>,
     lockout: Option<RawLockout>,
+    mfa: Option<RawMfa>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMfa {
+    mode: Option<String>,
+    issuer: Option<String>,
+    challenge_ttl: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +240,25 @@ impl Config {
             }
             if let Some(d) = l.duration {
                 o.duration_secs = parse_duration(&d).context("lockout.duration")?;
+            }
+        }
+        if let Some(m) = raw.mfa {
+            if let Some(mode) = m.mode {
+                cfg.mfa.mode = match mode.as_str() {
+                    "static" => MfaMode::Static,
+                    "dynamic" => MfaMode::Dynamic,
+                    "auto" => MfaMode::Auto,
+                    other => bail!("mfa.mode must be static, dynamic or auto, not {other:?}"),
+                };
+            }
+            if let Some(i) = m.issuer {
+                if i.is_empty() || i.contains(':') {
+                    bail!("mfa.issuer must be non-empty and without ':'");
+                }
+                cfg.mfa.issuer = i;
+            }
+            if let Some(t) = m.challenge_ttl {
+                cfg.mfa.challenge_ttl_secs = parse_duration(&t).context("mfa.challenge_ttl")?.max(1);
             }
         }
         Ok(cfg)

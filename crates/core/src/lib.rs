@@ -14,6 +14,7 @@ pub mod quota;
 pub mod sessions;
 pub mod store;
 pub mod sweep;
+pub mod totp;
 pub mod units;
 
 pub use config::Config;

@@ -51,8 +51,15 @@ pub struct AuthFacts {
 pub enum Proof {
     /// The password (and second factor where present) was right.
     Valid,
-    /// Wrong password or second factor.
+    /// Wrong password.
     Invalid,
+    /// Wrong, replayed or missing second-factor code; `challenged`: it
+    /// answered a dynamic challenge (the password was proven before).
+    BadCode { challenged: bool },
+    /// Password right, the second factor is still to come: challenge (CRV1).
+    NeedsCode,
+    /// Password right, but a code was required with it (static mode).
+    CodeRequired,
     /// OpenVPN vouched for a session token (reauth, `session_state=Authenticated`).
     Token,
 }
@@ -72,6 +79,10 @@ pub enum Deny {
     QuotaExhausted { used: i64, quota: i64, period: Period, resets: Option<i64> },
     TooManySessions { open: i64, max: i64 },
     SessionTimeLimit { max: i64 },
+    BadCode { challenged: bool },
+    CodeRequired,
+    BadChallenge { detail: String },
+    TokenRejected { state: String },
     Internal { detail: String },
 }
 
@@ -103,6 +114,11 @@ impl Deny {
             Deny::SessionTimeLimit { max } => {
                 format!("session longer than the plan's {}", crate::units::format_duration(*max))
             }
+            Deny::BadCode { challenged: true } => "wrong or reused authenticator code (dynamic challenge)".into(),
+            Deny::BadCode { challenged: false } => "wrong or reused authenticator code".into(),
+            Deny::CodeRequired => "second factor required but no code sent (profile lacks static-challenge)".into(),
+            Deny::BadChallenge { detail } => format!("challenge response refused: {detail}"),
+            Deny::TokenRejected { state } => format!("session token not accepted (session_state={state})"),
             Deny::Internal { detail } => format!("internal error: {detail}"),
         }
     }
@@ -110,7 +126,15 @@ impl Deny {
     /// For the user: short, safe, actionable. Written to auth_failed_reason_file.
     pub fn client_reason(&self) -> String {
         match self {
-            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword => GENERIC_CLIENT_REASON.into(),
+            // A wrong code sent with the password (static challenge) must
+            // not tell a guesser that the password was right.
+            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword | Deny::BadCode { challenged: false } => {
+                GENERIC_CLIENT_REASON.into()
+            }
+            Deny::BadCode { challenged: true } => "wrong authenticator code".into(),
+            Deny::CodeRequired => "this account needs an authenticator code: get a new profile from your admin".into(),
+            Deny::BadChallenge { .. } => "login expired, please connect again".into(),
+            Deny::TokenRejected { .. } => "session expired, please connect again".into(),
             Deny::Locked { .. } => "account temporarily locked after too many failed logins, try again later".into(),
             Deny::Disabled => "account disabled".into(),
             Deny::AccountExpired { at } => {
@@ -137,7 +161,7 @@ impl Deny {
 
     /// Whether this deny counts toward the lockout.
     pub fn is_credential_failure(&self) -> bool {
-        matches!(self, Deny::BadPassword)
+        matches!(self, Deny::BadPassword | Deny::BadCode { .. })
     }
 }
 
@@ -145,6 +169,8 @@ impl Deny {
 pub enum Decision {
     Accept,
     Deny(Deny),
+    /// Password right and account fine: ask for the second factor (CRV1).
+    Challenge,
 }
 
 /// Steps 2–6 of the spec plus the password verdict. Credential failures come
@@ -153,12 +179,18 @@ pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
     let Some(u) = &facts.user else {
         return Decision::Deny(Deny::UnknownUser);
     };
-    if proof == Proof::Invalid {
-        return Decision::Deny(Deny::BadPassword);
+    match proof {
+        Proof::Invalid => return Decision::Deny(Deny::BadPassword),
+        Proof::BadCode { challenged } => return Decision::Deny(Deny::BadCode { challenged }),
+        _ => {}
     }
-    match account_check(facts, u, now) {
-        Some(d) => Decision::Deny(d),
-        None => Decision::Accept,
+    if let Some(d) = account_check(facts, u, now) {
+        return Decision::Deny(d);
+    }
+    match proof {
+        Proof::NeedsCode => Decision::Challenge,
+        Proof::CodeRequired => Decision::Deny(Deny::CodeRequired),
+        _ => Decision::Accept,
     }
 }
 
@@ -289,7 +321,7 @@ mod tests {
     fn deny(a: &AuthFacts, p: Proof) -> Deny {
         match decide(a, p, NOW) {
             Decision::Deny(d) => d,
-            Decision::Accept => panic!("expected a deny"),
+            other => panic!("expected a deny, got {other:?}"),
         }
     }
 
@@ -320,6 +352,25 @@ mod tests {
         let a = with(|u| u.enabled = false);
         assert_eq!(deny(&a, Proof::Invalid), Deny::BadPassword);
         assert_eq!(deny(&a, Proof::Valid), Deny::Disabled);
+    }
+
+    #[test]
+    fn second_factor() {
+        // The challenge comes only when everything else is fine.
+        assert_eq!(decide(&facts(), Proof::NeedsCode, NOW), Decision::Challenge);
+        let a = with(|u| u.enabled = false);
+        assert_eq!(deny(&a, Proof::NeedsCode), Deny::Disabled);
+        assert_eq!(deny(&facts(), Proof::CodeRequired), Deny::CodeRequired);
+        // A wrong code with the password looks like a wrong password.
+        let d = deny(&facts(), Proof::BadCode { challenged: false });
+        assert_eq!(d.client_reason(), GENERIC_CLIENT_REASON);
+        assert!(d.is_credential_failure());
+        let d = deny(&facts(), Proof::BadCode { challenged: true });
+        assert_eq!(d.client_reason(), "wrong authenticator code");
+        // Unknown users never get a challenge.
+        let mut a = facts();
+        a.user = None;
+        assert_eq!(deny(&a, Proof::NeedsCode), Deny::UnknownUser);
     }
 
     #[test]
@@ -379,6 +430,11 @@ mod tests {
             Deny::QuotaExhausted { used: 1, quota: 1, period: Period::Total, resets: None },
             Deny::TooManySessions { open: 1, max: 1 },
             Deny::SessionTimeLimit { max: 60 },
+            Deny::BadCode { challenged: true },
+            Deny::BadCode { challenged: false },
+            Deny::CodeRequired,
+            Deny::BadChallenge { detail: "expired".into() },
+            Deny::TokenRejected { state: "Expired".into() },
             Deny::Internal { detail: "db".into() },
         ];
         for d in all {

@@ -93,7 +93,13 @@ pub fn render(s: &ServerProfile, u: &UserProfile, generated: &str) -> String {
 
 /// Load and check everything for `gen-ovpn USER SERVER`: refuses an unknown
 /// user or server, a disabled user, or a user without access to the server.
-pub fn load(store: &Store, user: &str, server: &str, now: i64) -> Result<(ServerProfile, UserProfile)> {
+pub fn load(
+    store: &Store,
+    user: &str,
+    server: &str,
+    mfa_mode: crate::config::MfaMode,
+    now: i64,
+) -> Result<(ServerProfile, UserProfile)> {
     let c = &store.conn;
     let srv = c
         .query_row(
@@ -136,8 +142,8 @@ pub fn load(store: &Store, user: &str, server: &str, now: i64) -> Result<(Server
     )?;
     let mut up = UserProfile {
         name: user.to_string(),
-        static_challenge: mfa,
-        dynamic_challenge: false,
+        static_challenge: mfa && mfa_mode != crate::config::MfaMode::Dynamic,
+        dynamic_challenge: mfa && mfa_mode == crate::config::MfaMode::Dynamic,
         push_peer_info: matches!(binding.as_deref(), Some("auto") | Some("manual")),
         cert: None,
     };

@@ -12,7 +12,8 @@ use tollgate_core::{profile, units, Config, Store};
 /// The profile is inline: CA certificate, tls-crypt or tls-auth key, and the
 /// user's own certificate and key only when the server requires client
 /// certificates. It never contains the CA's or the server's private key. It
-/// adapts to the user: `static-challenge` for a second factor, and
+/// adapts to the user: `static-challenge` for a second factor (`auth-retry
+/// interact` when `[mfa] mode = "dynamic"`), and
 /// `push-peer-info` when device binding is on. Refuses (one line, exit 1) an
 /// unknown user or server, a disabled user, or a user without access.
 #[derive(Parser)]
@@ -39,7 +40,7 @@ fn run(a: Args) -> Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
     let store = Store::open_admin(&cfg)?;
     let now = units::now();
-    let (srv, user) = profile::load(&store, &a.user, &a.server, now)?;
+    let (srv, user) = profile::load(&store, &a.user, &a.server, cfg.mfa.mode, now)?;
     let text = profile::render(&srv, &user, &units::format_time(now));
     match a.out {
         None => std::io::stdout().write_all(text.as_bytes())?,

@@ -42,6 +42,14 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(d) => return deny(&ctx, &d),
     };
+    let session_state = openvpn::env_str("session_state");
+    // auth-gen-token: a reauth may come with an empty username; the
+    // certificate's common name (the username, with username-as-common-name)
+    // stands in.
+    let mut creds = creds;
+    if creds.username.is_empty() && session_state.as_deref().is_some_and(|s| s.ends_with("EmptyUser")) {
+        creds.username = openvpn::env("common_name").unwrap_or_default();
+    }
     ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
     if let Err(d) = check_credentials(&creds.username, &creds.password) {
         return deny(&ctx, &d);
@@ -70,15 +78,36 @@ fn run() -> i32 {
         Ok(s) => s,
         Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
     };
-    let req = Request { username: &username, password: &password, server: &server, ip: &ctx.ip, now: units::now() };
-    match auth::authenticate(&mut store, &cfg, &req, true) {
-        Ok(Decision::Accept) => {
+    let req = Request {
+        username: &username,
+        password: &password,
+        server: &server,
+        ip: &ctx.ip,
+        port: openvpn::env_i64("untrusted_port").ok(),
+        now: units::now(),
+        session_state: session_state.as_deref(),
+    };
+    match auth::authenticate(&mut store, &cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
+        Ok((Decision::Challenge, Some(state))) => {
+            // Dynamic challenge: the client asks for the code and reconnects
+            // with CRV1::<state>::<code>.
+            eprintln!("{HOOK}: CHALLENGE user={} ip={} server={}", ctx.user, ctx.ip, ctx.server);
+            if let Some(path) = std::env::var_os("auth_failed_reason_file") {
+                let text = auth::crv1_prompt(&state, &username);
+                if let Err(e) = openvpn::write_atomic(Path::new(&path), text.as_bytes()) {
+                    eprintln!("{HOOK}: cannot write auth_failed_reason_file: {e}");
+                }
+            }
+            1
+        }
+        Ok((Decision::Challenge, None)) => deny(&ctx, &Deny::Internal { detail: "challenge without state".into() }),
+        Ok((Decision::Accept, _)) => {
             if cfg.log_level >= LogLevel::Info {
                 eprintln!("{HOOK}: ACCEPT user={} ip={} server={}", ctx.user, ctx.ip, ctx.server);
             }
             0
         }
-        Ok(Decision::Deny(d)) => deny(&ctx, &d),
+        Ok((Decision::Deny(d), _)) => deny(&ctx, &d),
         Err(e) => deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
     }
 }
