@@ -291,3 +291,56 @@ fn malformed_and_foreign_challenge_responses() {
     assert_denied(&out, &reason, "wrong password");
     assert_eq!(reason, "invalid username or password");
 }
+
+#[test]
+fn device_binding_auto_and_manual() {
+    let e = setup("devices");
+    let cfg = Config::from_file(&e.config).unwrap();
+    let c = rusqlite_conn(&cfg);
+    c.execute_batch("UPDATE users SET device_binding = 'auto', max_devices = 1 WHERE name = 'alice'").unwrap();
+    let devices = |c: &rusqlite::Connection| -> Vec<(String, bool)> {
+        let mut st = c.prepare("SELECT hwaddr, approved FROM devices ORDER BY id").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|x| x.unwrap()).collect()
+    };
+    let ok = b"alice\ncorrect horse\n";
+    // A wrong password with a new id registers nothing.
+    let (out, _) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[("IV_HWADDR", b"aa:bb:cc:dd:ee:01")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(devices(&c).is_empty(), "a wrong password must not claim a slot");
+    // No hardware id: refused, and the log says what the profile needs.
+    let (out, reason) = e.run(Some(&e.creds(ok)), &[], &[]);
+    assert_denied(&out, &reason, "push-peer-info");
+    // The first id registers.
+    let (out, _) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"AA-BB-CC-DD-EE-FF")], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(devices(&c), vec![("aa:bb:cc:dd:ee:ff".to_string(), true)]);
+    // The same id in another notation is accepted.
+    let (out, _) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"aabbccddeeff")], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    // A second id is refused.
+    let (out, reason) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"11:22:33:44:55:66")], &[]);
+    assert_denied(&out, &reason, "already registered");
+    assert!(reason.contains("device limit"), "{reason}");
+    // Freeing the slot (what `tollgate device reset` does) lets it in.
+    c.execute("DELETE FROM devices", []).unwrap();
+    let (out, _) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"11:22:33:44:55:66")], &[]);
+    assert_eq!(out.status.code(), Some(0));
+
+    // Manual mode: refused until approved; the attempt is recorded as pending.
+    c.execute_batch("UPDATE users SET device_binding = 'manual'; DELETE FROM devices;").unwrap();
+    let (out, reason) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"aa:bb:cc:dd:ee:ff")], &[]);
+    assert_denied(&out, &reason, "not approved");
+    assert_eq!(devices(&c), vec![("aa:bb:cc:dd:ee:ff".to_string(), false)]);
+    c.execute("UPDATE devices SET approved = 1", []).unwrap();
+    let (out, _) = e.run(Some(&e.creds(ok)), &[("IV_HWADDR", b"aa:bb:cc:dd:ee:ff")], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    // A configured UV_ variable instead of IV_HWADDR (seed 001's setenv UV_CLIENT_MAC).
+    std::fs::write(
+        &e.config,
+        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[devices]\nsource = \"UV_CLIENT_MAC\"\n",
+    )
+    .unwrap();
+    let (out, _) =
+        e.run(Some(&e.creds(ok)), &[("UV_CLIENT_MAC", b"AA:BB:CC:DD:EE:FF"), ("IV_HWADDR", b"00:00:00:00:00:01")], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -2,7 +2,8 @@
 
 use crate::out;
 use crate::{
-    Cli, Cmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd, UserSet,
+    Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd,
+    UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Group(c) => group(&mut store.conn, c)?,
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
         Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
+        Cmd::Device(c) => device(&store.conn, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
         Cmd::Sessions { open, user, server, limit, json } => {
             crate::accounting::sessions(&store.conn, open, user, server, limit, json)?
@@ -43,8 +45,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Sweep { management, status, server, json } => {
             crate::accounting::sweep(&mut store, &cfg, management, status, server, json)?
         }
-        Cmd::TestAuth { user, server, password_stdin, ip, json } => {
-            return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, json)
+        Cmd::TestAuth { user, server, password_stdin, ip, hwaddr, peer, json } => {
+            let mut vars = std::collections::HashMap::new();
+            for p in peer {
+                let (k, v) = p.split_once('=').ok_or_else(|| anyhow!("--peer takes NAME=VALUE, not {p:?}"))?;
+                vars.insert(k.to_string(), v.to_string());
+            }
+            if let Some(h) = hwaddr {
+                vars.insert(cfg.devices.source.clone(), h);
+            }
+            return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, &vars, json);
         }
     }
     Ok(0)
@@ -754,6 +764,76 @@ fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
         .collect()
 }
 
+// ---------- devices ----------
+
+fn device(c: &Connection, cmd: DeviceCmd) -> Result<()> {
+    use tollgate_core::devices::normalize;
+    let norm = |h: &str| normalize(h).ok_or_else(|| anyhow!("{h:?} is not a usable hardware id"));
+    match cmd {
+        DeviceCmd::List { name, json } => {
+            let id = id_of(c, "user", &name)?;
+            let mut st = c.prepare(
+                "SELECT hwaddr, approved, first_seen, last_seen, created_at FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
+            )?;
+            let rows = st
+                .query_map([id], |r| {
+                    Ok(json!({
+                        "hwaddr": r.get::<_, String>(0)?,
+                        "approved": r.get::<_, bool>(1)?,
+                        "first_seen": r.get::<_, Option<i64>>(2)?.map(format_time),
+                        "last_seen": r.get::<_, Option<i64>>(3)?.map(format_time),
+                        "added": format_time(r.get(4)?),
+                    }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            if json {
+                out::json(&Value::Array(rows));
+            } else {
+                let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            s(r, "hwaddr"),
+                            if r["approved"].as_bool() == Some(true) { "approved" } else { "pending" }.into(),
+                            s(r, "first_seen"),
+                            s(r, "last_seen"),
+                        ]
+                    })
+                    .collect();
+                out::table(&["DEVICE", "STATE", "FIRST-SEEN", "LAST-SEEN"], &t);
+            }
+            Ok(())
+        }
+        DeviceCmd::Add { name, hwaddr } => {
+            let id = id_of(c, "user", &name)?;
+            let h = norm(&hwaddr)?;
+            c.execute(
+                "INSERT INTO devices (user_id, hwaddr, approved, created_at) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (user_id, hwaddr) DO UPDATE SET approved = 1",
+                params![id, h, now()],
+            )?;
+            println!("approved device {h} for {name}");
+            Ok(())
+        }
+        DeviceCmd::Del { name, hwaddr } => {
+            let id = id_of(c, "user", &name)?;
+            let h = norm(&hwaddr)?;
+            if c.execute("DELETE FROM devices WHERE user_id = ?1 AND hwaddr = ?2", params![id, h])? == 0 {
+                bail!("{name} has no device {h}");
+            }
+            println!("removed device {h} from {name}");
+            Ok(())
+        }
+        DeviceCmd::Reset { name } => {
+            let id = id_of(c, "user", &name)?;
+            let n = c.execute("DELETE FROM devices WHERE user_id = ?1", [id])?;
+            println!("removed {n} device(s) from {name}");
+            Ok(())
+        }
+    }
+}
+
 // ---------- second factor ----------
 
 fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
@@ -857,6 +937,7 @@ fn test_auth(
     server: Option<String>,
     password_stdin: bool,
     ip: &str,
+    vars: &std::collections::HashMap<String, String>,
     json: bool,
 ) -> Result<i32> {
     let server = server
@@ -880,6 +961,7 @@ fn test_auth(
                 port: None,
                 now: now(),
                 session_state: None,
+                peer: &|k: &str| vars.get(k).cloned(),
             };
             auth::authenticate(store, cfg, &req, false)?.decision
         }

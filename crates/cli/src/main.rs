@@ -50,6 +50,9 @@ pub enum Cmd {
     /// Second factor (TOTP): enroll or disable a user's authenticator
     #[command(subcommand)]
     Mfa(MfaCmd),
+    /// Devices bound to a user (device binding)
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Sessions (tunnels), newest first
     Sessions {
         /// Only sessions still open
@@ -129,10 +132,33 @@ pub enum Cmd {
         /// Client address to pretend
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,
+        /// Hardware address the client would send (IV_HWADDR, or the configured devices.source)
+        #[arg(long, value_name = "MAC")]
+        hwaddr: Option<String>,
+        /// Peer info the client would send, e.g. --peer IV_PLAT=win (repeatable)
+        #[arg(long, value_name = "NAME=VALUE")]
+        peer: Vec<String>,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCmd {
+    /// List a user's devices: approved ones and ones waiting for approval
+    List {
+        name: String,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a device for a user (MAC address or the id the client sends)
+    Add { name: String, hwaddr: String },
+    /// Remove one device from a user
+    Del { name: String, hwaddr: String },
+    /// Remove all of a user's devices (frees every slot)
+    Reset { name: String },
 }
 
 #[derive(Subcommand)]

@@ -3,6 +3,7 @@
 //! `policy::decide` rule, record.
 
 use crate::config::{Config, MfaMode};
+use crate::devices::{self, Binding, DeviceVerdict};
 use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof, UserFacts};
 use crate::quota::Period;
 use crate::store::Store;
@@ -22,6 +23,8 @@ pub struct Request<'a> {
     pub now: i64,
     /// OpenVPN's `session_state` (auth-gen-token … external-auth), if any.
     pub session_state: Option<&'a str>,
+    /// The client's peer info (IV_*, UV_* variables).
+    pub peer: &'a dyn Fn(&str) -> Option<String>,
 }
 
 /// The secret a client sent, by form.
@@ -78,6 +81,9 @@ pub struct Loaded {
     pub fail: FailState,
     /// Active (confirmed) TOTP secret and the last step used.
     pub totp: Option<(Vec<u8>, Option<i64>)>,
+    /// The user's own device binding mode and limit (None: config default).
+    pub device_binding: Option<String>,
+    pub max_devices: Option<i64>,
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
@@ -92,7 +98,8 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                     u.all_servers OR coalesce(g.all_servers, 0)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND user_id = u.id)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id),
-                    CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step
+                    CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step,
+                    u.device_binding, u.max_devices
                FROM users u
                LEFT JOIN plans p ON p.id = u.plan_id
                LEFT JOIN groups g ON g.id = u.group_id
@@ -123,19 +130,24 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                 granted: server_id.is_some() && r.get::<_, bool>(14)?,
                 used_bytes: 0,
                 open_sessions: 0,
+                client_deny: None,
+                device_deny: None,
             };
             let fail = FailState { count: r.get(5)?, since: r.get(6)?, locked_until: user.locked_until };
             let totp = r.get::<_, Option<String>>(15)?.and_then(|s| totp::decode_secret(&s)).map(|k| (k, None::<i64>));
             let last: Option<i64> = r.get(16)?;
-            Ok((user, fail, r.get::<_, String>(7)?, totp.map(|(k, _)| (k, last))))
+            let dev: (Option<String>, Option<i64>) = (r.get(17)?, r.get(18)?);
+            Ok((user, fail, r.get::<_, String>(7)?, totp.map(|(k, _)| (k, last)), dev))
         })
         .optional()?;
-    let Some((mut user, fail, hash, totp)) = row else {
+    let Some((mut user, fail, hash, totp, (device_binding, max_devices))) = row else {
         return Ok(Loaded {
             facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
             password_hash: None,
             fail: FailState::default(),
             totp: None,
+            device_binding: None,
+            max_devices: None,
         });
     };
     if let Some(p) = &user.plan {
@@ -155,7 +167,27 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
         password_hash: Some(hash),
         fail,
         totp,
+        device_binding,
+        max_devices,
     })
+}
+
+/// The device check for this attempt: the user's own mode and limit, else
+/// the config's defaults.
+fn device_verdict(store: &Store, cfg: &Config, req: &Request, loaded: &Loaded) -> Result<DeviceVerdict> {
+    let Some(u) = &loaded.facts.user else { return Ok(DeviceVerdict::Allowed) };
+    let mode = loaded.device_binding.as_deref().and_then(Binding::parse).unwrap_or(cfg.devices.binding);
+    if mode == Binding::Off {
+        return Ok(DeviceVerdict::Allowed);
+    }
+    let max = loaded.max_devices.unwrap_or(cfg.devices.max_devices);
+    let registered: Vec<(String, bool)> = store
+        .conn
+        .prepare_cached("SELECT hwaddr, approved FROM devices WHERE user_id = ?1")?
+        .query_map([u.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let presented = (req.peer)(&cfg.devices.source);
+    Ok(devices::check(mode, max, &registered, presented.as_deref(), &cfg.devices.source))
 }
 
 /// The decision and, for a challenge, the state the client must answer with.
@@ -262,6 +294,14 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             }
         }
     };
+    let mut loaded = loaded;
+    let verdict = device_verdict(store, cfg, req, &loaded)?;
+    if let Some(u) = loaded.facts.user.as_mut() {
+        u.client_deny = devices::client_check(&cfg.client_checks, req.peer);
+        if let DeviceVerdict::Refused { deny, .. } = &verdict {
+            u.device_deny = Some(deny.clone());
+        }
+    }
     let mut decision = policy::decide(&loaded.facts, proof, req.now);
     let mut challenge_state = None;
     if record {
@@ -285,6 +325,9 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             challenge_state = Some(state);
         }
         record_outcome(store, cfg, req, &loaded, &decision, Some(&secret))?;
+        if let Some(id) = uid {
+            record_device(store, id, &verdict, &decision, req.now)?;
+        }
         if decision == Decision::Accept {
             if let Secret::Plain(pw) | Secret::Static { password: pw, .. } = &secret {
                 maybe_rehash(store, cfg, pw, &loaded)?;
@@ -294,6 +337,36 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         challenge_state = Some("(test-auth: no state issued)".into());
     }
     Ok(Outcome { decision, challenge_state })
+}
+
+/// Devices change only after a fully successful login (password and second
+/// factor): a guesser never claims a slot. A manual-mode device the right
+/// password came from is recorded as pending for the admin to approve.
+fn record_device(store: &Store, user_id: i64, v: &DeviceVerdict, d: &Decision, now: i64) -> Result<()> {
+    match (v, d) {
+        (DeviceVerdict::Register(id), Decision::Accept) => {
+            store.conn.execute(
+                "INSERT OR IGNORE INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
+                 VALUES (?1, ?2, 1, ?3, ?3, ?3)",
+                params![user_id, id, now],
+            )?;
+        }
+        (DeviceVerdict::Known(id), Decision::Accept) => {
+            store.conn.execute(
+                "UPDATE devices SET last_seen = ?3, first_seen = coalesce(first_seen, ?3) WHERE user_id = ?1 AND hwaddr = ?2",
+                params![user_id, id, now],
+            )?;
+        }
+        (DeviceVerdict::Refused { pending: Some(id), .. }, Decision::Deny(Deny::DeviceNotApproved { .. })) => {
+            store.conn.execute(
+                "INSERT OR IGNORE INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
+                 VALUES (?1, ?2, 0, ?3, ?3, ?3)",
+                params![user_id, id, now],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn renegotiation_of_open_session(store: &Store, req: &Request, loaded: &Loaded) -> Result<bool> {

@@ -29,6 +29,23 @@ pub struct Config {
     /// sweep's status file, when there is no management interface.
     pub status_file: Option<PathBuf>,
     pub mfa: Mfa,
+    pub devices: Devices,
+    pub client_checks: crate::devices::ClientRules,
+}
+
+/// Device binding defaults (a user's own setting wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Devices {
+    pub binding: crate::devices::Binding,
+    pub max_devices: i64,
+    /// The variable that carries the hardware id: IV_HWADDR or a UV_ name.
+    pub source: String,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices { binding: crate::devices::Binding::Off, max_devices: 1, source: "IV_HWADDR".into() }
+    }
 }
 
 /// How the second factor is asked for.
@@ -107,6 +124,8 @@ impl Default for Config {
             management: None,
             status_file: None,
             mfa: Mfa::default(),
+            devices: Devices::default(),
+            client_checks: Default::default(),
         }
     }
 }
@@ -124,6 +143,24 @@ struct RawConfig {
     argon2: Option<RawArgon2>,
     lockout: Option<RawLockout>,
     mfa: Option<RawMfa>,
+    devices: Option<RawDevices>,
+    client_checks: Option<RawClientChecks>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevices {
+    binding: Option<String>,
+    max_devices: Option<i64>,
+    source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientChecks {
+    platforms: Option<Vec<String>>,
+    min_version: Option<String>,
+    require: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +278,35 @@ impl Config {
             if let Some(d) = l.duration {
                 o.duration_secs = parse_duration(&d).context("lockout.duration")?;
             }
+        }
+        if let Some(d) = raw.devices {
+            if let Some(b) = d.binding {
+                cfg.devices.binding = crate::devices::Binding::parse(&b)
+                    .ok_or_else(|| anyhow::anyhow!("devices.binding must be off, auto or manual, not {b:?}"))?;
+            }
+            if let Some(n) = d.max_devices {
+                if n < 1 {
+                    bail!("devices.max_devices must be at least 1");
+                }
+                cfg.devices.max_devices = n;
+            }
+            if let Some(src) = d.source {
+                let ok = (src.starts_with("IV_") || src.starts_with("UV_"))
+                    && src.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    bail!("devices.source must be IV_HWADDR or a UV_ variable name, not {src:?}");
+                }
+                cfg.devices.source = src;
+            }
+        }
+        if let Some(c) = raw.client_checks {
+            cfg.client_checks.platforms = c.platforms.unwrap_or_default();
+            cfg.client_checks.min_version = c.min_version;
+            let req = c.require.unwrap_or_default();
+            if let Some(bad) = req.keys().find(|k| !k.starts_with("UV_")) {
+                bail!("client_checks.require takes UV_ variables, not {bad:?}");
+            }
+            cfg.client_checks.require = req;
         }
         if let Some(m) = raw.mfa {
             if let Some(mode) = m.mode {

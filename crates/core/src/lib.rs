@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod devices;
 pub mod mgmt;
 pub mod names;
 pub mod openvpn;

@@ -27,6 +27,10 @@ pub struct UserFacts {
     /// Bytes used (in + out) in the plan's current quota period.
     pub used_bytes: i64,
     pub open_sessions: i64,
+    /// A failed client check (platform, version, required UV_ variable).
+    pub client_deny: Option<Deny>,
+    /// A failed device check (device binding).
+    pub device_deny: Option<Deny>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +87,10 @@ pub enum Deny {
     CodeRequired,
     BadChallenge { detail: String },
     TokenRejected { state: String },
+    DeviceUnknown { detail: String },
+    DeviceNotApproved { id: String },
+    DeviceLimit { id: String, max: i64 },
+    ClientRejected { log: String, client: String },
     Internal { detail: String },
 }
 
@@ -119,6 +127,12 @@ impl Deny {
             Deny::CodeRequired => "second factor required but no code sent (profile lacks static-challenge)".into(),
             Deny::BadChallenge { detail } => format!("challenge response refused: {detail}"),
             Deny::TokenRejected { state } => format!("session token not accepted (session_state={state})"),
+            Deny::DeviceUnknown { detail } => format!("device binding: {detail}"),
+            Deny::DeviceNotApproved { id } => {
+                format!("device {id} not approved (tollgate device add USER {id})")
+            }
+            Deny::DeviceLimit { id, max } => format!("device {id} refused: {max} device(s) already registered"),
+            Deny::ClientRejected { log, .. } => format!("client check: {log}"),
             Deny::Internal { detail } => format!("internal error: {detail}"),
         }
     }
@@ -155,6 +169,14 @@ impl Deny {
                 format!("too many connections: your plan allows {max} at a time")
             }
             Deny::SessionTimeLimit { .. } => "session time limit reached".into(),
+            Deny::DeviceUnknown { .. } => {
+                "this account is bound to devices: your profile must send its hardware address (push-peer-info)".into()
+            }
+            Deny::DeviceNotApproved { .. } => "this device is not approved for your account: ask your admin".into(),
+            Deny::DeviceLimit { max, .. } => {
+                format!("device limit reached ({max}): ask your admin to reset your devices")
+            }
+            Deny::ClientRejected { client, .. } => client.clone(),
             Deny::Internal { .. } => "server error, try again later".into(),
         }
     }
@@ -228,7 +250,7 @@ fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
             return Some(Deny::TooManySessions { open: u.open_sessions, max });
         }
     }
-    None
+    u.client_deny.clone().or_else(|| u.device_deny.clone())
 }
 
 /// The lockout counters of one user.
@@ -374,6 +396,26 @@ mod tests {
     }
 
     #[test]
+    fn devices_and_client_checks_come_last() {
+        let dev = Deny::DeviceLimit { id: "aa".into(), max: 1 };
+        let a = with(|u| u.device_deny = Some(dev.clone()));
+        assert_eq!(deny(&a, Proof::Valid), dev);
+        // ... but never before the password.
+        assert_eq!(deny(&a, Proof::Invalid), Deny::BadPassword);
+        let cli = Deny::ClientRejected { log: "l".into(), client: "c".into() };
+        let a = with(|u| {
+            u.device_deny = Some(dev.clone());
+            u.client_deny = Some(cli.clone())
+        });
+        assert_eq!(deny(&a, Proof::Valid), cli);
+        let a = with(|u| {
+            u.device_deny = Some(dev.clone());
+            u.enabled = false
+        });
+        assert_eq!(deny(&a, Proof::Valid), Deny::Disabled);
+    }
+
+    #[test]
     fn locked_account() {
         let a = with(|u| u.locked_until = Some(NOW + 60));
         assert_eq!(deny(&a, Proof::Valid), Deny::Locked { until: NOW + 60 });
@@ -435,6 +477,10 @@ mod tests {
             Deny::CodeRequired,
             Deny::BadChallenge { detail: "expired".into() },
             Deny::TokenRejected { state: "Expired".into() },
+            Deny::DeviceUnknown { detail: "x".into() },
+            Deny::DeviceNotApproved { id: "x".into() },
+            Deny::DeviceLimit { id: "x".into(), max: 1 },
+            Deny::ClientRejected { log: "x".into(), client: "y".into() },
             Deny::Internal { detail: "db".into() },
         ];
         for d in all {

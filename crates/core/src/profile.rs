@@ -97,9 +97,10 @@ pub fn load(
     store: &Store,
     user: &str,
     server: &str,
-    mfa_mode: crate::config::MfaMode,
+    cfg: &crate::config::Config,
     now: i64,
 ) -> Result<(ServerProfile, UserProfile)> {
+    let mfa_mode = cfg.mfa.mode;
     let c = &store.conn;
     let srv = c
         .query_row(
@@ -144,7 +145,8 @@ pub fn load(
         name: user.to_string(),
         static_challenge: mfa && mfa_mode != crate::config::MfaMode::Dynamic,
         dynamic_challenge: mfa && mfa_mode == crate::config::MfaMode::Dynamic,
-        push_peer_info: matches!(binding.as_deref(), Some("auto") | Some("manual")),
+        push_peer_info: binding.as_deref().and_then(crate::devices::Binding::parse).unwrap_or(cfg.devices.binding)
+            != crate::devices::Binding::Off,
         cert: None,
     };
     if needs_cert {

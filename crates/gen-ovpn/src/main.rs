@@ -40,7 +40,7 @@ fn run(a: Args) -> Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
     let store = Store::open_admin(&cfg)?;
     let now = units::now();
-    let (srv, user) = profile::load(&store, &a.user, &a.server, cfg.mfa.mode, now)?;
+    let (srv, user) = profile::load(&store, &a.user, &a.server, &cfg, now)?;
     let text = profile::render(&srv, &user, &units::format_time(now));
     match a.out {
         None => std::io::stdout().write_all(text.as_bytes())?,

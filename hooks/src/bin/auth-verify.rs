@@ -86,6 +86,7 @@ fn run() -> i32 {
         port: openvpn::env_i64("untrusted_port").ok(),
         now: units::now(),
         session_state: session_state.as_deref(),
+        peer: &openvpn::env_str,
     };
     match auth::authenticate(&mut store, &cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
         Ok((Decision::Challenge, Some(state))) => {
