@@ -34,18 +34,22 @@ cargo build --release --locked || exit 1
 echo "== unit and integration tests"
 cargo test --locked || exit 1
 
-echo "== end-to-end tests (real OpenVPN)"
 passed=0; failed=0; rc=0
-for t in tests/e2e/test_"${1:-}"*.sh; do
-    echo "-- $t"
-    out=$(mktemp)
-    bash "$t" 2>&1 | tee "$out"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
-    rm -f "$out"
-    if [ -z "$line" ]; then failed=$((failed + 1)); rc=1; echo "$t did not finish"; continue; fi
-    passed=$((passed + ${line%% passed*}))
-    f=${line#*, }; failed=$((failed + ${f%% failed*}))
+# The whole suite twice: deferred auth (the default where OpenVPN offers
+# auth_control_file) and inline (defer = "never").
+for defer in auto never; do
+    echo "== end-to-end tests (real OpenVPN), defer = $defer"
+    for t in tests/e2e/test_"${1:-}"*.sh; do
+        echo "-- $t (defer = $defer)"
+        out=$(mktemp)
+        TOLLGATE_E2E_DEFER=$defer bash "$t" 2>&1 | tee "$out"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+        rm -f "$out"
+        if [ -z "$line" ]; then failed=$((failed + 1)); rc=1; echo "$t did not finish"; continue; fi
+        passed=$((passed + ${line%% passed*}))
+        f=${line#*, }; failed=$((failed + ${f%% failed*}))
+    done
 done
 echo
 echo "e2e: $passed passed, $failed failed"

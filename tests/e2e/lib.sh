@@ -132,6 +132,7 @@ setup() {
     cat > "$W/tollgate.toml" <<EOF
 database = "$W/db/tollgate.db"
 server = "nl-1"
+defer = "${TOLLGATE_E2E_DEFER:-auto}"
 ${1:-}
 EOF
     chmod 644 "$W/tollgate.toml"

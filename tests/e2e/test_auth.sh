@@ -41,7 +41,12 @@ check "enable lets a disabled user in" bash -c "'$W/bin/tollgate' --config '$W/t
 check "enabled user connects" login_ok d3 dave 'correct horse battery'
 
 # The server logged one line per decision, from the hook running as nobody.
-check "hook ran as nobody and logged decisions" grep -q "tollgate auth-verify: DENY user=mallory ip=$CLI_IP server=nl-1: unknown user" "$W/srv.log"
+check "hook ran as nobody and logged decisions" grep -Eq "tollgate auth-verify: DENY user=mallory ip=$CLI_IP server=nl-1( \(deferred\))?: unknown user" "$W/srv.log"
+if [ "${TOLLGATE_E2E_DEFER:-auto}" = never ]; then
+    check "auth decided inline (defer = never)" bash -c "grep -q 'auth-verify: ACCEPT user=alice' '$W/srv.log' && ! grep -q '(deferred)' '$W/srv.log'"
+else
+    check "auth deferred by default (OpenVPN offers auth_control_file)" grep -q "auth-verify: ACCEPT user=alice ip=$CLI_IP server=nl-1 (deferred)" "$W/srv.log"
+fi
 check "no password ever reaches the log" bash -c "! grep -q 'correct horse' '$W/srv.log'"
 check "auth events are recorded" bash -c "'$W/bin/tollgate' --config '$W/tollgate.toml' events --user mallory --json | grep -q 'unknown user'"
 check "database files stay owned by nobody" bash -c "[ \"\$(stat -c %U '$W/db/tollgate.db')\" = nobody ]"

@@ -29,6 +29,8 @@ pub struct Config {
     /// sweep's status file, when there is no management interface.
     pub status_file: Option<PathBuf>,
     pub mfa: Mfa,
+    /// Deferred auth: `auto` when OpenVPN offers auth_control_file, or `never`.
+    pub defer: Defer,
     pub devices: Devices,
     pub client_checks: crate::devices::ClientRules,
 }
@@ -46,6 +48,12 @@ impl Default for Devices {
     fn default() -> Self {
         Devices { binding: crate::devices::Binding::Off, max_devices: 1, source: "IV_HWADDR".into() }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defer {
+    Auto,
+    Never,
 }
 
 /// How the second factor is asked for.
@@ -124,6 +132,7 @@ impl Default for Config {
             management: None,
             status_file: None,
             mfa: Mfa::default(),
+            defer: Defer::Auto,
             devices: Devices::default(),
             client_checks: Default::default(),
         }
@@ -143,6 +152,7 @@ struct RawConfig {
     argon2: Option<RawArgon2>,
     lockout: Option<RawLockout>,
     mfa: Option<RawMfa>,
+    defer: Option<String>,
     devices: Option<RawDevices>,
     client_checks: Option<RawClientChecks>,
 }
@@ -278,6 +288,13 @@ impl Config {
             if let Some(d) = l.duration {
                 o.duration_secs = parse_duration(&d).context("lockout.duration")?;
             }
+        }
+        if let Some(d) = raw.defer {
+            cfg.defer = match d.as_str() {
+                "auto" => Defer::Auto,
+                "never" => Defer::Never,
+                other => bail!("defer must be auto or never, not {other:?}"),
+            };
         }
         if let Some(d) = raw.devices {
             if let Some(b) = d.binding {

@@ -2,125 +2,247 @@
 //!
 //!   auth-user-pass-verify "/usr/local/libexec/tollgate/auth-verify [--config F] [--server S]" via-file
 //!
-//! Exit 0 accepts, 1 denies. Every deny logs one line on stderr (OpenVPN's
-//! log) and writes a short client reason to `auth_failed_reason_file`.
-//! Any error denies: this hook fails closed.
+//! Exit 0 accepts, 1 denies, 2 defers. Every deny logs one line on stderr
+//! (OpenVPN's log) and writes a short client reason to
+//! `auth_failed_reason_file`. Any error denies: this hook fails closed.
+//!
+//! Deferred auth: when OpenVPN offers `auth_control_file` (2.6+) and the
+//! config allows it (`defer = "auto"`, the default), only the input checks
+//! run while OpenVPN waits. The rest (database, argon2, second factor) runs
+//! in a detached worker, watched by a supervisor that writes a `0` if the
+//! worker dies or overruns, so OpenVPN never waits for hand-window. Nothing
+//! account-related is decided synchronously: a fast deny for an unknown or
+//! disabled user would tell a guesser what a slow deny hides.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use tollgate_core::auth::{self, Request};
-use tollgate_core::config::LogLevel;
+use tollgate_core::config::{Defer, LogLevel};
 use tollgate_core::names::for_log;
 use tollgate_core::openvpn::{self, Credentials};
 use tollgate_core::policy::{check_credentials, Decision, Deny};
 use tollgate_core::{units, Config, Store};
 
 const HOOK: &str = "tollgate auth-verify";
+/// The longest a deferred worker may take before the supervisor denies.
+const WORKER_DEADLINE: Duration = Duration::from_secs(30);
 
 fn main() {
     std::process::exit(run());
 }
 
+#[derive(Clone)]
 struct Ctx {
     user: String,
     ip: String,
     server: String,
+    /// " (deferred)" on log lines of decisions made in the worker.
+    how: &'static str,
+}
+
+/// What to tell OpenVPN.
+enum Verdict {
+    Accept,
+    /// Reject, with the text for auth_failed_reason_file.
+    Reject(String),
 }
 
 fn run() -> i32 {
-    let mut ctx = Ctx { user: "-".into(), ip: openvpn::client_ip().unwrap_or_else(|| "-".into()), server: "-".into() };
+    let mut ctx =
+        Ctx { user: "-".into(), ip: openvpn::client_ip().unwrap_or_else(|| "-".into()), server: "-".into(), how: "" };
     // Read OpenVPN's credentials first, whatever else is wrong: the file
     // is gone once we exit, and the username makes the log line useful.
     let args = match openvpn::parse_hook_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
-        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("bad hook arguments: {e}") }),
+        Err(e) => return inline(deny(&ctx, &Deny::Internal { detail: format!("bad hook arguments: {e}") })),
     };
     let creds = match &args.file {
         Some(f) => openvpn::read_via_file(f),
         None => openvpn::read_via_env(),
     };
-    let creds: Credentials = match creds {
+    let mut creds: Credentials = match creds {
         Ok(c) => c,
-        Err(d) => return deny(&ctx, &d),
+        Err(d) => return inline(deny(&ctx, &d)),
     };
     let session_state = openvpn::env_str("session_state");
     // auth-gen-token: a reauth may come with an empty username; the
     // certificate's common name (the username, with username-as-common-name)
     // stands in.
-    let mut creds = creds;
     if creds.username.is_empty() && session_state.as_deref().is_some_and(|s| s.ends_with("EmptyUser")) {
         creds.username = openvpn::env("common_name").unwrap_or_default();
     }
     ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
     if let Err(d) = check_credentials(&creds.username, &creds.password) {
-        return deny(&ctx, &d);
+        return inline(deny(&ctx, &d));
     }
-    // check_credentials proved both are UTF-8.
-    let username = String::from_utf8_lossy(&creds.username).into_owned();
-    let password = String::from_utf8_lossy(&creds.password).into_owned();
     if ctx.ip == "-" {
-        return deny(
-            &ctx,
-            &Deny::Malformed { detail: "no untrusted_ip in the environment (not run by OpenVPN?)".into() },
-        );
+        let d = Deny::Malformed { detail: "no untrusted_ip in the environment (not run by OpenVPN?)".into() };
+        return inline(deny(&ctx, &d));
     }
     let cfg = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
+        Err(e) => return inline(deny(&ctx, &Deny::Internal { detail: format!("{e:#}") })),
     };
     let Some(server) = args.server.clone().or_else(|| cfg.server.clone()) else {
-        return deny(
-            &ctx,
-            &Deny::Internal { detail: "no server name: set `server` in the config or pass --server".into() },
-        );
+        let d = Deny::Internal { detail: "no server name: set `server` in the config or pass --server".into() };
+        return inline(deny(&ctx, &d));
     };
-    ctx.server = server.clone();
-    let mut store = match Store::open_hook(&cfg) {
-        Ok(s) => s,
-        Err(e) => return deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
-    };
-    let req = Request {
-        username: &username,
-        password: &password,
-        server: &server,
-        ip: &ctx.ip,
-        port: openvpn::env_i64("untrusted_port").ok(),
-        now: units::now(),
-        session_state: session_state.as_deref(),
-        peer: &openvpn::env_str,
-    };
-    match auth::authenticate(&mut store, &cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
-        Ok((Decision::Challenge, Some(state))) => {
-            // Dynamic challenge: the client asks for the code and reconnects
-            // with CRV1::<state>::<code>.
-            eprintln!("{HOOK}: CHALLENGE user={} ip={} server={}", ctx.user, ctx.ip, ctx.server);
-            if let Some(path) = std::env::var_os("auth_failed_reason_file") {
-                let text = auth::crv1_prompt(&state, &username);
-                if let Err(e) = openvpn::write_atomic(Path::new(&path), text.as_bytes()) {
-                    eprintln!("{HOOK}: cannot write auth_failed_reason_file: {e}");
-                }
+    ctx.server = server;
+    // check_credentials proved both are UTF-8.
+    let username = String::from_utf8_lossy(&creds.username).into_owned();
+    let password = String::from_utf8_lossy(&creds.password).into_owned();
+    let control = std::env::var_os("auth_control_file").map(PathBuf::from);
+    match (cfg.defer, control) {
+        (Defer::Auto, Some(control)) => match deferred(&control, &ctx, || {
+            let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
+            decide(&dctx, &cfg, &username, &password, session_state.as_deref())
+        }) {
+            Ok(()) => 2,
+            Err(e) => {
+                eprintln!("{HOOK}: cannot defer ({e}), deciding inline");
+                inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref()))
             }
-            1
-        }
-        Ok((Decision::Challenge, None)) => deny(&ctx, &Deny::Internal { detail: "challenge without state".into() }),
-        Ok((Decision::Accept, _)) => {
-            if cfg.log_level >= LogLevel::Info {
-                eprintln!("{HOOK}: ACCEPT user={} ip={} server={}", ctx.user, ctx.ip, ctx.server);
-            }
-            0
-        }
-        Ok((Decision::Deny(d), _)) => deny(&ctx, &d),
-        Err(e) => deny(&ctx, &Deny::Internal { detail: format!("{e:#}") }),
+        },
+        _ => inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref())),
     }
 }
 
-fn deny(ctx: &Ctx, d: &Deny) -> i32 {
+/// The whole decision after the input checks.
+fn decide(ctx: &Ctx, cfg: &Config, username: &str, password: &str, session_state: Option<&str>) -> Verdict {
+    let mut store = match Store::open_hook(cfg) {
+        Ok(s) => s,
+        Err(e) => return deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
+    };
+    let req = Request {
+        username,
+        password,
+        server: &ctx.server,
+        ip: &ctx.ip,
+        port: openvpn::env_i64("untrusted_port").ok(),
+        now: units::now(),
+        session_state,
+        peer: &openvpn::env_str,
+    };
+    match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
+        Ok((Decision::Challenge, Some(state))) => {
+            // Dynamic challenge: the client asks for the code and reconnects
+            // with CRV1::<state>::<code>.
+            eprintln!("{HOOK}: CHALLENGE user={} ip={} server={}{}", ctx.user, ctx.ip, ctx.server, ctx.how);
+            Verdict::Reject(auth::crv1_prompt(&state, username))
+        }
+        Ok((Decision::Challenge, None)) => deny(ctx, &Deny::Internal { detail: "challenge without state".into() }),
+        Ok((Decision::Accept, _)) => {
+            if cfg.log_level >= LogLevel::Info {
+                eprintln!("{HOOK}: ACCEPT user={} ip={} server={}{}", ctx.user, ctx.ip, ctx.server, ctx.how);
+            }
+            Verdict::Accept
+        }
+        Ok((Decision::Deny(d), _)) => deny(ctx, &d),
+        Err(e) => deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
+    }
+}
+
+fn deny(ctx: &Ctx, d: &Deny) -> Verdict {
     // One line per event, whatever a lower layer's message looked like.
     let why = d.log_reason().split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("{HOOK}: DENY user={} ip={} server={}: {why}", ctx.user, ctx.ip, ctx.server);
+    eprintln!("{HOOK}: DENY user={} ip={} server={}{}: {why}", ctx.user, ctx.ip, ctx.server, ctx.how);
+    Verdict::Reject(d.client_reason())
+}
+
+fn write_reason(text: &str) {
     if let Some(path) = std::env::var_os("auth_failed_reason_file") {
-        if let Err(e) = openvpn::write_atomic(Path::new(&path), d.client_reason().as_bytes()) {
+        if let Err(e) = openvpn::write_atomic(Path::new(&path), text.as_bytes()) {
             eprintln!("{HOOK}: cannot write auth_failed_reason_file: {e}");
         }
     }
-    1
+}
+
+/// Answer while OpenVPN waits: the reason file, then the exit code.
+fn inline(v: Verdict) -> i32 {
+    match v {
+        Verdict::Accept => 0,
+        Verdict::Reject(text) => {
+            write_reason(&text);
+            1
+        }
+    }
+}
+
+/// Answer through the control file: reason first, then `1` or `0`.
+fn answer(control: &Path, v: Verdict) {
+    let byte: &[u8] = match v {
+        Verdict::Accept => b"1",
+        Verdict::Reject(text) => {
+            write_reason(&text);
+            b"0"
+        }
+    };
+    if let Err(e) = openvpn::write_atomic(control, byte) {
+        eprintln!("{HOOK}: cannot write auth_control_file: {e}");
+    }
+}
+
+fn answered(control: &Path) -> bool {
+    std::fs::read(control).ok().and_then(|b| b.first().copied()).is_some_and(|b| b == b'0' || b == b'1')
+}
+
+fn set_name(name: &[u8]) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Fork a detached supervisor that forks the worker and guarantees an
+/// answer. Returns in the hook process, which then exits 2 at once.
+fn deferred(control: &Path, ctx: &Ctx, work: impl FnOnce() -> Verdict) -> Result<(), String> {
+    // SAFETY: the hook is single-threaded here; the children only run Rust
+    // code of this program and exit through process::exit.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error().to_string()),
+        0 => {}
+        _ => return Ok(()),
+    }
+    // Supervisor: out of OpenVPN's session, so nothing OpenVPN does to its
+    // process group reaches the work.
+    // SAFETY: plain syscalls.
+    unsafe { libc::setsid() };
+    set_name(b"tg-auth-watch\0");
+    let worker = unsafe { libc::fork() };
+    if worker == 0 {
+        set_name(b"tg-auth-work\0");
+        answer(control, work());
+        std::process::exit(0);
+    }
+    if worker < 0 {
+        // No worker: decide here rather than leave OpenVPN waiting.
+        answer(control, work());
+        std::process::exit(0);
+    }
+    let start = Instant::now();
+    let mut status = 0;
+    let died = loop {
+        // SAFETY: waitpid on our own child.
+        let r = unsafe { libc::waitpid(worker, &mut status, libc::WNOHANG) };
+        if r == worker {
+            break if libc::WIFSIGNALED(status) {
+                format!("worker killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("worker exited with {}", libc::WEXITSTATUS(status))
+            };
+        }
+        if r < 0 {
+            break "worker lost".to_string();
+        }
+        if start.elapsed() > WORKER_DEADLINE {
+            // SAFETY: killing our own child.
+            unsafe { libc::kill(worker, libc::SIGKILL) };
+            unsafe { libc::waitpid(worker, &mut status, 0) };
+            break format!("worker took longer than {}s", WORKER_DEADLINE.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if !answered(control) {
+        eprintln!("{HOOK}: DENY user={} ip={} server={}: internal error: {died}", ctx.user, ctx.ip, ctx.server);
+        answer(control, Verdict::Reject(Deny::Internal { detail: died }.client_reason()));
+    }
+    std::process::exit(0);
 }

@@ -1,0 +1,152 @@
+//! Deferred auth as OpenVPN 2.6 drives it: the hook gets auth_control_file,
+//! exits 2, and the answer arrives in the control file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tollgate_core::config::Argon2Params;
+use tollgate_core::{password, Config, Store};
+
+struct Env {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn setup(name: &str, toml: &str) -> Env {
+    let dir = std::env::temp_dir().join(format!("tg-defer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(&config, format!("database = \"t.db\"\nserver = \"nl-1\"\n{toml}\n")).unwrap();
+    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
+    let h = password::hash("correct horse", Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 }).unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+             INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('alice', '{h}', 1, 0, 0);"
+        ))
+        .unwrap();
+    Env { dir, config }
+}
+
+struct Run {
+    code: Option<i32>,
+    waited: Duration,
+    control: PathBuf,
+    reason: PathBuf,
+    log: PathBuf,
+}
+
+impl Env {
+    /// Start the hook like OpenVPN does; returns once the hook process exited.
+    fn start(&self, creds: &[u8], tag: &str) -> Run {
+        let f = self.dir.join(format!("creds-{tag}"));
+        std::fs::write(&f, creds).unwrap();
+        let control = self.dir.join(format!("acf-{tag}"));
+        let reason = self.dir.join(format!("afr-{tag}"));
+        let log = self.dir.join(format!("log-{tag}"));
+        std::fs::write(&control, b"").unwrap();
+        std::fs::write(&reason, b"").unwrap();
+        let t = Instant::now();
+        // stderr to a file: the detached worker keeps writing to it after
+        // the hook exits, as it would to OpenVPN's log.
+        let status = Command::new(env!("CARGO_BIN_EXE_auth-verify"))
+            .env_clear()
+            .env("untrusted_ip", "192.0.2.2")
+            .env("auth_control_file", &control)
+            .env("auth_failed_reason_file", &reason)
+            .arg("--config")
+            .arg(&self.config)
+            .arg(&f)
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .status()
+            .unwrap();
+        Run { code: status.code(), waited: t.elapsed(), control, reason, log }
+    }
+}
+
+/// Poll the control file like OpenVPN: the first byte counts.
+fn answer(p: &Path, within: Duration) -> Option<u8> {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if let Some(b) = std::fs::read(p).ok().and_then(|v| v.first().copied()) {
+            return Some(b);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn deferred_accept_and_deny() {
+    let e = setup("basic", "[argon2]\nmemory_kib = 256\niterations = 1");
+    let r = e.start(b"alice\ncorrect horse\n", "ok");
+    assert_eq!(r.code, Some(2), "the hook defers");
+    assert_eq!(answer(&r.control, Duration::from_secs(10)), Some(b'1'));
+    assert!(std::fs::read_to_string(&r.log).unwrap().contains("ACCEPT user=alice ip=192.0.2.2 server=nl-1 (deferred)"));
+    let r = e.start(b"alice\nwrong\n", "bad");
+    assert_eq!(r.code, Some(2));
+    assert_eq!(answer(&r.control, Duration::from_secs(10)), Some(b'0'));
+    assert_eq!(std::fs::read_to_string(&r.reason).unwrap(), "invalid username or password");
+    // Malformed input is refused at once, without deferring.
+    let r = e.start(b"al\x01ice\nx\n", "malformed");
+    assert_eq!(r.code, Some(1));
+    assert_eq!(std::fs::read(&r.control).unwrap(), b"");
+}
+
+#[test]
+fn defer_never_decides_inline() {
+    let e = setup("never", "defer = \"never\"\n[argon2]\nmemory_kib = 256\niterations = 1");
+    let r = e.start(b"alice\ncorrect horse\n", "ok");
+    assert_eq!(r.code, Some(0));
+    assert_eq!(std::fs::read(&r.control).unwrap(), b"", "no control file answer when inline");
+}
+
+fn find_worker(control: &Path) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let needle = control.as_os_str().as_encoded_bytes();
+        if comm.trim() == "tg-auth-work" && env.windows(needle.len()).any(|w| w == needle) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn killed_worker_still_yields_a_prompt_deny() {
+    // A dummy hash at this cost takes seconds: the worker is busy when killed.
+    let e = setup("kill", "[argon2]\nmemory_kib = 65536\niterations = 40");
+    let r = e.start(b"mallory\nwhatever\n", "kill");
+    assert_eq!(r.code, Some(2));
+    assert!(r.waited < Duration::from_secs(1), "the hook must not do the slow part: {:?}", r.waited);
+    let mut pid = None;
+    let t = Instant::now();
+    while pid.is_none() && t.elapsed() < Duration::from_secs(5) {
+        pid = find_worker(&r.control);
+    }
+    let pid = pid.expect("worker process found");
+    assert_eq!(std::fs::read(&r.control).unwrap(), b"", "still working");
+    let killed_at = Instant::now();
+    // SAFETY: killing a process this test started.
+    unsafe { libc_kill(pid, 9) };
+    assert_eq!(answer(&r.control, Duration::from_secs(5)), Some(b'0'), "a killed worker must yield a deny");
+    assert!(killed_at.elapsed() < Duration::from_secs(2), "promptly, not at hand-window");
+    assert_eq!(std::fs::read_to_string(&r.reason).unwrap(), "server error, try again later");
+    let log = std::fs::read_to_string(&r.log).unwrap();
+    assert!(log.contains("worker killed by signal 9"), "{log}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
