@@ -49,7 +49,8 @@ gen bob nl-1 | grep -v '^static-challenge' > "$W/bob.ovpn"
 echo "auth-retry interact" >> "$W/bob.ovpn"
 t_dynamic() {
     interactive d1 "$W/bob.ovpn" dynamic bob "$PW" "$BOB" 0 || { cat "$W/answer-d1.log"; return 1; }
-    connected d1 || return 1
+    # The log already holds the challenge's AUTH_FAILED,CRV1: wait for the end.
+    wait_for "$W/cli-d1.log" "Initialization Sequence Completed" 30 || return 1
     grep -q "tollgate auth-verify: CHALLENGE user=bob" "$W/srv.log"
 }
 check "the dynamic challenge round trip (CRV1) connects" t_dynamic
