@@ -135,15 +135,29 @@ pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> 
 }
 
 /// Replace `path` atomically: write a temp file beside it, then rename.
-/// OpenVPN polls these files; it must never see half a write.
+/// OpenVPN polls these files; it must never see half a write. They live
+/// for seconds and are read by a running OpenVPN, so no fsync: that would
+/// only add disk latency to every hook. Use `write_durable` for data that
+/// must survive a power loss.
 pub fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    write_file(path, content, false)
+}
+
+/// `write_atomic`, with the data flushed to disk before the rename.
+pub fn write_durable(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    write_file(path, content, true)
+}
+
+fn write_file(path: &Path, content: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(content)?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

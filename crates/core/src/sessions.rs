@@ -254,7 +254,7 @@ pub fn spool(db: &Path, rec: &CloseRecord) -> Result<PathBuf> {
     );
     let path = dir.join(name);
     let body = serde_json::to_vec(rec)?;
-    crate::openvpn::write_atomic(&path, &body).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::openvpn::write_durable(&path, &body).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

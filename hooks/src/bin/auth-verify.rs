@@ -26,6 +26,8 @@ use tollgate_core::{units, Config, Store};
 const HOOK: &str = "tollgate auth-verify";
 /// The longest a deferred worker may take before the supervisor denies.
 const WORKER_DEADLINE: Duration = Duration::from_secs(30);
+/// Scheduling priority of the deferred work (19 = lowest).
+const WORKER_NICE: libc::c_int = 10;
 
 fn main() {
     std::process::exit(run());
@@ -205,6 +207,10 @@ fn deferred(control: &Path, ctx: &Ctx, work: impl FnOnce() -> Verdict) -> Result
     // process group reaches the work.
     // SAFETY: plain syscalls.
     unsafe { libc::setsid() };
+    // Yield the CPU to OpenVPN: during a login storm the argon2 work must
+    // not starve the process that forwards everyone's packets.
+    // SAFETY: plain syscall on ourselves; the worker inherits it.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE) };
     set_name(b"tg-auth-watch\0");
     let worker = unsafe { libc::fork() };
     if worker == 0 {
