@@ -49,29 +49,22 @@ pub fn sessions(
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    if json {
-        out::json(&Value::Array(rows));
-        return Ok(());
-    }
-    let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r["id"].to_string(),
-                s(r, "user"),
-                s(r, "server"),
-                s(r, "connected_at"),
-                format_duration(r["duration_secs"].as_i64().unwrap_or(0)),
-                s(r, "real_ip"),
-                s(r, "vpn_ip"),
-                format_size(r["bytes_in"].as_i64().unwrap_or(0)),
-                format_size(r["bytes_out"].as_i64().unwrap_or(0)),
-                if r["open"].as_bool() == Some(true) { "open".into() } else { s(r, "close_reason") },
-            ]
-        })
-        .collect();
-    out::table(&["ID", "USER", "SERVER", "CONNECTED", "DURATION", "REAL-IP", "VPN-IP", "IN", "OUT", "STATE"], &t);
+    let headers = ["ID", "USER", "SERVER", "CONNECTED", "DURATION", "REAL-IP", "VPN-IP", "IN", "OUT", "STATE"];
+    out::listing(json, rows, &headers, |r| {
+        let s = |k: &str| out::text(r, k);
+        vec![
+            r["id"].to_string(),
+            s("user"),
+            s("server"),
+            s("connected_at"),
+            format_duration(r["duration_secs"].as_i64().unwrap_or(0)),
+            s("real_ip"),
+            s("vpn_ip"),
+            format_size(r["bytes_in"].as_i64().unwrap_or(0)),
+            format_size(r["bytes_out"].as_i64().unwrap_or(0)),
+            if r["open"].as_bool() == Some(true) { "open".into() } else { s("close_reason") },
+        ]
+    });
     Ok(())
 }
 
@@ -128,30 +121,21 @@ pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
             "total_bytes": total_in + total_out,
         }));
     }
-    if json {
-        out::json(&Value::Array(rows));
-        return Ok(());
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let used = r["period_bytes"].as_i64().unwrap_or(0);
-            let quota = r["quota_bytes"].as_i64();
-            vec![
-                r["user"].as_str().unwrap_or("").into(),
-                r["plan"].as_str().unwrap_or("-").into(),
-                r["period"].as_str().unwrap_or("").into(),
-                format_size(used),
-                match quota {
-                    Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
-                    Some(q) => format_size(q),
-                    None => "unlimited".into(),
-                },
-                format_size(r["total_bytes"].as_i64().unwrap_or(0)),
-            ]
-        })
-        .collect();
-    out::table(&["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], &t);
+    out::listing(json, rows, &["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], |r| {
+        let used = r["period_bytes"].as_i64().unwrap_or(0);
+        vec![
+            out::text(r, "user"),
+            out::text(r, "plan"),
+            out::text(r, "period"),
+            format_size(used),
+            match r["quota_bytes"].as_i64() {
+                Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
+                Some(q) => format_size(q),
+                None => "unlimited".into(),
+            },
+            format_size(r["total_bytes"].as_i64().unwrap_or(0)),
+        ]
+    });
     Ok(())
 }
 

@@ -159,28 +159,14 @@ fn server(c: &Connection, cmd: ServerCmd) -> Result<()> {
     match cmd {
         ServerCmd::Add(a) => server_add(c, a),
         ServerCmd::List { json } => {
-            let rows = server_rows(c, None)?;
-            if json {
-                out::json(&Value::Array(rows));
-            } else {
-                let t: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r["name"].as_str().unwrap_or("").into(),
-                            format!(
-                                "{}:{}/{}",
-                                r["host"].as_str().unwrap_or(""),
-                                r["port"],
-                                r["proto"].as_str().unwrap_or("")
-                            ),
-                            r["tls_mode"].as_str().unwrap_or("").into(),
-                            if r["client_cert"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
-                        ]
-                    })
-                    .collect();
-                out::table(&["NAME", "REMOTE", "TLS", "CLIENT-CERT"], &t);
-            }
+            out::listing(json, server_rows(c, None)?, &["NAME", "REMOTE", "TLS", "CLIENT-CERT"], |r| {
+                vec![
+                    out::text(r, "name"),
+                    format!("{}:{}/{}", out::text(r, "host"), r["port"], out::text(r, "proto")),
+                    out::text(r, "tls_mode"),
+                    if r["client_cert"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+                ]
+            });
             Ok(())
         }
         ServerCmd::Show { name, json } => {
@@ -325,13 +311,8 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
             Ok(())
         }
         PlanCmd::List { json } => {
-            let rows = plan_rows(c, None)?;
-            if json {
-                out::json(&Value::Array(rows));
-            } else {
-                let t: Vec<Vec<String>> = rows.iter().map(plan_cells).collect();
-                out::table(&["NAME", "QUOTA", "PERIOD", "MAX-SESSION", "MAX-CONN", "EXPIRES-AFTER", "USERS"], &t);
-            }
+            let headers = ["NAME", "QUOTA", "PERIOD", "MAX-SESSION", "MAX-CONN", "EXPIRES-AFTER", "USERS"];
+            out::listing(json, plan_rows(c, None)?, &headers, plan_cells);
             Ok(())
         }
         PlanCmd::Show { name, json } => {
@@ -444,13 +425,7 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
             Ok(())
         }
         GroupCmd::List { json } => {
-            let rows = group_rows(c, None)?;
-            if json {
-                out::json(&Value::Array(rows));
-            } else {
-                let t: Vec<Vec<String>> = rows.iter().map(group_cells).collect();
-                out::table(&["NAME", "SERVERS", "REDIRECT-GW", "PUSH", "USERS"], &t);
-            }
+            out::listing(json, group_rows(c, None)?, &["NAME", "SERVERS", "REDIRECT-GW", "PUSH", "USERS"], group_cells);
             Ok(())
         }
         GroupCmd::Show { name, json } => {
@@ -577,19 +552,10 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
             Ok(())
         }
         UserCmd::List { json } => {
-            let rows = user_rows(c, None)?;
-            if json {
-                out::json(&Value::Array(rows));
-            } else {
-                let t: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-                        vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
-                    })
-                    .collect();
-                out::table(&["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"], &t);
-            }
+            out::listing(json, user_rows(c, None)?, &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"], |r| {
+                let s = |k: &str| out::text(r, k);
+                vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
+            });
             Ok(())
         }
         UserCmd::Show { name, json } => {
@@ -786,23 +752,14 @@ fn device(c: &Connection, cmd: DeviceCmd) -> Result<()> {
                     }))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            if json {
-                out::json(&Value::Array(rows));
-            } else {
-                let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
-                let t: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            s(r, "hwaddr"),
-                            if r["approved"].as_bool() == Some(true) { "approved" } else { "pending" }.into(),
-                            s(r, "first_seen"),
-                            s(r, "last_seen"),
-                        ]
-                    })
-                    .collect();
-                out::table(&["DEVICE", "STATE", "FIRST-SEEN", "LAST-SEEN"], &t);
-            }
+            out::listing(json, rows, &["DEVICE", "STATE", "FIRST-SEEN", "LAST-SEEN"], |r| {
+                vec![
+                    out::text(r, "hwaddr"),
+                    if r["approved"].as_bool() == Some(true) { "approved" } else { "pending" }.into(),
+                    out::text(r, "first_seen"),
+                    out::text(r, "last_seen"),
+                ]
+            });
             Ok(())
         }
         DeviceCmd::Add { name, hwaddr } => {
@@ -917,16 +874,9 @@ fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Resul
             }))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    if json {
-        out::json(&Value::Array(rows));
-    } else {
-        let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
-        let t: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| vec![s(r, "at"), s(r, "user"), s(r, "server"), s(r, "ip"), s(r, "result"), s(r, "reason")])
-            .collect();
-        out::table(&["TIME", "USER", "SERVER", "IP", "RESULT", "REASON"], &t);
-    }
+    out::listing(json, rows, &["TIME", "USER", "SERVER", "IP", "RESULT", "REASON"], |r| {
+        ["at", "user", "server", "ip", "result", "reason"].iter().map(|k| out::text(r, k)).collect()
+    });
     Ok(())
 }
 

@@ -38,3 +38,19 @@ pub fn fields(pairs: &[(&str, String)]) {
 pub fn json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// A listing: the rows as JSON for scripts, or a table for people, each
+/// row's cells made by `cells`.
+pub fn listing(as_json: bool, rows: Vec<Value>, headers: &[&str], cells: impl Fn(&Value) -> Vec<String>) {
+    if as_json {
+        json(&Value::Array(rows));
+    } else {
+        let t: Vec<Vec<String>> = rows.iter().map(cells).collect();
+        table(headers, &t);
+    }
+}
+
+/// A row's text field for a table cell: "-" when absent.
+pub fn text(r: &Value, k: &str) -> String {
+    r[k].as_str().unwrap_or("-").to_string()
+}
