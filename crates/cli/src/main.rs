@@ -424,6 +424,10 @@ pub struct UserSet {
 }
 
 fn main() {
+    // `tollgate user list | head`: end quietly when the reader goes away,
+    // as Unix tools do, instead of panicking on a broken pipe.
+    // SAFETY: resetting a signal to its default action at start-up.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     // Files we create (database, -wal, -shm) are for us and the OpenVPN
     // group only.

@@ -30,6 +30,9 @@ struct Args {
 }
 
 fn main() {
+    // `gen-ovpn alice nl-1 | head`: end quietly on a closed pipe.
+    // SAFETY: resetting a signal to its default action at start-up.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if let Err(e) = run(Args::parse()) {
         eprintln!("gen-ovpn: {e:#}");
         std::process::exit(1);
