@@ -344,3 +344,26 @@ fn device_binding_auto_and_manual() {
         e.run(Some(&e.creds(ok)), &[("UV_CLIENT_MAC", b"AA:BB:CC:DD:EE:FF"), ("IV_HWADDR", b"00:00:00:00:00:01")], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn static_challenge_code_is_single_use() {
+    use tollgate_core::totp;
+    let e = setup("replay");
+    let cfg = Config::from_file(&e.config).unwrap();
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    rusqlite_conn(&cfg)
+        .execute("UPDATE users SET totp_secret = ?1, totp_confirmed = 1 WHERE name = 'alice'", [secret])
+        .unwrap();
+    let key = totp::decode_secret(secret).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // The code of the current step; accepted even if a step boundary passes
+    // before the hook runs (one step of skew).
+    let code = totp::code_at(&key, totp::step_of(now));
+    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
+    let line = format!("alice\nSCRV1:{}:{}\n", b64("correct horse"), b64(&code));
+    let (out, _) = e.run(Some(&e.creds(line.as_bytes())), &[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, reason) = e.run(Some(&e.creds(line.as_bytes())), &[], &[]);
+    assert_denied(&out, &reason, "wrong or reused authenticator code");
+    assert_eq!(reason, "invalid username or password", "a replay reads like a wrong password");
+}

@@ -18,16 +18,18 @@ check "tollgate user show says the second factor is on" bash -c "'$W/bin/tollgat
 gen alice nl-1 > "$W/alice.ovpn"
 check "gen-ovpn adds static-challenge for a user with a second factor" grep -q '^static-challenge "' "$W/alice.ovpn"
 
-t_static_ok() {
-    interactive s1 "$W/alice.ovpn" static alice "$PW" "$ALICE" 0 || return 1
-    connected s1
-}
-check "static challenge with the right code connects" t_static_ok
+# One code, fixed before the first login: computing it afterwards could
+# fall on the next 30-second step and yield a code never used.
 CODE_USED=$(python3 -c "
 import base64,hashlib,hmac,struct,time
 k=base64.b32decode('$ALICE'+'='*(-len('$ALICE')%8)); s=int(time.time())//30
 h=hmac.new(k,struct.pack('>Q',s),hashlib.sha1).digest(); o=h[19]&15
 print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))")
+t_static_ok() {
+    interactive s1 "$W/alice.ovpn" static alice "$PW" "$ALICE" "$CODE_USED" || return 1
+    connected s1
+}
+check "static challenge with the right code connects" t_static_ok
 disconnect_all
 
 t_replay() {
