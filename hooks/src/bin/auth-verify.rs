@@ -94,8 +94,12 @@ fn run() -> i32 {
     let username = String::from_utf8_lossy(&creds.username).into_owned();
     let password = String::from_utf8_lossy(&creds.password).into_owned();
     let control = std::env::var_os("auth_control_file").map(PathBuf::from);
+    // A reauth by session token (renegotiation) has no slow step: no argon2,
+    // no code. Deferring it would only let the client's packets on the new
+    // key be dropped until OpenVPN next polls the control file.
+    let token_reauth = session_state.as_deref().is_some_and(|s| s != "Initial");
     match (cfg.defer, control) {
-        (Defer::Auto, Some(control)) => match deferred(&control, &ctx, || {
+        (Defer::Auto, Some(control)) if !token_reauth => match deferred(&control, &ctx, || {
             let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
             decide(&dctx, &cfg, &username, &password, session_state.as_deref())
         }) {
