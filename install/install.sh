@@ -7,35 +7,84 @@ usage() {
 Usage: bash install/install.sh [OPTIONS]
 
 Builds tollgate from this source tree and installs it:
-  hooks            /usr/local/libexec/tollgate/{auth-verify,...}
-  admin CLI        /usr/local/bin/tollgate
+  hooks            /usr/local/libexec/tollgate/{auth-verify,client-connect,client-disconnect}
+  admin tools      /usr/local/bin/tollgate, /usr/local/bin/gen-ovpn
+  docs             /usr/local/share/doc/tollgate/{admin-guide,design}.md
   config           /etc/tollgate/tollgate.toml  (root:nogroup 0640, kept if present)
+  database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
   sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
                    else /etc/cron.d/tollgate-sweep
-  database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
 Installs OpenVPN when missing. Running it again changes nothing and keeps
-all data.
+all data; it says "nothing changed" when that is so.
+
+With --setup-server it also sets up a complete OpenVPN server NAME:
+  PKI              /etc/openvpn/server/NAME/{ca.crt,ca.key,server.crt,server.key,tc.key}
+                   (EC P-256, 10 years; keys 0600; never regenerated once there)
+  server config    /etc/openvpn/server/NAME.conf: the three hooks, the management
+                   socket /run/openvpn-server/NAME.sock, password-only clients
+                   (kept as it is once there: edit it freely)
+  tollgate         the server record (profiles: gen-ovpn USER SERVER) and
+                   `management` in tollgate.toml, so that `tollgate sweep` can cut clients
+  forwarding, NAT  net.ipv4.ip_forward=1 and iptables MASQUERADE of the VPN subnet out
+                   of the NAT interface, now and at boot (tollgate-nat@NAME.service)
+  service          openvpn-server@NAME enabled and started (systemd), else openvpn
+                   started as a daemon (log: /var/log/openvpn/NAME.log)
 
 Options:
-  --server NAME    this host's server name written to a new config (default: the host name)
-  --openvpn-user U OpenVPN's `user` (default: nobody); the database belongs to it
-  --openvpn-group G OpenVPN's `group` (default: nogroup)
-  --uninstall      remove binaries; keep config and database
-  --purge          with --uninstall: also remove /etc/tollgate and /var/lib/tollgate
-  -h, --help       this help
+  --server NAME      tollgate's name for this server, written to a new config and used
+                     for the server record (default: the host name)
+  --openvpn-user U   OpenVPN's `user` (default: nobody); the database belongs to it
+  --openvpn-group G  OpenVPN's `group` (default: nogroup)
+  --setup-server     also set up the OpenVPN server described above (needs --host)
+  --host HOST        with --setup-server: the public name or address clients connect to
+  --port PORT        with --setup-server: port (default: 1194)
+  --proto udp|tcp    with --setup-server: protocol (default: udp)
+  --subnet CIDR      with --setup-server: VPN address pool (default: 10.8.0.0/24)
+  --name NAME        with --setup-server: OpenVPN instance name (default: tollgate)
+  --dns ADDRESS      with --setup-server: DNS server pushed to clients (default: none)
+  --nat-iface IF     with --setup-server: interface to NAT out of (default: the
+                     interface of the default route)
+  --no-firewall      with --setup-server: leave forwarding and NAT alone
+  --no-start         with --setup-server: write everything, start and enable nothing
+  --uninstall        stop and disable what install set up, remove binaries and units;
+                     keep config, database, server configs and PKI
+  --purge            with --uninstall: also remove /etc/tollgate, /var/lib/tollgate and
+                     the server configs and PKI that --setup-server wrote
+  -h, --help         this help
 USAGE
 }
 
-SERVER_NAME=$(hostname -s 2>/dev/null || echo server)
+SERVER_NAME=
 OVPN_USER=nobody
 OVPN_GROUP=nogroup
 UNINSTALL=0
 PURGE=0
+SETUP=0
+HOST=
+PORT=1194
+PROTO=udp
+SUBNET=10.8.0.0/24
+NAME=tollgate
+DNS=
+NAT_IFACE=
+FIREWALL=1
+START=1
+arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case $1 in
-        --server) SERVER_NAME=$2; shift 2 ;;
-        --openvpn-user) OVPN_USER=$2; shift 2 ;;
-        --openvpn-group) OVPN_GROUP=$2; shift 2 ;;
+        --server) arg "$@"; SERVER_NAME=$2; shift 2 ;;
+        --openvpn-user) arg "$@"; OVPN_USER=$2; shift 2 ;;
+        --openvpn-group) arg "$@"; OVPN_GROUP=$2; shift 2 ;;
+        --setup-server) SETUP=1; shift ;;
+        --host) arg "$@"; HOST=$2; shift 2 ;;
+        --port) arg "$@"; PORT=$2; shift 2 ;;
+        --proto) arg "$@"; PROTO=$2; shift 2 ;;
+        --subnet) arg "$@"; SUBNET=$2; shift 2 ;;
+        --name) arg "$@"; NAME=$2; shift 2 ;;
+        --dns) arg "$@"; DNS=$2; shift 2 ;;
+        --nat-iface) arg "$@"; NAT_IFACE=$2; shift 2 ;;
+        --no-firewall) FIREWALL=0; shift ;;
+        --no-start) START=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -43,68 +92,154 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root"
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 LIBEXEC=/usr/local/libexec/tollgate
 ETC=/etc/tollgate
 VAR=/var/lib/tollgate
+OVPN_DIR=/etc/openvpn/server
+RUN_DIR=/run/openvpn-server
+DOC=/usr/local/share/doc/tollgate
+UNITS=/etc/systemd/system
 HOOKS="auth-verify client-connect client-disconnect"
 TOOLS="tollgate gen-ovpn"
+HAVE_SYSTEMD=0
+[ -d /run/systemd/system ] && HAVE_SYSTEMD=1
 
 say() { printf 'tollgate install: %s\n' "$*"; }
+# changed MESSAGE: report a change; a run that reports none says so at the end.
+CHANGED=0
+changed() { CHANGED=1; say "$*"; }
+
+# put SRC DEST MODE: install a file unless DEST already has this content and mode.
+put() {
+    if ! cmp -s "$1" "$2" || [ "$(stat -c %a "$2")" != "$3" ]; then
+        install -m "$3" "$1" "$2"; changed "installed $2"
+    fi
+}
+
+# A server set up by --setup-server is remembered in this file; uninstall
+# reads it, and tollgate-nat@NAME.service takes SUBNET and NAT_IFACE from it.
+setup_file() { echo "$ETC/setup-$1.env"; }
+
+# Stop NAME's OpenVPN: its systemd unit, or the daemon install started.
+stop_server() {
+    local name=$1 pid
+    if [ "$HAVE_SYSTEMD" = 1 ]; then
+        systemctl disable --now "openvpn-server@$name.service" "tollgate-nat@$name.service" >/dev/null 2>&1 || true
+    fi
+    if [ -f "$RUN_DIR/$name.pid" ]; then
+        pid=$(cat "$RUN_DIR/$name.pid")
+        if [ -n "$pid" ] && grep -q openvpn "/proc/$pid/comm" 2>/dev/null; then
+            kill "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            say "stopped OpenVPN $name (pid $pid)"
+        fi
+        rm -f "$RUN_DIR/$name.pid"
+    fi
+}
 
 if [ "$UNINSTALL" = 1 ]; then
-    if [ -f /etc/systemd/system/tollgate-sweep.timer ]; then
-        systemctl disable --now tollgate-sweep.timer 2>/dev/null || true
-        rm -f /etc/systemd/system/tollgate-sweep.service /etc/systemd/system/tollgate-sweep.timer
-        systemctl daemon-reload 2>/dev/null || true
+    for f in "$ETC"/setup-*.env; do
+        [ -f "$f" ] || continue
+        # shellcheck disable=SC1090
+        (
+            . "$f"
+            stop_server "$NAME"
+            if [ "${FIREWALL:-0}" = 1 ] && [ -x "$LIBEXEC/nat" ]; then "$LIBEXEC/nat" down "$SUBNET" "$NAT_IFACE" || true; fi
+            rm -rf "$UNITS/openvpn-server@$NAME.service.d/tollgate.conf"
+            rmdir "$UNITS/openvpn-server@$NAME.service.d" 2>/dev/null || true
+            rm -f "$RUN_DIR/status-$NAME.log" "$RUN_DIR/$NAME.sock"
+            if [ "$PURGE" = 1 ]; then
+                rm -rf "${OVPN_DIR:?}/$NAME.conf" "${OVPN_DIR:?}/$NAME" "/var/log/openvpn/$NAME.log"
+                say "removed $OVPN_DIR/$NAME.conf and its PKI $OVPN_DIR/$NAME"
+            else
+                say "stopped OpenVPN $NAME; kept $OVPN_DIR/$NAME.conf and its PKI"
+            fi
+        )
+    done
+    if [ -f "$UNITS/tollgate-sweep.timer" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        systemctl disable --now tollgate-sweep.timer >/dev/null 2>&1 || true
     fi
+    rm -f "$UNITS/tollgate-sweep.service" "$UNITS/tollgate-sweep.timer" "$UNITS/tollgate-nat@.service"
+    [ "$HAVE_SYSTEMD" = 1 ] && systemctl daemon-reload 2>/dev/null || true
     rm -f /etc/cron.d/tollgate-sweep
-    rm -rf "$LIBEXEC"
+    rm -rf "$LIBEXEC" "$DOC"
     for t in $TOOLS; do rm -f "/usr/local/bin/$t"; done
-    if [ "$PURGE" = 1 ]; then rm -rf "$ETC" "$VAR"; say "removed binaries, config and database"
-    else say "removed binaries; kept $ETC and $VAR (--purge removes them)"; fi
+    if [ "$PURGE" = 1 ]; then rm -rf "$ETC" "$VAR"; say "removed binaries, units, config and database"
+    else say "removed binaries and units; kept $ETC and $VAR (--purge removes them)"; fi
     exit 0
+fi
+
+# Check the server options before changing anything.
+if [ "$SETUP" = 1 ]; then
+    [ -n "$HOST" ] || die "--setup-server needs --host (the name or address clients connect to)"
+    [[ $HOST =~ ^[A-Za-z0-9.:_-]+$ ]] || die "--host: not a host name or address: $HOST"
+    [[ $NAME =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] || die "--name: use 1-32 of a-z 0-9 _ - (got $NAME)"
+    [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "--port: not a port: $PORT"
+    case $PROTO in udp|tcp) ;; *) die "--proto: udp or tcp (got $PROTO)" ;; esac
+    [ -z "$DNS" ] || [[ $DNS =~ ^[0-9a-fA-F.:]+$ ]] || die "--dns: not an address: $DNS"
+    [[ $SUBNET =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)/([0-9]+)$ ]] || die "--subnet: use a.b.c.d/n (got $SUBNET)"
+    bits=${BASH_REMATCH[5]}
+    [ "$bits" -ge 8 ] && [ "$bits" -le 29 ] || die "--subnet: prefix length 8 to 29 (got /$bits)"
+    ip4=0
+    for i in 1 2 3 4; do
+        [ "${BASH_REMATCH[$i]}" -le 255 ] || die "--subnet: not an address: $SUBNET"
+        ip4=$(( (ip4 << 8) | BASH_REMATCH[i] ))
+    done
+    mask=$(( (0xffffffff << (32 - bits)) & 0xffffffff ))
+    dotted() { echo "$(( $1 >> 24 & 255 )).$(( $1 >> 16 & 255 )).$(( $1 >> 8 & 255 )).$(( $1 & 255 ))"; }
+    NET_ADDR=$(dotted $(( ip4 & mask )))
+    NET_MASK=$(dotted "$mask")
+    SUBNET=$NET_ADDR/$bits
+    if [ "$FIREWALL" = 1 ] && [ -z "$NAT_IFACE" ]; then
+        NAT_IFACE=$(ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit }}')
+        [ -n "$NAT_IFACE" ] || die "no default route to tell the NAT interface: pass --nat-iface IF (or --no-firewall)"
+    fi
 fi
 
 need=()
 command -v openvpn >/dev/null || need+=(openvpn)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+if [ "$SETUP" = 1 ]; then
+    command -v openssl >/dev/null || need+=(openssl)
+    command -v ip >/dev/null || need+=(iproute2)
+    [ "$FIREWALL" = 0 ] || command -v iptables >/dev/null || need+=(iptables)
+fi
 if [ ${#need[@]} -gt 0 ]; then
-    say "installing ${need[*]}"
+    changed "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v cargo >/dev/null || { echo "install.sh: cargo not found: install a Rust toolchain (1.80+, e.g. with rustup)" >&2; exit 1; }
-getent passwd "$OVPN_USER" >/dev/null || { echo "install.sh: no user $OVPN_USER" >&2; exit 1; }
-getent group "$OVPN_GROUP" >/dev/null || { echo "install.sh: no group $OVPN_GROUP" >&2; exit 1; }
+command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (1.80+, e.g. with rustup)"
+getent passwd "$OVPN_USER" >/dev/null || die "no user $OVPN_USER"
+getent group "$OVPN_GROUP" >/dev/null || die "no group $OVPN_GROUP"
 
 say "building (release)"
 (cd "$SRC" && cargo build --release --locked --quiet)
 OUT=$SRC/target/x86_64-unknown-linux-gnu/release
 
 install -d -m 755 "$LIBEXEC"
-for b in $HOOKS; do
-    [ -x "$OUT/$b" ] || continue
-    cmp -s "$OUT/$b" "$LIBEXEC/$b" || { install -m 755 "$OUT/$b" "$LIBEXEC/$b"; say "installed $LIBEXEC/$b"; }
-done
-for b in $TOOLS; do
-    [ -x "$OUT/$b" ] || continue
-    cmp -s "$OUT/$b" "/usr/local/bin/$b" || { install -m 755 "$OUT/$b" "/usr/local/bin/$b"; say "installed /usr/local/bin/$b"; }
-done
+for b in $HOOKS; do put "$OUT/$b" "$LIBEXEC/$b" 755; done
+for b in $TOOLS; do put "$OUT/$b" "/usr/local/bin/$b" 755; done
+put "$SRC/install/tollgate-nat.sh" "$LIBEXEC/nat" 755
+install -d -m 755 "$DOC"
+for d in admin-guide.md design.md; do put "$SRC/docs/$d" "$DOC/$d" 644; done
 
+[ -d "$ETC" ] || changed "created $ETC"
 install -d -m 750 -o root -g "$OVPN_GROUP" "$ETC"
 if [ ! -f "$ETC/tollgate.toml" ]; then
     umask 027
     cat > "$ETC/tollgate.toml" <<CONF
 # tollgate configuration (docs/admin-guide.md lists every key)
 database = "$VAR/tollgate.db"
-server = "$SERVER_NAME"
+server = "${SERVER_NAME:-$(hostname -s 2>/dev/null || echo server)}"
 # log_level = "info"
 # busy_timeout = "5s"      # how long hooks wait for a busy database
 # retention = "90d"        # how long auth events are kept
-# management = "unix:/run/openvpn/tollgate.sock"   # for tollgate sweep
-# status_file = "/run/openvpn/status.log"          # sweep's fallback (cannot kill)
+# management = "unix:/run/openvpn-server/tollgate.sock"   # for tollgate sweep
+# status_file = "/run/openvpn-server/status-tollgate.log" # sweep's fallback (cannot kill)
 
 # [argon2]                 # OWASP minimum by default (19 MiB, 2 passes)
 # memory_kib = 19456
@@ -116,32 +251,203 @@ server = "$SERVER_NAME"
 # window = "15m"
 # duration = "15m"
 CONF
+    umask 022
     chown root:"$OVPN_GROUP" "$ETC/tollgate.toml"
     chmod 640 "$ETC/tollgate.toml"
-    say "wrote $ETC/tollgate.toml (server = $SERVER_NAME)"
+    changed "wrote $ETC/tollgate.toml"
+fi
+# The name hooks use for this server is the config's, whatever --server says.
+CFG_SERVER=$(sed -n 's/^server *= *"\(.*\)".*/\1/p' "$ETC/tollgate.toml" | head -n 1)
+if [ -n "$SERVER_NAME" ] && [ "$SERVER_NAME" != "$CFG_SERVER" ]; then
+    say "note: $ETC/tollgate.toml names this server \"$CFG_SERVER\"; --server $SERVER_NAME ignored"
 fi
 
 # The hooks run as the OpenVPN user: it owns the database directory.
-install -d -m 770 -o "$OVPN_USER" -g "$OVPN_GROUP" "$VAR"
-chown "$OVPN_USER:$OVPN_GROUP" "$VAR"
-chmod 770 "$VAR"
-/usr/local/bin/tollgate --config "$ETC/tollgate.toml" init | sed 's/^/tollgate install: /'
+if [ "$(stat -c %U:%G:%a "$VAR" 2>/dev/null)" != "$OVPN_USER:$OVPN_GROUP:770" ]; then
+    install -d -m 770 -o "$OVPN_USER" -g "$OVPN_GROUP" "$VAR"
+    chown "$OVPN_USER:$OVPN_GROUP" "$VAR"; chmod 770 "$VAR"
+    changed "made $VAR ($OVPN_USER:$OVPN_GROUP 0770)"
+fi
+init=$(/usr/local/bin/tollgate --config "$ETC/tollgate.toml" init)
+case $init in *"up to date"*) ;; *) changed "$init" ;; esac
 
 # The sweep: a systemd timer where systemd runs, else cron.
-if [ -d /run/systemd/system ]; then
-    for u in tollgate-sweep.service tollgate-sweep.timer; do
-        cmp -s "$SRC/install/$u" "/etc/systemd/system/$u" || { install -m 644 "$SRC/install/$u" "/etc/systemd/system/$u"; CHANGED_UNITS=1; }
-    done
-    if [ "${CHANGED_UNITS:-0}" = 1 ]; then systemctl daemon-reload; say "installed the tollgate-sweep timer"; fi
-    systemctl enable --now tollgate-sweep.timer >/dev/null 2>&1 || say "could not enable tollgate-sweep.timer"
+if [ "$HAVE_SYSTEMD" = 1 ]; then
+    before=$CHANGED; CHANGED=0
+    for u in tollgate-sweep.service tollgate-sweep.timer; do put "$SRC/install/$u" "$UNITS/$u" 644; done
+    [ "$CHANGED" = 1 ] && systemctl daemon-reload
+    [ "$before" = 1 ] && CHANGED=1
+    systemctl is-enabled --quiet tollgate-sweep.timer 2>/dev/null ||
+        { systemctl enable --now tollgate-sweep.timer >/dev/null 2>&1 && changed "enabled tollgate-sweep.timer" ||
+            say "could not enable tollgate-sweep.timer"; }
 else
-    cmp -s "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep ||
-        { install -m 644 "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep; say "installed /etc/cron.d/tollgate-sweep"; }
+    put "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep 644
 fi
 
-cat <<NEXT
-tollgate install: done. Next:
-  tollgate server add $SERVER_NAME --host YOUR.PUBLIC.HOST --ca /etc/openvpn/server/ca.crt --tls-crypt /etc/openvpn/server/tc.key
-  tollgate user add alice --server $SERVER_NAME
+if [ "$SETUP" = 1 ]; then
+    PKI=$OVPN_DIR/$NAME
+    CONF=$OVPN_DIR/$NAME.conf
+    SOCK=$RUN_DIR/$NAME.sock
+    install -d -m 755 "$OVPN_DIR"
+    [ -d "$PKI" ] || changed "created $PKI"
+    install -d -m 700 "$PKI"
+
+    # PKI: a CA and a server certificate (EC P-256), and a tls-crypt key.
+    # Made once; a second run never replaces a key clients already trust.
+    ec() { openssl req "$@" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 2>/dev/null; }
+    if [ ! -s "$PKI/ca.crt" ] || [ ! -s "$PKI/ca.key" ]; then
+        (umask 077 && ec -x509 -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -subj "/CN=tollgate $NAME CA") ||
+            die "openssl could not make the CA"
+        changed "made the CA $PKI/ca.crt"
+    fi
+    if [ ! -s "$PKI/server.crt" ] || [ ! -s "$PKI/server.key" ]; then
+        (
+            umask 077 && cd "$PKI" &&
+                ec -keyout server.key -out server.csr -subj "/CN=$NAME" &&
+                printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\n' > server.ext &&
+                openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+                    -days 3650 -extfile server.ext -out server.crt 2>/dev/null &&
+                rm -f server.csr server.ext
+        ) || die "openssl could not make the server certificate"
+        changed "made the server certificate $PKI/server.crt"
+    fi
+    if [ ! -s "$PKI/tc.key" ]; then
+        (umask 077 && openvpn --genkey tls-crypt "$PKI/tc.key") || die "openvpn could not make the tls-crypt key"
+        changed "made the tls-crypt key $PKI/tc.key"
+    fi
+    chmod 600 "$PKI/ca.key" "$PKI/server.key" "$PKI/tc.key"
+    chmod 644 "$PKI/ca.crt" "$PKI/server.crt"
+
+    if [ ! -f "$CONF" ]; then
+        hook_args="--config $ETC/tollgate.toml"
+        {
+            cat <<EOF
+# OpenVPN server "$NAME", written by tollgate's install.sh --setup-server.
+# install.sh never rewrites this file once it is there: edit it freely.
+port $PORT
+proto $PROTO
+dev tun
+topology subnet
+server $NET_ADDR $NET_MASK
+ca $PKI/ca.crt
+cert $PKI/server.crt
+key $PKI/server.key
+dh none
+tls-crypt $PKI/tc.key
+keepalive 10 60
+persist-key
+persist-tun
+user $OVPN_USER
+group $OVPN_GROUP
+push "redirect-gateway def1 bypass-dhcp"
+EOF
+            [ -z "$DNS" ] || echo "push \"dhcp-option DNS $DNS\""
+            [ "$PROTO" = udp ] && echo "explicit-exit-notify 1"
+            cat <<EOF
+
+# tollgate: users log in with a name and password (and a TOTP code when
+# enrolled); tollgate's limits decide how many connections a user may have.
+verify-client-cert none
+username-as-common-name
+duplicate-cn
+script-security 2
+auth-user-pass-verify "$LIBEXEC/auth-verify $hook_args" via-file
+client-connect "$LIBEXEC/client-connect $hook_args"
+client-disconnect "$LIBEXEC/client-disconnect $hook_args"
+# Renegotiations and reconnects within the session use a token, not the
+# password or a TOTP code again.
+auth-gen-token 0 external-auth
+# For tollgate sweep: live byte counts, and cutting clients over their limits.
+management $SOCK unix
+verb 3
+EOF
+        } > "$CONF"
+        chmod 644 "$CONF"
+        changed "wrote $CONF"
+    elif ! grep -q "$LIBEXEC/auth-verify" "$CONF"; then
+        say "note: $CONF exists and does not call $LIBEXEC/auth-verify; kept as it is"
+    fi
+
+    # tollgate.toml: sweep's way to the management socket, before any [table].
+    if ! grep -Eq '^[[:space:]]*management[[:space:]]*=' "$ETC/tollgate.toml"; then
+        awk -v line="management = \"unix:$SOCK\"" '
+            !done && /^[[:space:]]*\[/ { print line; print ""; done = 1 }
+            { print } END { if (!done) print line }' "$ETC/tollgate.toml" > "$ETC/tollgate.toml.new"
+        chown root:"$OVPN_GROUP" "$ETC/tollgate.toml.new"; chmod 640 "$ETC/tollgate.toml.new"
+        mv "$ETC/tollgate.toml.new" "$ETC/tollgate.toml"
+        changed "set management = \"unix:$SOCK\" in $ETC/tollgate.toml"
+    fi
+
+    # The server record: what gen-ovpn puts in profiles.
+    if ! /usr/local/bin/tollgate --config "$ETC/tollgate.toml" server show "$CFG_SERVER" >/dev/null 2>&1; then
+        /usr/local/bin/tollgate --config "$ETC/tollgate.toml" server add "$CFG_SERVER" --host "$HOST" --port "$PORT" \
+            --proto "$PROTO" --ca "$PKI/ca.crt" --tls-crypt "$PKI/tc.key" >/dev/null
+        changed "added server $CFG_SERVER ($HOST $PORT/$PROTO)"
+    fi
+
+    # Remembered for tollgate-nat@NAME.service and for --uninstall.
+    setup=$(printf '# written by install.sh --setup-server\nNAME=%s\nSUBNET=%s\nNAT_IFACE=%s\nFIREWALL=%s' \
+        "$NAME" "$SUBNET" "$NAT_IFACE" "$FIREWALL")
+    if [ "$setup" != "$(cat "$(setup_file "$NAME")" 2>/dev/null)" ]; then
+        (umask 077 && printf '%s\n' "$setup" > "$(setup_file "$NAME")")
+        changed "wrote $(setup_file "$NAME")"
+    fi
+
+    # Forwarding and NAT, in this network namespace.
+    if [ "$FIREWALL" = 1 ]; then
+        nat=$("$LIBEXEC/nat" up "$SUBNET" "$NAT_IFACE") || die "could not set up forwarding and NAT"
+        while IFS= read -r line; do [ -z "$line" ] || changed "$line"; done <<<"$nat"
+    fi
+
+    if [ "$HAVE_SYSTEMD" = 1 ]; then
+        before=$CHANGED; CHANGED=0
+        put "$SRC/install/tollgate-nat@.service" "$UNITS/tollgate-nat@.service" 644
+        install -d -m 755 "$UNITS/openvpn-server@$NAME.service.d"
+        put "$SRC/install/openvpn-server-dropin.conf" "$UNITS/openvpn-server@$NAME.service.d/tollgate.conf" 644
+        [ "$CHANGED" = 1 ] && systemctl daemon-reload
+        [ "$before" = 1 ] && CHANGED=1
+    fi
+
+    if [ "$START" = 1 ]; then
+        if [ "$HAVE_SYSTEMD" = 1 ]; then
+            units=("openvpn-server@$NAME.service")
+            [ "$FIREWALL" = 1 ] && units+=("tollgate-nat@$NAME.service")
+            for u in "${units[@]}"; do
+                systemctl is-enabled --quiet "$u" 2>/dev/null || { systemctl enable "$u" >/dev/null 2>&1 && changed "enabled $u"; }
+                systemctl is-active --quiet "$u" || { systemctl start "$u" && changed "started $u"; } ||
+                    die "$u did not start: see journalctl -u $u"
+            done
+        else
+            pid=$(cat "$RUN_DIR/$NAME.pid" 2>/dev/null || true)
+            if [ -z "$pid" ] || ! grep -q openvpn "/proc/$pid/comm" 2>/dev/null; then
+                install -d -m 710 "$RUN_DIR"
+                install -d -m 755 /var/log/openvpn
+                log=/var/log/openvpn/$NAME.log
+                : > "$log"
+                openvpn --daemon "openvpn-$NAME" --cd "$OVPN_DIR" --config "$CONF" --writepid "$RUN_DIR/$NAME.pid" \
+                    --status "$RUN_DIR/status-$NAME.log" 10 --status-version 2 --log-append "$log" ||
+                    die "OpenVPN did not start: see $log"
+                for _ in $(seq 200); do grep -q "Initialization Sequence Completed" "$log" && break; sleep 0.1; done
+                grep -q "Initialization Sequence Completed" "$log" || die "OpenVPN did not start: see $log"
+                changed "started OpenVPN $NAME (no systemd: not started at boot; log $log)"
+            fi
+        fi
+    fi
+fi
+
+if [ "$CHANGED" = 0 ]; then say "nothing changed"; fi
+say "done."
+if [ "$SETUP" = 1 ]; then
+    cat <<NEXT
+Next:
+  tollgate user add alice --server $CFG_SERVER
+  gen-ovpn alice $CFG_SERVER --out alice.ovpn
+NEXT
+else
+    cat <<NEXT
+Next: set up a server with --setup-server --host YOUR.PUBLIC.HOST, or by hand:
+  tollgate server add $CFG_SERVER --host YOUR.PUBLIC.HOST --ca /etc/openvpn/server/ca.crt --tls-crypt /etc/openvpn/server/tc.key
+  tollgate user add alice --server $CFG_SERVER
   and add the lines of $SRC/install/server.conf.snippet to your server.conf.
 NEXT
+fi

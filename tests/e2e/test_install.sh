@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# install/install.sh --setup-server for real: it installs into the host's
+# /usr/local, /etc and /var/lib (and removes it all again on exit), but it
+# runs inside the server namespace, so its forwarding and NAT rules and the
+# OpenVPN server it starts never touch the host's network. A third namespace
+# plays the internet behind the server's NAT.
+. "$(dirname "$0")/lib.sh"
+
+if [ -e /etc/tollgate ] || [ -e /usr/local/bin/tollgate ] || [ -e /usr/local/libexec/tollgate ]; then
+    echo "test_install.sh: tollgate is installed on this machine; this test installs and purges it,"
+    echo "so it will not run here (run it on a fresh machine, as CI does)"
+    fail "test_install.sh could run (tollgate already installed here)"
+    summary; exit 1
+fi
+
+NAME=tge$RUN_ID                 # the OpenVPN instance
+SERVER=e2e                      # tollgate's server record
+NS_OUT=tgo$RUN_ID
+VETH_O=tgvo$RUN_ID
+VETH_P=tgvp$RUN_ID
+OUT_IP=198.51.100.2             # the "internet" (TEST-NET-2), behind the server's NAT
+INSTALL=$ROOT/install/install.sh
+PW='a long and correct password'
+# Where systemd runs, install.sh would start the server as a unit in the
+# host's namespace: the test then starts the written server.conf itself.
+START_OPT=
+[ -d /run/systemd/system ] && START_OPT=--no-start
+
+install_cleanup() {
+    ip netns exec "$NS_SRV" bash "$INSTALL" --uninstall --purge >/dev/null 2>&1
+    ip netns del "$NS_OUT" 2>/dev/null
+    cleanup
+}
+trap install_cleanup EXIT
+
+netns_up
+ip netns add "$NS_OUT"
+ip link add "$VETH_P" type veth peer name "$VETH_O"
+ip link set "$VETH_P" netns "$NS_SRV"
+ip link set "$VETH_O" netns "$NS_OUT"
+ip -n "$NS_SRV" addr add 198.51.100.1/24 dev "$VETH_P"
+ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "$VETH_O"
+ip -n "$NS_SRV" link set "$VETH_P" up
+ip -n "$NS_OUT" link set "$VETH_O" up
+ip -n "$NS_OUT" link set lo up
+# The server's default route leads to the "internet": install.sh NATs out of it.
+ip -n "$NS_SRV" route add default via "$OUT_IP"
+ip -n "$NS_CLI" route add default via "$SRV_IP"
+
+run_install() { ip netns exec "$NS_SRV" bash "$INSTALL" "$@"; }
+tg() { /usr/local/bin/tollgate "$@"; }
+
+# Everything install.sh manages, with content, mode, owner and mtime; the
+# firewall and forwarding of the server namespace; the database's records.
+state() {
+    local f
+    for f in /usr/local/libexec/tollgate /usr/local/bin/tollgate /usr/local/bin/gen-ovpn /usr/local/share/doc/tollgate \
+        /etc/tollgate /etc/openvpn/server/$NAME /etc/openvpn/server/$NAME.conf /etc/cron.d/tollgate-sweep \
+        /etc/systemd/system/tollgate-sweep.service /etc/systemd/system/tollgate-sweep.timer \
+        "/etc/systemd/system/tollgate-nat@.service" "/etc/systemd/system/openvpn-server@$NAME.service.d"; do
+        [ -e "$f" ] && find "$f" -print0
+    done | sort -z | xargs -0 stat -c '%n %a %U:%G %s %Y'
+    find /var/lib/tollgate -maxdepth 0 -printf '%p %m %u:%g\n'
+    ip netns exec "$NS_SRV" iptables -w -S
+    ip netns exec "$NS_SRV" iptables -w -t nat -S
+    ip netns exec "$NS_SRV" sysctl net.ipv4.ip_forward
+    tg server list --json
+    tg user list --json
+    cat /run/openvpn-server/$NAME.pid 2>/dev/null
+}
+host_net() { sysctl net.ipv4.ip_forward; iptables -w -S; iptables -w -t nat -S; ip route; ip link; }
+
+host_before=$(host_net 2>&1)
+run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
+    > "$W/install1.log" 2>&1
+rc=$?
+check "install.sh --setup-server runs" bash -c "[ $rc = 0 ] || { tail -n 20 '$W/install1.log'; exit 1; }"
+[ $rc = 0 ] || { summary; exit 1; }
+state1=$(state 2>&1)
+
+run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
+    > "$W/install2.log" 2>&1
+rc=$?
+state2=$(state 2>&1)
+t_second_run_changes_nothing() {
+    [ $rc = 0 ] || { tail -n 20 "$W/install2.log"; return 1; }
+    grep -q "nothing changed" "$W/install2.log" || { log "second run reported changes:"; sed 's/^/    | /' "$W/install2.log"; return 1; }
+    [ "$state1" = "$state2" ] || { diff <(echo "$state1") <(echo "$state2") | sed 's/^/    | /'; return 1; }
+}
+check "a second run changes nothing (files, modes, mtimes, firewall, database)" t_second_run_changes_nothing
+
+t_layout() {
+    local p=/etc/openvpn/server/$NAME f
+    for f in ca.key server.key tc.key; do
+        [ "$(stat -c %a:%U "$p/$f")" = 600:root ] || { log "$p/$f is $(stat -c %a:%U "$p/$f")"; return 1; }
+    done
+    [ "$(stat -c %a:%U:%G /etc/tollgate/tollgate.toml)" = 640:root:nogroup ] || { log "tollgate.toml mode"; return 1; }
+    [ "$(stat -c %U:%a /var/lib/tollgate/tollgate.db)" = nobody:660 ] || { log "db owner/mode"; return 1; }
+    for f in auth-user-pass-verify client-connect client-disconnect; do
+        grep -q "^$f \"/usr/local/libexec/tollgate/" "$p.conf" || { log "no $f hook in $p.conf"; return 1; }
+    done
+    grep -q "^management /run/openvpn-server/$NAME.sock unix" "$p.conf" || { log "no management socket"; return 1; }
+    grep -q "^management = \"unix:/run/openvpn-server/$NAME.sock\"" /etc/tollgate/tollgate.toml ||
+        { log "tollgate.toml lacks management"; return 1; }
+    tg server show "$SERVER" --json | json 'd["host"] == "192.0.2.1" and d["port"] == 1194' | grep -q True ||
+        { log "server record: $(tg server show "$SERVER" --json)"; return 1; }
+}
+check "PKI keys 0600, config 0640, the hooks and management socket in server.conf and tollgate.toml" t_layout
+
+t_nat() {
+    ip netns exec "$NS_SRV" iptables -w -t nat -S POSTROUTING | grep -q -- "-s 10.98.0.0/24 -o $VETH_P .*-j MASQUERADE" &&
+        [ "$(ip netns exec "$NS_SRV" sysctl -n net.ipv4.ip_forward)" = 1 ] ||
+        { ip netns exec "$NS_SRV" iptables -w -t nat -S | sed 's/^/    | /'; return 1; }
+}
+check "forwarding on and MASQUERADE out of the default route's interface (server namespace)" t_nat
+check "the host's forwarding, firewall, routes and links are untouched" bash -c '[ "$1" = "$2" ]' _ \
+    "$host_before" "$(host_net 2>&1)"
+
+SRV_LOG=/var/log/openvpn/$NAME.log
+if [ -n "$START_OPT" ]; then
+    SRV_LOG=$W/srv.log
+    : > "$SRV_LOG"
+    ip netns exec "$NS_SRV" openvpn --cd /etc/openvpn/server --config "$NAME.conf" \
+        --writepid "$W/srv.pid" --daemon --log "$SRV_LOG"
+fi
+check "the OpenVPN server runs from the server.conf install wrote" wait_for "$SRV_LOG" "Initialization Sequence Completed" 20
+
+echo "$PW" | tg user add alice --password-stdin --server "$SERVER" >/dev/null
+/usr/local/bin/gen-ovpn alice "$SERVER" --out "$W/alice.ovpn" 2>/dev/null
+printf 'alice\n%s\n' "$PW" > "$W/creds-alice"
+printf 'alice\nnot the password\n' > "$W/creds-bad"
+chmod 600 "$W/creds-alice" "$W/creds-bad"
+profile_client() { # NAME CREDS
+    : > "$W/cli-$1.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$W/alice.ovpn" --auth-user-pass "$2" \
+        --writepid "$W/cli-$1.pid" --daemon --log "$W/cli-$1.log"
+}
+
+t_wrong_password() {
+    profile_client bad "$W/creds-bad"
+    wait_for "$W/cli-bad.log" "AUTH_FAILED|Initialization Sequence Completed" 30 && grep -q AUTH_FAILED "$W/cli-bad.log"
+}
+check "the installed hooks refuse a wrong password" t_wrong_password
+
+t_connects() {
+    profile_client i1 "$W/creds-alice"
+    wait_for "$W/cli-i1.log" "AUTH_FAILED|Initialization Sequence Completed" 30 &&
+        grep -q "Initialization Sequence Completed" "$W/cli-i1.log" || { tail -n 5 "$W/cli-i1.log"; return 1; }
+    ip netns exec "$NS_CLI" ping -c 3 -i 0.3 -W 2 10.98.0.1 >/dev/null || { log "no ping to 10.98.0.1"; return 1; }
+    # Through the tunnel (redirect-gateway), forwarded and NATed by the server.
+    ip netns exec "$NS_CLI" ping -c 3 -i 0.3 -W 2 "$OUT_IP" >/dev/null || { log "no ping through NAT"; return 1; }
+    [ "$(tg sessions --open --json | json 'len([s for s in d if s["user"] == "alice"])')" = 1 ] ||
+        { log "sessions: $(tg sessions --json)"; return 1; }
+    # sweep reaches OpenVPN by the management socket install configured.
+    tg user disable alice >/dev/null && tg sweep >/dev/null || return 1
+    wait_for "$W/cli-i1.log" "SIGTERM|SIGUSR1|AUTH_FAILED|Exiting" 15 || { log "sweep did not cut alice"; return 1; }
+    tg user enable alice >/dev/null
+}
+check "a gen-ovpn profile logs in through the installed hooks; tunnel, NAT and sweep work" t_connects
+
+t_uninstall() {
+    [ -n "$START_OPT" ] && stop_server
+    run_install --uninstall > "$W/uninstall.log" 2>&1 || return 1
+    [ ! -e /usr/local/bin/tollgate ] && [ ! -e /usr/local/libexec/tollgate ] || { log "binaries left"; return 1; }
+    [ -f /etc/tollgate/tollgate.toml ] && [ -f /var/lib/tollgate/tollgate.db ] &&
+        [ -f "/etc/openvpn/server/$NAME.conf" ] && [ -f "/etc/openvpn/server/$NAME/ca.key" ] ||
+        { log "uninstall without --purge lost data"; return 1; }
+    ! pgrep -f "openvpn-server/$NAME.pid|$NAME.conf" >/dev/null || { log "OpenVPN still runs"; return 1; }
+    ! ip netns exec "$NS_SRV" iptables -w -t nat -S | grep -q tollgate || { log "NAT rule left"; return 1; }
+    run_install --uninstall --purge > "$W/purge.log" 2>&1 || return 1
+    for f in /etc/tollgate /var/lib/tollgate "/etc/openvpn/server/$NAME.conf" "/etc/openvpn/server/$NAME" \
+        /etc/cron.d/tollgate-sweep /usr/local/share/doc/tollgate /etc/systemd/system/tollgate-sweep.timer \
+        "/etc/systemd/system/openvpn-server@$NAME.service.d" /run/openvpn-server/*"$NAME"* /var/log/openvpn/*"$NAME"*; do
+        [ ! -e "$f" ] || { log "$f left after --purge"; return 1; }
+    done
+}
+check "--uninstall stops the server and keeps data; --purge removes it all" t_uninstall
+
+summary
