@@ -17,19 +17,33 @@ VETH_S=tgvs$RUN_ID
 VETH_C=tgvc$RUN_ID
 SRV_IP=192.0.2.1
 CLI_IP=192.0.2.2
-W=$(mktemp -d /tmp/tg-e2e.XXXXXX)
+W=$(mktemp -d "/tmp/${TG_TMP_PREFIX:-tg-e2e}.XXXXXX")
 PASSED=0
 FAILED=0
 FAILURES=()
 
+# gone PID: the process has exited (a zombie waiting for init counts as gone).
+gone() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "${st%% *}" = Z ]
+}
+
 cleanup() {
-    local f
+    local f pids=() p i left
     for f in "$W"/*.pid; do
-        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+        [ -f "$f" ] && pids+=("$(cat "$f")")
     done
-    sleep 0.2
-    for f in "$W"/*.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    # Wait until they are really gone (OpenVPN takes a moment to remove its
+    # tun device), then force any that are not.
+    for ((i = 0; i < 70; i++)); do
+        left=0
+        for p in "${pids[@]}"; do
+            gone "$p" || { left=1; [ "$i" = 50 ] && kill -9 "$p" 2>/dev/null; }
+        done
+        [ "$left" = 0 ] && break
+        sleep 0.1
     done
     ip netns del "$NS_SRV" 2>/dev/null
     ip netns del "$NS_CLI" 2>/dev/null
