@@ -410,8 +410,9 @@ EOF
 
     if [ "$START" = 1 ]; then
         if [ "$HAVE_SYSTEMD" = 1 ]; then
-            units=("openvpn-server@$NAME.service")
+            units=()
             [ "$FIREWALL" = 1 ] && units+=("tollgate-nat@$NAME.service")
+            units+=("openvpn-server@$NAME.service")
             for u in "${units[@]}"; do
                 systemctl is-enabled --quiet "$u" 2>/dev/null || { systemctl enable "$u" >/dev/null 2>&1 && changed "enabled $u"; }
                 systemctl is-active --quiet "$u" || { systemctl start "$u" && changed "started $u"; } ||
@@ -438,6 +439,14 @@ fi
 if [ "$CHANGED" = 0 ]; then say "nothing changed"; fi
 say "done."
 if [ "$SETUP" = 1 ]; then
+    if [ "$START" = 0 ]; then
+        echo "Not started (--no-start). To start it:"
+        if [ "$HAVE_SYSTEMD" = 1 ]; then
+            echo "  systemctl enable --now $([ "$FIREWALL" = 1 ] && echo "tollgate-nat@$NAME ")openvpn-server@$NAME"
+        else
+            echo "  openvpn --daemon --cd $OVPN_DIR --config $NAME.conf --writepid $RUN_DIR/$NAME.pid"
+        fi
+    fi
     cat <<NEXT
 Next:
   tollgate user add alice --server $CFG_SERVER

@@ -336,6 +336,7 @@ pub enum UserCmd {
     /// Set a user's password
     Passwd {
         name: String,
+        /// Read the password from the first line of stdin instead of prompting
         #[arg(long)]
         password_stdin: bool,
     },
@@ -368,10 +369,13 @@ pub enum UserCmd {
 pub struct UserAdd {
     /// Login name: letters, digits and . _ @ + - (up to 64)
     pub name: String,
+    /// Read the password from the first line of stdin instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
+    /// Plan: quota, limits and lifetime (`tollgate plan list`)
     #[arg(long)]
     pub plan: Option<String>,
+    /// Group: shared server grants and pushed routes (`tollgate group list`)
     #[arg(long)]
     pub group: Option<String>,
     /// Last day the account works, YYYY-MM-DD (UTC)
