@@ -219,7 +219,11 @@ fn unwritable_database_spools_and_loses_nothing() {
     assert!(e.connect("alice", 9).status.success());
     let holder = e.conn();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let started = std::time::Instant::now();
     let o = e.disconnect("alice", 9, 1234, 5678);
+    // One wait of busy_timeout (1 s), then the spool: OpenVPN stalls while
+    // this hook runs. (Retrying took at least 3.6 s here.)
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "waited {:?}", started.elapsed());
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(err(&o).contains("SPOOLED"), "{}", err(&o));
     holder.execute_batch("ROLLBACK").unwrap();

@@ -1,19 +1,19 @@
 //! client-disconnect hook: charges the tunnel's bytes to the user's usage
 //! counters and closes the session, in one transaction. Idempotent (OpenVPN
 //! also runs it after a failed client-connect). A busy database is waited
-//! for and retried; if it cannot be written at all the record goes to the
-//! spool and is applied by the next disconnect or `tollgate sweep`.
+//! for once, up to `busy_timeout`; if it cannot be written then, the record
+//! goes to the spool and is applied by the next disconnect or `tollgate
+//! sweep`. OpenVPN waits for this hook with every tunnel stalled, and a
+//! spooled record is as safe as a written one, so it never waits longer.
 //!
 //!   client-disconnect "/usr/local/libexec/tollgate/client-disconnect [--config F] [--server S]"
 
-use std::time::Duration;
 use tollgate_core::openvpn::{self, env_i64};
 use tollgate_core::sessions::{self, CloseRecord};
 use tollgate_core::{units, Store};
 use tollgate_hooks::{log_line, Hook};
 
 const HOOK: &str = "client-disconnect";
-const ATTEMPTS: u32 = 3;
 
 fn main() {
     std::process::exit(run());
@@ -42,38 +42,33 @@ fn run() -> i32 {
         reason: "disconnect".into(),
         key,
     };
-    let mut last_err = String::new();
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(200 << attempt));
+    let written = Store::open_hook(&hook.cfg).and_then(|mut s| {
+        let closed = sessions::close(&mut s, &rec)?;
+        // Records an earlier run could not write go in now.
+        let replayed = sessions::replay_spool(&mut s, &hook.cfg.database).unwrap_or(0);
+        Ok((closed, replayed))
+    });
+    let err = match written {
+        Ok((closed, replayed)) => {
+            let what = if closed { "CLOSE" } else { "NO-SESSION" };
+            let extra = if replayed > 0 { format!(" (+{replayed} spooled)") } else { String::new() };
+            log_line(
+                HOOK,
+                &format!("{what} user={} in={} out={}{extra}", rec.key.username, rec.bytes_in, rec.bytes_out),
+            );
+            return 0;
         }
-        match Store::open_hook(&hook.cfg).and_then(|mut s| {
-            let closed = sessions::close(&mut s, &rec)?;
-            // Records an earlier run could not write go in now.
-            let replayed = sessions::replay_spool(&mut s, &hook.cfg.database).unwrap_or(0);
-            Ok((closed, replayed))
-        }) {
-            Ok((closed, replayed)) => {
-                let what = if closed { "CLOSE" } else { "NO-SESSION" };
-                let extra = if replayed > 0 { format!(" (+{replayed} spooled)") } else { String::new() };
-                log_line(
-                    HOOK,
-                    &format!("{what} user={} in={} out={}{extra}", rec.key.username, rec.bytes_in, rec.bytes_out),
-                );
-                return 0;
-            }
-            Err(e) => last_err = format!("{e:#}"),
-        }
-    }
+        Err(e) => format!("{e:#}"),
+    };
     match sessions::spool(&hook.cfg.database, &rec) {
         Ok(p) => {
-            log_line(HOOK, &format!("SPOOLED user={} to {}: {last_err}", rec.key.username, p.display()));
+            log_line(HOOK, &format!("SPOOLED user={} to {}: {err}", rec.key.username, p.display()));
             0
         }
         Err(e) => {
             log_line(
                 HOOK,
-                &format!("LOST user={} in={} out={}: {last_err}; {e:#}", rec.key.username, rec.bytes_in, rec.bytes_out),
+                &format!("LOST user={} in={} out={}: {err}; {e:#}", rec.key.username, rec.bytes_in, rec.bytes_out),
             );
             1
         }
