@@ -18,6 +18,12 @@ rules() {
     echo "filter FORWARD I -d $subnet -i $iface -o tun+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
 }
 
+# Forwarding first: if it cannot be enabled, no rule is added either.
+if [ "$action" = up ] && [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ]; then
+    sysctl -q -w net.ipv4.ip_forward=1
+    echo "enabled net.ipv4.ip_forward"
+fi
+
 rules | while read -r table chain where rule; do
     # shellcheck disable=SC2086
     case $action in
@@ -38,7 +44,3 @@ rules | while read -r table chain where rule; do
         *) echo "nat: up or down, not $action" >&2; exit 2 ;;
     esac
 done
-if [ "$action" = up ] && [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ]; then
-    sysctl -q -w net.ipv4.ip_forward=1
-    echo "enabled net.ipv4.ip_forward"
-fi

@@ -20,6 +20,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v python3 >/dev/null || need+=(python3)
 command -v iptables >/dev/null || need+=(iptables)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing: ${need[*]}"
@@ -37,10 +39,13 @@ cargo test --locked || exit 1
 
 passed=0; failed=0; rc=0
 # The whole suite twice: deferred auth (the default where OpenVPN offers
-# auth_control_file) and inline (defer = "never").
+# auth_control_file) and inline (defer = "never"). The install, demo and
+# systemd tests use the installed default and run in the first pass only.
+once="tests/e2e/test_install.sh tests/e2e/test_demo.sh tests/e2e/test_systemd.sh"
 for defer in auto never; do
     echo "== end-to-end tests (real OpenVPN), defer = $defer"
     for t in tests/e2e/test_"${1:-}"*.sh; do
+        [ "$defer" = never ] && [[ " $once " == *" $t "* ]] && continue
         echo "-- $t (defer = $defer)"
         out=$(mktemp)
         TOLLGATE_E2E_DEFER=$defer bash "$t" 2>&1 | tee "$out"

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# install.sh --setup-server on a Debian 12 that runs systemd, as the README's
+# quick start does on a real server: a minimal Debian 12 (debootstrap) booted
+# with systemd-nspawn inside the server's network namespace. The units it
+# enables must run the server (hooks as nobody under Debian's sandboxed
+# openvpn-server@ unit), the NAT and the sweep, and come back after a reboot.
+# The container and everything in it live in this run's temporary directory.
+. "$(dirname "$0")/lib.sh"
+
+for c in debootstrap systemd-nspawn nsenter; do
+    command -v "$c" >/dev/null || { fail "$c is installed (tests/run.sh installs it)"; summary; exit 1; }
+done
+CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
+RUSTUP_DIR=${RUSTUP_HOME:-$HOME/.rustup}
+NS_OUT=tgo$RUN_ID
+OUT_IP=198.51.100.2
+ROOTFS=$W/rootfs
+NSPAWN_PID=
+INIT=
+PW='systemd checks this one'
+
+boot() {
+    : > "$W/nspawn.log"
+    # --private-network makes /proc/sys/net writable (net.ipv4.ip_forward);
+    # the namespace path puts the container in the server namespace.
+    systemd-nspawn -b -D "$ROOTFS" --machine "tg$RUN_ID" --register=no --keep-unit \
+        --capability=CAP_NET_ADMIN,CAP_NET_RAW --private-network --network-namespace-path="/run/netns/$NS_SRV" \
+        --bind=/dev/net/tun --bind="$ROOT" --bind="$CARGO_DIR" --bind="$RUSTUP_DIR" \
+        < /dev/null > "$W/nspawn.log" 2>&1 &
+    NSPAWN_PID=$!
+    local i st
+    for ((i = 0; i < 600; i++)); do
+        INIT=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1)
+        if [ -n "$INIT" ]; then
+            st=$(inside systemctl is-system-running 2>/dev/null)
+            case $st in running|degraded) return 0 ;; esac
+        fi
+        kill -0 "$NSPAWN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$W/nspawn.log"; return 1
+}
+
+# inside CMD...: run a command in the container (its namespaces, a clean env).
+inside() {
+    nsenter -t "$INIT" -m -u -i -n -p -C -- env -i HOME=/root CARGO_HOME="$CARGO_DIR" RUSTUP_HOME="$RUSTUP_DIR" \
+        PATH="$CARGO_DIR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$@"
+}
+
+poweroff() {
+    [ -n "$NSPAWN_PID" ] || return 0
+    inside systemctl poweroff >/dev/null 2>&1
+    local i
+    for ((i = 0; i < 300; i++)); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$NSPAWN_PID" 2>/dev/null && kill -9 "$NSPAWN_PID" "$INIT" 2>/dev/null
+    wait "$NSPAWN_PID" 2>/dev/null
+    NSPAWN_PID=
+}
+
+systemd_cleanup() {
+    poweroff
+    ip netns del "$NS_OUT" 2>/dev/null
+    cleanup
+}
+trap systemd_cleanup EXIT
+
+netns_up
+ip netns add "$NS_OUT"
+ip link add "tgvp$RUN_ID" type veth peer name "tgvo$RUN_ID"
+ip link set "tgvp$RUN_ID" netns "$NS_SRV"
+ip link set "tgvo$RUN_ID" netns "$NS_OUT"
+ip -n "$NS_SRV" addr add 198.51.100.1/24 dev "tgvp$RUN_ID"
+ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "tgvo$RUN_ID"
+ip -n "$NS_SRV" link set "tgvp$RUN_ID" up
+ip -n "$NS_OUT" link set "tgvo$RUN_ID" up
+ip -n "$NS_SRV" route add default via "$OUT_IP"
+ip -n "$NS_CLI" route add default via "$SRV_IP"
+
+t_debootstrap() {
+    debootstrap --variant=minbase \
+        --include=systemd,systemd-sysv,dbus,openvpn,iproute2,iptables,openssl,procps,gcc,libc6-dev \
+        bookworm "$ROOTFS" http://deb.debian.org/debian > "$W/debootstrap.log" 2>&1 ||
+        { tail -n 5 "$W/debootstrap.log"; return 1; }
+    echo "tg$RUN_ID" > "$ROOTFS/etc/hostname"
+}
+check "a minimal Debian 12 with systemd (debootstrap)" t_debootstrap
+[ "$FAILED" = 0 ] || { summary; exit 1; }
+check "it boots with systemd-nspawn in the server namespace" boot
+[ "$FAILED" = 0 ] || { summary; exit 1; }
+
+setup_server() { inside bash "$ROOT/install/install.sh" --setup-server --host "$SRV_IP" --server nl-1; }
+t_install() {
+    setup_server > "$W/install1.log" 2>&1 || { tail -n 15 "$W/install1.log"; return 1; }
+    local u
+    for u in openvpn-server@tollgate.service tollgate-nat@tollgate.service tollgate-sweep.timer; do
+        inside systemctl is-enabled --quiet "$u" && inside systemctl is-active --quiet "$u" ||
+            { log "$u: $(inside systemctl is-enabled "$u") $(inside systemctl is-active "$u")"; return 1; }
+    done
+    inside systemctl show -p LimitNPROC --value openvpn-server@tollgate.service | grep -qx 512 ||
+        { log "the LimitNPROC drop-in is not in effect"; return 1; }
+}
+check "install.sh --setup-server enables and starts openvpn-server@tollgate, tollgate-nat@tollgate, the sweep timer" t_install
+t_again() {
+    setup_server > "$W/install2.log" 2>&1 && grep -q "nothing changed" "$W/install2.log" ||
+        { sed 's/^/    | /' "$W/install2.log"; return 1; }
+}
+check "a second run changes nothing" t_again
+
+echo "$PW" | inside tollgate user add alice --password-stdin --server nl-1 >/dev/null
+inside gen-ovpn alice nl-1 > "$W/alice.ovpn" 2>/dev/null
+printf 'alice\n%s\n' "$PW" > "$W/creds-alice"
+chmod 600 "$W/creds-alice"
+
+# login NAME: the profile connects and reaches the "internet" through the NAT.
+login() {
+    : > "$W/cli-$1.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$W/alice.ovpn" --auth-user-pass "$W/creds-alice" \
+        --writepid "$W/cli-$1.pid" --daemon --log "$W/cli-$1.log"
+    wait_for "$W/cli-$1.log" "Initialization Sequence Completed|AUTH_FAILED" 30 &&
+        grep -q "Initialization Sequence Completed" "$W/cli-$1.log" || { tail -n 5 "$W/cli-$1.log"; return 1; }
+    ip netns exec "$NS_CLI" ping -c 3 -i 0.3 -W 2 "$OUT_IP" >/dev/null || { log "no ping through the NAT"; return 1; }
+}
+
+t_login() {
+    login s1 || return 1
+    inside journalctl -u openvpn-server@tollgate --no-pager | grep -q "tollgate auth-verify: ACCEPT user=alice" ||
+        { log "no ACCEPT line in the unit's journal"; return 1; }
+    inside systemctl start tollgate-sweep.service || return 1
+    inside journalctl -u tollgate-sweep.service --no-pager | grep -q "1 live client" ||
+        { inside journalctl -u tollgate-sweep.service --no-pager | tail -n 3; return 1; }
+    inside tollgate user disable alice >/dev/null && inside systemctl start tollgate-sweep.service || return 1
+    wait_for "$W/cli-s1.log" "SIGTERM|Exiting" 15 || { log "the sweep did not cut the disabled user"; return 1; }
+    inside tollgate user enable alice >/dev/null
+}
+check "a client logs in through the unit's hooks and the NAT; the sweep service cuts a disabled user" t_login
+
+t_reboot() {
+    poweroff
+    # What a real reboot also resets.
+    ip netns exec "$NS_SRV" iptables -w -F
+    ip netns exec "$NS_SRV" iptables -w -t nat -F
+    ip netns exec "$NS_SRV" sysctl -q -w net.ipv4.ip_forward=0
+    boot || return 1
+    for u in openvpn-server@tollgate.service tollgate-nat@tollgate.service; do
+        inside systemctl is-active --quiet "$u" || { log "$u is $(inside systemctl is-active "$u")"; return 1; }
+    done
+    login s2
+}
+check "after a reboot the server and the NAT are back and the client logs in again" t_reboot
+
+t_uninstall() {
+    inside bash "$ROOT/install/install.sh" --uninstall --purge > "$W/purge.log" 2>&1 || { cat "$W/purge.log"; return 1; }
+    ! inside systemctl is-active --quiet openvpn-server@tollgate.service || { log "server still active"; return 1; }
+    ! inside systemctl is-enabled --quiet openvpn-server@tollgate.service 2>/dev/null || { log "server still enabled"; return 1; }
+    ! ip netns exec "$NS_SRV" iptables -w -S | grep -q tollgate &&
+        ! ip netns exec "$NS_SRV" iptables -w -t nat -S | grep -q tollgate || { log "rules left"; return 1; }
+    local f
+    for f in /etc/tollgate /var/lib/tollgate /etc/openvpn/server/tollgate.conf /etc/systemd/system/tollgate-sweep.timer \
+        "/etc/systemd/system/tollgate-nat@.service" "/etc/systemd/system/openvpn-server@tollgate.service.d"; do
+        [ ! -e "$ROOTFS$f" ] || { log "$f left"; return 1; }
+    done
+}
+check "--uninstall --purge stops and disables the units and removes their rules and files" t_uninstall
+
+summary
