@@ -10,8 +10,11 @@
 for c in debootstrap systemd-nspawn nsenter; do
     command -v "$c" >/dev/null || { fail "$c is installed (tests/run.sh installs it)"; summary; exit 1; }
 done
+# The container uses this machine's rustup toolchain, bind-mounted.
 CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
 RUSTUP_DIR=${RUSTUP_HOME:-$HOME/.rustup}
+[ -x "$CARGO_DIR/bin/cargo" ] && [ -d "$RUSTUP_DIR" ] ||
+    { fail "a rustup toolchain in $CARGO_DIR and $RUSTUP_DIR (set CARGO_HOME/RUSTUP_HOME)"; summary; exit 1; }
 NS_OUT=tgo$RUN_ID
 OUT_IP=198.51.100.2
 ROOTFS=$W/rootfs
