@@ -5,43 +5,13 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tollgate_core::config::Argon2Params;
-use tollgate_core::{password, Config, Store};
+use tollgate_core::{password, Config};
 
-const FAST: Argon2Params = Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 };
-
-struct Env {
-    dir: PathBuf,
-    config: PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+mod common;
+use common::{Env, FAST};
 
 fn setup(name: &str) -> Env {
-    let dir = std::env::temp_dir().join(format!("tg-hooktest-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tollgate.toml");
-    std::fs::write(
-        &config,
-        "database = \"t.db\"\nserver = \"nl-1\"\nbusy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1\n",
-    )
-    .unwrap();
-    let cfg = Config::from_file(&config).unwrap();
-    let (store, _) = Store::init(&cfg).unwrap();
-    let h = password::hash("correct horse", FAST).unwrap();
-    store
-        .conn
-        .execute_batch(&format!(
-            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
-             INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('alice', '{h}', 1, 0, 0);"
-        ))
-        .unwrap();
-    Env { dir, config }
+    common::env("hooktest", name, "busy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1", &common::alice())
 }
 
 impl Env {

@@ -4,36 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tollgate_core::config::Argon2Params;
-use tollgate_core::{password, Config, Store};
 
-struct Env {
-    dir: PathBuf,
-    config: PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+mod common;
+use common::Env;
 
 fn setup(name: &str, toml: &str) -> Env {
-    let dir = std::env::temp_dir().join(format!("tg-defer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tollgate.toml");
-    std::fs::write(&config, format!("database = \"t.db\"\nserver = \"nl-1\"\n{toml}\n")).unwrap();
-    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
-    let h = password::hash("correct horse", Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 }).unwrap();
-    store
-        .conn
-        .execute_batch(&format!(
-            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
-             INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('alice', '{h}', 1, 0, 0);"
-        ))
-        .unwrap();
-    Env { dir, config }
+    common::env("defer", name, toml, &common::alice())
 }
 
 struct Run {

@@ -1,38 +1,14 @@
 //! client-connect and client-disconnect as OpenVPN runs them, many at once.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use tollgate_core::{Config, Store};
 
-struct Env {
-    dir: PathBuf,
-    config: PathBuf,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+mod common;
+use common::Env;
 
 fn setup(name: &str, extra_toml: &str, sql: &str) -> Env {
-    let dir = std::env::temp_dir().join(format!("tg-sesstest-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tollgate.toml");
-    std::fs::write(&config, format!("database = \"t.db\"\nserver = \"nl-1\"\n{extra_toml}\n")).unwrap();
-    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
-    store
-        .conn
-        .execute_batch(&format!(
-            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
-             INSERT INTO plans (name, period, created_at) VALUES ('unl', 'month', 0);
-             INSERT INTO users (name, password_hash, all_servers, plan_id, created_at, updated_at)
-                    VALUES ('alice', 'x', 1, 1, 0, 0);
-             {sql}"
-        ))
-        .unwrap();
-    Env { dir, config }
+    let plan_user = "INSERT INTO plans (name, period, created_at) VALUES ('unl', 'month', 0);
+        INSERT INTO users (name, password_hash, all_servers, plan_id, created_at, updated_at) VALUES ('alice', 'x', 1, 1, 0, 0);";
+    common::env("sesstest", name, extra_toml, &format!("{plan_user}\n{sql}"))
 }
 
 impl Env {
