@@ -11,18 +11,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (network namespaces, OpenVPN's tun device)" >&2; exit 1; }
 case ${1:-} in -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 
-need=()
-command -v openvpn >/dev/null || need+=(openvpn)
-command -v ip >/dev/null || need+=(iproute2)
-command -v openssl >/dev/null || need+=(openssl)
-command -v ping >/dev/null || need+=(iputils-ping)
-command -v cc >/dev/null || need+=(gcc libc6-dev)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
-        { echo "demo.sh: apt-get install ${need[*]} failed" >&2; exit 1; }
-fi
-command -v cargo >/dev/null || { echo "demo.sh: cargo not found: install a Rust toolchain (1.80+, e.g. with rustup)" >&2; exit 1; }
+. "$ROOT/install/packages.sh"
+ensure_packages demo.sh openvpn=openvpn ip=iproute2 openssl=openssl ping=iputils-ping cc=gcc,libc6-dev
 [ -c /dev/net/tun ] || { echo "demo.sh: no /dev/net/tun on this machine" >&2; exit 1; }
 
 echo "== building tollgate (release)"

@@ -13,22 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Packages the tests use, installed when missing (one apt-get update at most).
-need=()
-command -v openvpn >/dev/null || need+=(openvpn)
-command -v ip >/dev/null || need+=(iproute2)
-command -v openssl >/dev/null || need+=(openssl)
-command -v ping >/dev/null || need+=(iputils-ping)
-command -v python3 >/dev/null || need+=(python3)
-command -v iptables >/dev/null || need+=(iptables)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v systemd-nspawn >/dev/null || need+=(systemd-container)
-command -v cc >/dev/null || need+=(gcc libc6-dev)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing: ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
-        { echo "apt-get install ${need[*]} failed" >&2; exit 1; }
-fi
-command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (1.80+)" >&2; exit 1; }
+. install/packages.sh
+ensure_packages tests/run.sh openvpn=openvpn ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 \
+    iptables=iptables debootstrap=debootstrap systemd-nspawn=systemd-container cc=gcc,libc6-dev
 if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200; fi
 
 echo "== build (release)"

@@ -15,6 +15,10 @@ NS_SRV=tgs$RUN_ID
 NS_CLI=tgc$RUN_ID
 VETH_S=tgvs$RUN_ID
 VETH_C=tgvc$RUN_ID
+NS_OUT=tgo$RUN_ID               # "the internet" behind the server (internet_up)
+VETH_P=tgvp$RUN_ID
+VETH_O=tgvo$RUN_ID
+OUT_IP=198.51.100.2             # TEST-NET-2
 SRV_IP=192.0.2.1
 CLI_IP=192.0.2.2
 W=$(mktemp -d "/tmp/${TG_TMP_PREFIX:-tg-e2e}.XXXXXX")
@@ -47,6 +51,7 @@ cleanup() {
     done
     ip netns del "$NS_SRV" 2>/dev/null
     ip netns del "$NS_CLI" 2>/dev/null
+    ip netns del "$NS_OUT" 2>/dev/null
     if [ "${KEEP_E2E:-}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -110,6 +115,23 @@ netns_up() {
     ip -n "$NS_CLI" link set "$VETH_C" up
     ip -n "$NS_SRV" link set lo up
     ip -n "$NS_CLI" link set lo up
+}
+
+# internet_up: after netns_up, a third namespace the server reaches by its
+# default route (198.51.100.1 -> .2), and a default route for the client via
+# the server, so tunnel traffic can be forwarded and NATed out of the server.
+internet_up() {
+    ip netns add "$NS_OUT"
+    ip link add "$VETH_P" type veth peer name "$VETH_O"
+    ip link set "$VETH_P" netns "$NS_SRV"
+    ip link set "$VETH_O" netns "$NS_OUT"
+    ip -n "$NS_SRV" addr add 198.51.100.1/24 dev "$VETH_P"
+    ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "$VETH_O"
+    ip -n "$NS_SRV" link set "$VETH_P" up
+    ip -n "$NS_OUT" link set "$VETH_O" up
+    ip -n "$NS_OUT" link set lo up
+    ip -n "$NS_SRV" route add default via "$OUT_IP"
+    ip -n "$NS_CLI" route add default via "$SRV_IP"
 }
 
 pki() {

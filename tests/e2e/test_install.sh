@@ -15,10 +15,6 @@ fi
 
 NAME=tge$RUN_ID                 # the OpenVPN instance
 SERVER=e2e                      # tollgate's server record
-NS_OUT=tgo$RUN_ID
-VETH_O=tgvo$RUN_ID
-VETH_P=tgvp$RUN_ID
-OUT_IP=198.51.100.2             # the "internet" (TEST-NET-2), behind the server's NAT
 INSTALL=$ROOT/install/install.sh
 PW='a long and correct password'
 # Where systemd runs, install.sh would start the server as a unit in the
@@ -28,24 +24,13 @@ START_OPT=
 
 install_cleanup() {
     ip netns exec "$NS_SRV" bash "$INSTALL" --uninstall --purge >/dev/null 2>&1
-    ip netns del "$NS_OUT" 2>/dev/null
     cleanup
 }
 trap install_cleanup EXIT
 
 netns_up
-ip netns add "$NS_OUT"
-ip link add "$VETH_P" type veth peer name "$VETH_O"
-ip link set "$VETH_P" netns "$NS_SRV"
-ip link set "$VETH_O" netns "$NS_OUT"
-ip -n "$NS_SRV" addr add 198.51.100.1/24 dev "$VETH_P"
-ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "$VETH_O"
-ip -n "$NS_SRV" link set "$VETH_P" up
-ip -n "$NS_OUT" link set "$VETH_O" up
-ip -n "$NS_OUT" link set lo up
-# The server's default route leads to the "internet": install.sh NATs out of it.
-ip -n "$NS_SRV" route add default via "$OUT_IP"
-ip -n "$NS_CLI" route add default via "$SRV_IP"
+# install.sh NATs out of the server's default route, to the "internet".
+internet_up
 
 run_install() { ip netns exec "$NS_SRV" bash "$INSTALL" "$@"; }
 tg() { /usr/local/bin/tollgate "$@"; }

@@ -15,8 +15,6 @@ CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
 RUSTUP_DIR=${RUSTUP_HOME:-$HOME/.rustup}
 [ -x "$CARGO_DIR/bin/cargo" ] && [ -d "$RUSTUP_DIR" ] ||
     { fail "a rustup toolchain in $CARGO_DIR and $RUSTUP_DIR (set CARGO_HOME/RUSTUP_HOME)"; summary; exit 1; }
-NS_OUT=tgo$RUN_ID
-OUT_IP=198.51.100.2
 ROOTFS=$W/rootfs
 NSPAWN_PID=
 INIT=
@@ -62,22 +60,12 @@ poweroff() {
 
 systemd_cleanup() {
     poweroff
-    ip netns del "$NS_OUT" 2>/dev/null
     cleanup
 }
 trap systemd_cleanup EXIT
 
 netns_up
-ip netns add "$NS_OUT"
-ip link add "tgvp$RUN_ID" type veth peer name "tgvo$RUN_ID"
-ip link set "tgvp$RUN_ID" netns "$NS_SRV"
-ip link set "tgvo$RUN_ID" netns "$NS_OUT"
-ip -n "$NS_SRV" addr add 198.51.100.1/24 dev "tgvp$RUN_ID"
-ip -n "$NS_OUT" addr add "$OUT_IP/24" dev "tgvo$RUN_ID"
-ip -n "$NS_SRV" link set "tgvp$RUN_ID" up
-ip -n "$NS_OUT" link set "tgvo$RUN_ID" up
-ip -n "$NS_SRV" route add default via "$OUT_IP"
-ip -n "$NS_CLI" route add default via "$SRV_IP"
+internet_up
 
 t_debootstrap() {
     debootstrap --variant=minbase \
