@@ -912,6 +912,7 @@ fn test_auth(
                 now: now(),
                 session_state: None,
                 peer: &|k: &str| vars.get(k).cloned(),
+                server_started: None,
             };
             auth::authenticate(store, cfg, &req, false)?.decision
         }

@@ -25,6 +25,23 @@ pub struct Request<'a> {
     pub session_state: Option<&'a str>,
     /// The client's peer info (IV_*, UV_* variables).
     pub peer: &'a dyn Fn(&str) -> Option<String>,
+    /// When this OpenVPN process started (`daemon_start_time`): open
+    /// sessions of this server from before then belong to a process that
+    /// is gone and do not count against the connection limit.
+    pub server_started: Option<i64>,
+}
+
+/// Which open sessions must not count against the user's connection limit
+/// for this attempt.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NotCounted<'a> {
+    /// The tunnel this attempt comes from (`untrusted_ip`, `untrusted_port`):
+    /// a renegotiation re-authenticates an open tunnel, which must not count
+    /// against itself.
+    pub ip: Option<&'a str>,
+    pub port: Option<i64>,
+    /// Sessions of this server opened before its OpenVPN started.
+    pub server_started: Option<i64>,
 }
 
 /// The secret a client sent, by form.
@@ -74,19 +91,37 @@ pub fn parse_secret(s: &str) -> Result<Secret, Deny> {
     Ok(Secret::Plain(s.to_string()))
 }
 
+/// The user's second factor as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Totp {
+    Off,
+    /// Active (confirmed) secret and the last step used.
+    On {
+        key: Vec<u8>,
+        last_step: Option<i64>,
+    },
+    /// Confirmed, but the stored secret does not decode: no login passes
+    /// until it is enrolled again (never the password alone).
+    Unusable,
+}
+
 /// What the database holds for one login attempt.
 pub struct Loaded {
     pub facts: AuthFacts,
     pub password_hash: Option<String>,
     pub fail: FailState,
-    /// Active (confirmed) TOTP secret and the last step used.
-    pub totp: Option<(Vec<u8>, Option<i64>)>,
+    pub totp: Totp,
     /// The user's own device binding mode and limit (None: config default).
     pub device_binding: Option<String>,
     pub max_devices: Option<i64>,
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
+    load_with(store, username, server, now, NotCounted::default())
+}
+
+/// `load`, with the sessions that do not count against the connection limit.
+pub fn load_with(store: &Store, username: &str, server: &str, now: i64, skip: NotCounted) -> Result<Loaded> {
     let c = &store.conn;
     let server_id: Option<i64> =
         c.prepare_cached("SELECT id FROM servers WHERE name = ?1")?.query_row([server], |r| r.get(0)).optional()?;
@@ -134,10 +169,15 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
                 device_deny: None,
             };
             let fail = FailState { count: r.get(5)?, since: r.get(6)?, locked_until: user.locked_until };
-            let totp = r.get::<_, Option<String>>(15)?.and_then(|s| totp::decode_secret(&s)).map(|k| (k, None::<i64>));
-            let last: Option<i64> = r.get(16)?;
+            let totp = match r.get::<_, Option<String>>(15)? {
+                None => Totp::Off,
+                Some(s) => match totp::decode_secret(&s) {
+                    Some(key) => Totp::On { key, last_step: r.get(16)? },
+                    None => Totp::Unusable,
+                },
+            };
             let dev: (Option<String>, Option<i64>) = (r.get(17)?, r.get(18)?);
-            Ok((user, fail, r.get::<_, String>(7)?, totp.map(|(k, _)| (k, last)), dev))
+            Ok((user, fail, r.get::<_, String>(7)?, totp, dev))
         })
         .optional()?;
     let Some((mut user, fail, hash, totp, (device_binding, max_devices))) = row else {
@@ -145,7 +185,7 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
             facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
             password_hash: None,
             fail: FailState::default(),
-            totp: None,
+            totp: Totp::Off,
             device_binding: None,
             max_devices: None,
         });
@@ -158,8 +198,13 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
             .unwrap_or(0);
         if p.max_connections.is_some() {
             user.open_sessions = c
-                .prepare_cached("SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL")?
-                .query_row([user.id], |r| r.get(0))?;
+                .prepare_cached(
+                    "SELECT count(*) FROM sessions
+                      WHERE user_id = ?1 AND closed_at IS NULL
+                        AND NOT (server_id IS ?2 AND real_ip IS ?3 AND real_port IS ?4)
+                        AND NOT (server_id IS ?2 AND ?5 IS NOT NULL AND connected_at < ?5)",
+                )?
+                .query_row(params![user.id, server_id, skip.ip, skip.port, skip.server_started], |r| r.get(0))?;
         }
     }
     Ok(Loaded {
@@ -203,45 +248,37 @@ pub struct Outcome {
 /// changes nothing.
 pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Outcome> {
     let done = |d: Decision| Ok(Outcome { decision: d, challenge_state: None });
-    // Reauth on renegotiation: OpenVPN has checked the session token.
-    match req.session_state {
-        None | Some("Initial") => {}
-        Some(st @ ("Authenticated" | "AuthenticatedEmptyUser" | "Expired" | "ExpiredEmptyUser")) => {
-            let loaded = load(store, req.username, req.server, req.now)?;
-            // OpenVPN 2.6 does not always renew the token at a renegotiation,
-            // so a tunnel that lives longer than twice the renewal time
-            // presents an "Expired" token. Its HMAC was valid: accept it as a
-            // renegotiation of a tunnel that is still open from the same
-            // address and port, never as a new connection.
-            let live = st.starts_with("Authenticated") || renegotiation_of_open_session(store, req, &loaded)?;
-            let decision = if live {
-                policy::decide(&loaded.facts, Proof::Token, req.now)
-            } else {
-                Decision::Deny(Deny::TokenRejected { state: st.to_string() })
-            };
-            if record {
-                record_outcome(store, cfg, req, &loaded, &decision, None)?;
-            }
-            return done(decision);
-        }
+    let skip = NotCounted { ip: Some(req.ip), port: req.port, server_started: req.server_started };
+    // A reauth on renegotiation: OpenVPN has checked the session token's
+    // HMAC and age. Only a token OpenVPN calls valid is accepted; an expired
+    // or invalid one means a full login (OpenVPN's manual recommends failing
+    // them with external-auth): an address and port prove nothing.
+    let token = match req.session_state {
+        None | Some("Initial") => false,
+        Some("Authenticated" | "AuthenticatedEmptyUser") => true,
         Some(other) => {
             let d = Decision::Deny(Deny::TokenRejected { state: crate::names::for_log(other) });
             if record {
-                let loaded = load(store, req.username, req.server, req.now)?;
+                let loaded = load_with(store, req.username, req.server, req.now, skip)?;
                 record_outcome(store, cfg, req, &loaded, &d, None)?;
             }
             return done(d);
         }
-    }
-    let secret = match parse_secret(req.password) {
-        Ok(s) => s,
-        Err(d) => return done(Decision::Deny(d)),
     };
-    let loaded = load(store, req.username, req.server, req.now)?;
+    let secret = if token {
+        None
+    } else {
+        match parse_secret(req.password) {
+            Ok(s) => Some(s),
+            Err(d) => return done(Decision::Deny(d)),
+        }
+    };
+    let loaded = load_with(store, req.username, req.server, req.now, skip)?;
     let uid = loaded.facts.user.as_ref().map(|u| u.id);
     let mut accepted_step = None;
     let proof = match &secret {
-        Secret::Crv1 { state, code } => {
+        None => Proof::Token,
+        Some(Secret::Crv1 { state, code }) => {
             // Single use: the state goes whatever the answer.
             let row: Option<(i64, String, i64)> = store
                 .conn
@@ -262,38 +299,43 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             if let Some(p) = problem {
                 let d = Decision::Deny(Deny::BadChallenge { detail: p.into() });
                 if record {
-                    record_outcome(store, cfg, req, &loaded, &d, None)?;
+                    record_outcome(store, cfg, req, &loaded, &d, secret.as_ref())?;
                 }
                 return done(d);
             }
             match &loaded.totp {
-                Some((key, last)) => match totp::verify(key, code, req.now, *last) {
+                Totp::On { key, last_step } => match totp::verify(key, code, req.now, *last_step) {
                     Some(step) => {
                         accepted_step = Some(step);
                         Proof::Valid
                     }
                     None => Proof::BadCode { challenged: true },
                 },
-                None => Proof::BadCode { challenged: true },
+                Totp::Off | Totp::Unusable => Proof::BadCode { challenged: true },
             }
         }
-        Secret::Plain(pw) | Secret::Static { password: pw, .. } => {
+        Some(Secret::Plain(pw) | Secret::Static { password: pw, .. }) => {
             let pw_ok = password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2);
             match (&loaded.totp, &secret) {
                 _ if !pw_ok => Proof::Invalid,
-                (None, _) => Proof::Valid,
-                (Some((key, last)), Secret::Static { code, .. }) => match totp::verify(key, code, req.now, *last) {
-                    Some(step) => {
-                        accepted_step = Some(step);
-                        Proof::Valid
+                (Totp::Off, _) => Proof::Valid,
+                (Totp::Unusable, _) => Proof::FactorUnusable,
+                (Totp::On { key, last_step }, Some(Secret::Static { code, .. })) => {
+                    match totp::verify(key, code, req.now, *last_step) {
+                        Some(step) => {
+                            accepted_step = Some(step);
+                            Proof::Valid
+                        }
+                        None => Proof::BadCode { challenged: false },
                     }
-                    None => Proof::BadCode { challenged: false },
-                },
-                (Some(_), _) if cfg.mfa.mode == MfaMode::Static => Proof::CodeRequired,
-                (Some(_), _) => Proof::NeedsCode,
+                }
+                (Totp::On { .. }, _) if cfg.mfa.mode == MfaMode::Static => Proof::CodeRequired,
+                (Totp::On { .. }, _) => Proof::NeedsCode,
             }
         }
     };
+    // Device binding and client checks hold for every way in, a token
+    // reauth included (it may be a new connection resuming a session).
     let mut loaded = loaded;
     let verdict = device_verdict(store, cfg, req, &loaded)?;
     if let Some(u) = loaded.facts.user.as_mut() {
@@ -313,23 +355,24 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 params![id, step],
             )?;
             if n == 0 {
-                decision = Decision::Deny(Deny::BadCode { challenged: matches!(secret, Secret::Crv1 { .. }) });
+                let challenged = matches!(secret, Some(Secret::Crv1 { .. }));
+                decision = Decision::Deny(Deny::BadCode { challenged });
             }
         }
         if let (Decision::Challenge, Some(id)) = (&decision, uid) {
-            let state = new_state();
+            let state = crate::openvpn::random_hex(16);
             store.conn.execute(
                 "INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![state, id, req.ip, req.now + cfg.mfa.challenge_ttl_secs],
             )?;
             challenge_state = Some(state);
         }
-        record_outcome(store, cfg, req, &loaded, &decision, Some(&secret))?;
+        record_outcome(store, cfg, req, &loaded, &decision, secret.as_ref())?;
         if let Some(id) = uid {
             record_device(store, id, &verdict, &decision, req.now)?;
         }
         if decision == Decision::Accept {
-            if let Secret::Plain(pw) | Secret::Static { password: pw, .. } = &secret {
+            if let Some(Secret::Plain(pw) | Secret::Static { password: pw, .. }) = &secret {
                 maybe_rehash(store, cfg, pw, &loaded)?;
             }
         }
@@ -369,27 +412,6 @@ fn record_device(store: &Store, user_id: i64, v: &DeviceVerdict, d: &Decision, n
     Ok(())
 }
 
-fn renegotiation_of_open_session(store: &Store, req: &Request, loaded: &Loaded) -> Result<bool> {
-    let (Some(u), Some(port)) = (&loaded.facts.user, req.port) else { return Ok(false) };
-    Ok(store
-        .conn
-        .query_row(
-            "SELECT 1 FROM sessions s JOIN servers v ON v.id = s.server_id
-              WHERE s.user_id = ?1 AND s.closed_at IS NULL AND s.real_ip = ?2 AND s.real_port = ?3 AND v.name = ?4",
-            params![u.id, req.ip, port, req.server],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-}
-
-fn new_state() -> String {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    let mut b = [0u8; 16];
-    OsRng.fill_bytes(&mut b);
-    data_encoding::HEXLOWER.encode(&b)
-}
-
 /// The reason-file text that asks the client for its code (CRV1).
 pub fn crv1_prompt(state: &str, username: &str) -> String {
     format!("CRV1:R,E:{state}:{}:Enter your authenticator code", BASE64.encode(username.as_bytes()))
@@ -419,7 +441,10 @@ fn record_outcome(
                     params![u.id, next.count, next.since, next.locked_until],
                 )?;
             }
-            Decision::Accept if loaded.fail != FailState::default() => {
+            // A password (and code) proven clears the counters; a token
+            // reauth does not (it proves nothing about the password, and
+            // must not lift a lock that guessing caused).
+            Decision::Accept if secret.is_some() && loaded.fail != FailState::default() => {
                 tx.execute(
                     "UPDATE users SET failed_count = 0, failed_since = NULL, locked_until = NULL WHERE id = ?1",
                     [u.id],
@@ -430,7 +455,6 @@ fn record_outcome(
     }
     let how = match (secret, req.session_state) {
         (_, Some("Authenticated" | "AuthenticatedEmptyUser")) => "session token",
-        (_, Some("Expired" | "ExpiredEmptyUser")) => "renewal-expired session token, tunnel still open",
         (Some(Secret::Static { .. }), _) => "password + code",
         (Some(Secret::Crv1 { .. }), _) => "challenge response",
         _ => "password",

@@ -12,6 +12,7 @@ pub mod password;
 pub mod policy;
 pub mod profile;
 pub mod quota;
+pub mod safefs;
 pub mod sessions;
 pub mod store;
 pub mod sweep;

@@ -78,6 +78,11 @@ pub fn read_via_file(path: &Path) -> Result<Credentials, Deny> {
     f.take(MAX_CREDENTIALS_FILE + 1)
         .read_to_end(&mut buf)
         .map_err(|e| malformed(format!("cannot read credentials file {}: {e}", path.display())))?;
+    parse_credentials(&buf)
+}
+
+/// Pure: the two lines of a via-file credentials file.
+pub fn parse_credentials(buf: &[u8]) -> Result<Credentials, Deny> {
     if buf.len() as u64 > MAX_CREDENTIALS_FILE {
         return Err(malformed("credentials file larger than 4 KiB"));
     }
@@ -148,22 +153,50 @@ pub fn write_durable(path: &Path, content: &[u8]) -> std::io::Result<()> {
     write_file(path, content, true)
 }
 
+/// Write `content` to a new file beside `path` and rename it over `path`.
+/// The temporary name is unpredictable and created exclusively (O_EXCL,
+/// which never follows a link), mode 0600: OpenVPN's tmp-dir may be shared
+/// with local users, who must neither make a write fail by planting the
+/// name first nor read what is written. The result keeps mode 0600, as
+/// OpenVPN created its control and reason files.
 fn write_file(path: &Path, content: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(content)?;
-        if durable {
-            f.sync_data()?;
+    for _ in 0..8 {
+        let tmp = dir.join(format!(".{name}.{}.tmp", random_hex(8)));
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let result = (|| {
+            f.write_all(content)?;
+            if durable {
+                f.sync_data()?;
+            }
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        return result;
     }
-    result
+    Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free temporary file name after 8 tries"))
+}
+
+/// `n` random bytes as lowercase hex, from the operating system's generator.
+pub fn random_hex(n: usize) -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut b = vec![0u8; n];
+    OsRng.fill_bytes(&mut b);
+    data_encoding::HEXLOWER.encode(&b)
 }
 
 #[cfg(test)]
@@ -213,5 +246,26 @@ mod tests {
         write_atomic(&p, b"1").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"1");
         assert_eq!(std::fs::read_dir(&d.path).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn atomic_write_is_private_and_not_blocked_by_planted_names() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = Dir::new();
+        let p = d.path.join("auth_control");
+        std::fs::write(&p, b"").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A local user who guesses a temporary name must not make the
+        // answer fail (the old name was `.NAME.PID.tmp`).
+        let planted = d.path.join(format!(".auth_control.{}.tmp", std::process::id()));
+        std::fs::write(&planted, b"x").unwrap();
+        // Whatever the umask, the answer stays private like OpenVPN's own file.
+        let old = unsafe { libc::umask(0o022) };
+        let r = write_atomic(&p, b"1");
+        unsafe { libc::umask(old) };
+        r.unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"1");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&planted).unwrap(), b"x", "a planted file is left alone");
     }
 }

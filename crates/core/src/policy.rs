@@ -66,32 +66,78 @@ pub enum Proof {
     CodeRequired,
     /// OpenVPN vouched for a session token (reauth, `session_state=Authenticated`).
     Token,
+    /// Password right, but the user's stored second-factor secret is
+    /// unusable: fail closed, never let the password alone in.
+    FactorUnusable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Deny {
-    Malformed { detail: String },
+    Malformed {
+        detail: String,
+    },
     UnknownUser,
     BadPassword,
-    Locked { until: i64 },
+    /// `bad_proof`: the password or code was wrong as well (it counts).
+    Locked {
+        until: i64,
+        bad_proof: bool,
+    },
     Disabled,
-    AccountExpired { at: i64 },
-    PlanExpired { plan: String, at: i64 },
-    UnknownServer { server: String },
-    NoGrant { server: String },
-    QuotaExhausted { used: i64, quota: i64, period: Period, resets: Option<i64> },
-    TooManySessions { open: i64, max: i64 },
-    SessionTimeLimit { max: i64 },
-    BadCode { challenged: bool },
+    AccountExpired {
+        at: i64,
+    },
+    PlanExpired {
+        plan: String,
+        at: i64,
+    },
+    UnknownServer {
+        server: String,
+    },
+    NoGrant {
+        server: String,
+    },
+    QuotaExhausted {
+        used: i64,
+        quota: i64,
+        period: Period,
+        resets: Option<i64>,
+    },
+    TooManySessions {
+        open: i64,
+        max: i64,
+    },
+    SessionTimeLimit {
+        max: i64,
+    },
+    BadCode {
+        challenged: bool,
+    },
     CodeRequired,
-    BadChallenge { detail: String },
-    TokenRejected { state: String },
-    DeviceUnknown { detail: String },
-    DeviceNotApproved { id: String },
-    DeviceLimit { id: String, max: i64 },
-    ClientRejected { log: String, client: String },
-    Internal { detail: String },
+    BadChallenge {
+        detail: String,
+    },
+    TokenRejected {
+        state: String,
+    },
+    DeviceUnknown {
+        detail: String,
+    },
+    DeviceNotApproved {
+        id: String,
+    },
+    DeviceLimit {
+        id: String,
+        max: i64,
+    },
+    ClientRejected {
+        log: String,
+        client: String,
+    },
+    Internal {
+        detail: String,
+    },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -103,7 +149,11 @@ impl Deny {
             Deny::Malformed { detail } => format!("malformed input: {detail}"),
             Deny::UnknownUser => "unknown user".into(),
             Deny::BadPassword => "wrong password".into(),
-            Deny::Locked { until } => format!("locked out until {}", format_time(*until)),
+            Deny::Locked { until, bad_proof } => format!(
+                "locked out until {}{}",
+                format_time(*until),
+                if *bad_proof { ", and the password or code was wrong" } else { "" }
+            ),
             Deny::Disabled => "account disabled".into(),
             Deny::AccountExpired { at } => format!("account expired at {}", format_time(*at)),
             Deny::PlanExpired { plan, at } => {
@@ -142,14 +192,17 @@ impl Deny {
         match self {
             // A wrong code sent with the password (static challenge) must
             // not tell a guesser that the password was right.
-            Deny::Malformed { .. } | Deny::UnknownUser | Deny::BadPassword | Deny::BadCode { challenged: false } => {
-                GENERIC_CLIENT_REASON.into()
-            }
+            // A locked account answers every attempt alike, right password
+            // or not: otherwise the lock is an oracle for the password.
+            Deny::Malformed { .. }
+            | Deny::UnknownUser
+            | Deny::BadPassword
+            | Deny::BadCode { challenged: false }
+            | Deny::Locked { .. } => GENERIC_CLIENT_REASON.into(),
             Deny::BadCode { challenged: true } => "wrong authenticator code".into(),
             Deny::CodeRequired => "this account needs an authenticator code: get a new profile from your admin".into(),
             Deny::BadChallenge { .. } => "login expired, please connect again".into(),
             Deny::TokenRejected { .. } => "session expired, please connect again".into(),
-            Deny::Locked { .. } => "account temporarily locked after too many failed logins, try again later".into(),
             Deny::Disabled => "account disabled".into(),
             Deny::AccountExpired { at } => {
                 format!("account expired (valid through {})", format_expiry(*at))
@@ -183,7 +236,7 @@ impl Deny {
 
     /// Whether this deny counts toward the lockout.
     pub fn is_credential_failure(&self) -> bool {
-        matches!(self, Deny::BadPassword | Deny::BadCode { .. })
+        matches!(self, Deny::BadPassword | Deny::BadCode { .. } | Deny::Locked { bad_proof: true, .. })
     }
 }
 
@@ -201,6 +254,15 @@ pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
     let Some(u) = &facts.user else {
         return Decision::Deny(Deny::UnknownUser);
     };
+    // A locked account gets one answer whatever was proven, so that guessing
+    // on during a lock learns nothing. A token reauth of a live tunnel is
+    // exempt: a lock that guessing caused must not cut the owner's tunnels.
+    if proof != Proof::Token {
+        if let Some(until) = u.locked_until.filter(|t| *t > now) {
+            let bad_proof = matches!(proof, Proof::Invalid | Proof::BadCode { .. });
+            return Decision::Deny(Deny::Locked { until, bad_proof });
+        }
+    }
     match proof {
         Proof::Invalid => return Decision::Deny(Deny::BadPassword),
         Proof::BadCode { challenged } => return Decision::Deny(Deny::BadCode { challenged }),
@@ -212,14 +274,15 @@ pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
     match proof {
         Proof::NeedsCode => Decision::Challenge,
         Proof::CodeRequired => Decision::Deny(Deny::CodeRequired),
+        Proof::FactorUnusable => Decision::Deny(Deny::Internal {
+            detail: "the stored second-factor secret cannot be decoded: enroll again (tollgate mfa enroll --force)"
+                .into(),
+        }),
         _ => Decision::Accept,
     }
 }
 
 fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
-    if let Some(until) = u.locked_until.filter(|t| *t > now) {
-        return Some(Deny::Locked { until });
-    }
     if !u.enabled {
         return Some(Deny::Disabled);
     }
@@ -263,10 +326,11 @@ pub struct FailState {
 
 /// The counters after one more credential failure: a failure outside the
 /// window starts a new one; reaching the threshold locks the account and
-/// resets the count. Failures while locked change nothing (an attacker
-/// cannot extend a lock forever).
+/// resets the count. Failures during a lock count the same way: a guesser
+/// who keeps going re-arms the lock from the latest threshold, so guessing
+/// during a lock gains nothing; one who stops lets it run out on time.
 pub fn after_failure(s: FailState, now: i64, lock: &crate::config::Lockout) -> FailState {
-    if lock.max_failures == 0 || s.locked_until.is_some_and(|t| t > now) {
+    if lock.max_failures == 0 {
         return s;
     }
     let in_window = s.since.is_some_and(|t| now - t < lock.window_secs);
@@ -377,6 +441,12 @@ mod tests {
     }
 
     #[test]
+    fn unusable_second_factor_fails_closed() {
+        assert!(matches!(deny(&facts(), Proof::FactorUnusable), Deny::Internal { .. }));
+        assert_eq!(deny(&facts(), Proof::Invalid), Deny::BadPassword);
+    }
+
+    #[test]
     fn second_factor() {
         // The challenge comes only when everything else is fine.
         assert_eq!(decide(&facts(), Proof::NeedsCode, NOW), Decision::Challenge);
@@ -418,7 +488,34 @@ mod tests {
     #[test]
     fn locked_account() {
         let a = with(|u| u.locked_until = Some(NOW + 60));
-        assert_eq!(deny(&a, Proof::Valid), Deny::Locked { until: NOW + 60 });
+        assert_eq!(deny(&a, Proof::Valid), Deny::Locked { until: NOW + 60, bad_proof: false });
+        // Right or wrong password, right or wrong code: the same client
+        // answer, and only the wrong ones count.
+        let answers: Vec<Deny> = [
+            Proof::Valid,
+            Proof::Invalid,
+            Proof::NeedsCode,
+            Proof::CodeRequired,
+            Proof::BadCode { challenged: false },
+            Proof::BadCode { challenged: true },
+        ]
+        .into_iter()
+        .map(|p| deny(&a, p))
+        .collect();
+        for d in &answers {
+            assert!(matches!(d, Deny::Locked { .. }), "{d:?}");
+            assert_eq!(d.client_reason(), GENERIC_CLIENT_REASON);
+        }
+        let counted: Vec<bool> = answers.iter().map(Deny::is_credential_failure).collect();
+        assert_eq!(counted, [false, true, false, false, true, true]);
+        // The lock is also what a disabled account shows while locked.
+        let a2 = with(|u| {
+            u.locked_until = Some(NOW + 60);
+            u.enabled = false
+        });
+        assert_eq!(deny(&a2, Proof::Valid).client_reason(), GENERIC_CLIENT_REASON);
+        // A live tunnel's token reauth is not cut by a lock.
+        assert_eq!(decide(&a, Proof::Token, NOW), Decision::Accept);
         // An expired lock is no lock.
         let a = with(|u| u.locked_until = Some(NOW));
         assert_eq!(decide(&a, Proof::Valid, NOW), Decision::Accept);
@@ -463,7 +560,7 @@ mod tests {
             Deny::Malformed { detail: "x".into() },
             Deny::UnknownUser,
             Deny::BadPassword,
-            Deny::Locked { until: NOW },
+            Deny::Locked { until: NOW, bad_proof: true },
             Deny::Disabled,
             Deny::AccountExpired { at: NOW },
             Deny::PlanExpired { plan: "p".into(), at: NOW },
@@ -500,8 +597,13 @@ mod tests {
         s = after_failure(s, NOW + 20, &lock);
         assert_eq!(s.locked_until, Some(NOW + 920));
         assert_eq!(s.count, 0);
-        // Failures while locked do not extend the lock.
-        assert_eq!(after_failure(s, NOW + 30, &lock), s);
+        // Failures while locked count: reaching the threshold again re-arms
+        // the lock from then; fewer leave it as it was.
+        let mut l = after_failure(s, NOW + 30, &lock);
+        assert_eq!(l, FailState { count: 1, since: Some(NOW + 30), locked_until: Some(NOW + 920) });
+        l = after_failure(l, NOW + 31, &lock);
+        l = after_failure(l, NOW + 32, &lock);
+        assert_eq!(l, FailState { count: 0, since: None, locked_until: Some(NOW + 932) });
         // A failure after the window starts a new count.
         let s = after_failure(FailState { count: 2, since: Some(NOW), locked_until: None }, NOW + 61, &lock);
         assert_eq!(s, FailState { count: 1, since: Some(NOW + 61), locked_until: None });

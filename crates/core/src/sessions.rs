@@ -82,6 +82,8 @@ pub struct OpenRequest {
     pub client_version: Option<String>,
     pub netmask: String,
     pub now: i64,
+    /// When this OpenVPN process started (`daemon_start_time`).
+    pub server_started: Option<i64>,
 }
 
 /// client-connect: re-check and open the session in one write transaction,
@@ -120,7 +122,14 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
             },
         )
         .optional()?;
+    // Open sessions of this server from before its OpenVPN started belong
+    // to a process that is gone (crash, kill -9, reboot without a sweep):
+    // nothing else would close them, and they would count against limits.
+    if let (Some(id), Some(started)) = (server_id, r.server_started) {
+        close_stale(&tx, id, started, r.now)?;
+    }
     let Some((user_id, mut facts)) = row else {
+        tx.commit()?;
         return Ok(Err(Deny::UnknownUser));
     };
     facts.open_sessions =
@@ -146,6 +155,36 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
     }
     tx.commit()?;
     Ok(decision)
+}
+
+/// Close the open sessions of a server that started at `started` and
+/// opened before then. Their last bytes are unknown: what the sweep charged
+/// stays charged. Returns how many were closed.
+pub fn close_stale(tx: &Transaction, server_id: i64, started: i64, now: i64) -> Result<usize> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE sessions SET closed_at = max(connected_at, ?3), close_reason = 'server restarted'
+              WHERE server_id = ?1 AND closed_at IS NULL AND connected_at < ?2",
+        )?
+        .execute(params![server_id, started, now])?)
+}
+
+/// Close open sessions by hand (`tollgate sessions close`), or every open
+/// session of a server that is being deleted. Returns the ids closed.
+pub fn close_by_admin(tx: &Transaction, ids: &[i64], reason: &str, now: i64) -> Result<Vec<i64>> {
+    let mut closed = Vec::new();
+    for id in ids {
+        let n = tx
+            .prepare_cached(
+                "UPDATE sessions SET closed_at = max(connected_at, ?2), close_reason = ?3
+                  WHERE id = ?1 AND closed_at IS NULL",
+            )?
+            .execute(params![id, now, reason])?;
+        if n == 1 {
+            closed.push(*id);
+        }
+    }
+    Ok(closed)
 }
 
 /// Find the open session for a key. Several rows could match only for two
@@ -258,30 +297,70 @@ pub fn spool(db: &Path, rec: &CloseRecord) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A spooled record is a few hundred bytes; anything much larger is not one.
+const MAX_SPOOL_RECORD: u64 = 64 * 1024;
+/// A temporary file older than this was left by a writer that died.
+const STALE_TMP_SECS: i64 = 3600;
+
 /// Apply spooled records (oldest first) and remove each once applied.
 /// Returns how many were applied. A record that no longer parses is moved
-/// aside (`.bad`), never deleted.
+/// aside (`.bad`), never deleted; temporary files of writers that died are
+/// removed. The sweep runs this as root in a directory the OpenVPN user
+/// owns: the directory is opened without following a link and every entry
+/// is reached through it (`safefs::Dir`). A record that disappears meanwhile
+/// was applied by a concurrent client-disconnect (`close` is idempotent).
 pub fn replay_spool(store: &mut Store, db: &Path) -> Result<usize> {
-    let dir = spool_dir(db);
-    let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(0) };
-    let mut files: Vec<PathBuf> =
-        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
-    files.sort();
+    let path = spool_dir(db);
+    let Some(dir) = crate::safefs::Dir::open(&path).with_context(|| format!("spool {}", path.display()))? else {
+        return Ok(0);
+    };
+    let now = crate::units::now();
+    let mut names = dir.names().with_context(|| format!("cannot list {}", path.display()))?;
+    names.sort();
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut n = 0;
-    for f in files {
-        let Ok(body) = std::fs::read(&f) else { continue };
+    for name in names {
+        if name.starts_with(b".") && name.ends_with(b".tmp") {
+            if dir.age_secs(&name, now).is_ok_and(|age| age > STALE_TMP_SECS) {
+                let _ = dir.remove(&name);
+            }
+            continue;
+        }
+        if !name.ends_with(b".json") {
+            continue;
+        }
+        let body = match dir.read(&name, MAX_SPOOL_RECORD) {
+            Ok(b) => b,
+            Err(e) if gone(&e) => continue,
+            Err(_) => {
+                set_aside(&dir, &name);
+                continue;
+            }
+        };
         match serde_json::from_slice::<CloseRecord>(&body) {
             Ok(rec) => {
                 close(store, &rec)?;
-                std::fs::remove_file(&f)?;
-                n += 1;
+                match dir.remove(&name) {
+                    Ok(()) => n += 1,
+                    Err(e) if gone(&e) => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!("cannot remove {}/{}", path.display(), String::from_utf8_lossy(&name))
+                        })
+                    }
+                }
             }
-            Err(_) => {
-                let _ = std::fs::rename(&f, f.with_extension("bad"));
-            }
+            Err(_) => set_aside(&dir, &name),
         }
     }
     Ok(n)
+}
+
+/// `NAME.json` → `NAME.bad`, kept for the admin.
+fn set_aside(dir: &crate::safefs::Dir, name: &[u8]) {
+    let mut bad = name[..name.len() - ".json".len()].to_vec();
+    bad.extend_from_slice(b".bad");
+    let _ = dir.rename(name, &bad);
 }
 
 #[cfg(test)]

@@ -1,8 +1,15 @@
 //! The SQLite database: opening it the same way everywhere (WAL, busy
 //! timeout, foreign keys), creating and migrating it from the embedded
 //! schema.sql, and keeping it usable by the unprivileged OpenVPN user.
+//!
+//! The database directory belongs to the OpenVPN user, and the admin CLI
+//! usually runs as root: nothing here follows a symbolic link in that
+//! directory, and owners and modes change only through checked descriptors
+//! (see `safefs`), so a compromised hook cannot make root write or hand
+//! over a file that is not tollgate's.
 
 use crate::config::Config;
+use crate::safefs;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::os::unix::fs::MetadataExt;
@@ -52,7 +59,9 @@ impl Store {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))?;
             }
         }
-        let conn = Connection::open(path).with_context(|| format!("cannot create database {}", path.display()))?;
+        refuse_links(path)?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_CREATE | open_flags())
+            .with_context(|| format!("cannot create database {}", path.display()))?;
         let mut store = Store::setup(conn, cfg)?;
         let before = store.version()?;
         store.conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -63,11 +72,11 @@ impl Store {
 
     fn open_existing(cfg: &Config) -> Result<Store> {
         let path = &cfg.database;
-        if !path.exists() {
+        if safefs::lstat(path)?.is_none() {
             bail!("database {} does not exist: run `tollgate init`", path.display());
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
+        refuse_links(path)?;
+        let conn = Connection::open_with_flags(path, open_flags())
             .with_context(|| format!("cannot open database {}", path.display()))?;
         Store::setup(conn, cfg)
     }
@@ -110,38 +119,73 @@ impl Store {
     }
 }
 
+/// SQLite itself opens -wal, -shm and journals with O_NOFOLLOW; NOFOLLOW
+/// makes it refuse a linked database file too (it would otherwise resolve
+/// the link and work on the target).
+fn open_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW
+}
+
+/// A clear refusal for a database (or -wal, -shm) that is a link, or not
+/// a plain file with one name: someone who can write the directory may
+/// have put it there.
+fn refuse_links(db: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for p in db_files(db) {
+        let Some(m) = safefs::lstat(&p)? else { continue };
+        let why = if m.file_type().is_symlink() {
+            "is a symbolic link"
+        } else if !m.file_type().is_file() {
+            "is not a regular file"
+        } else if m.nlink() != 1 {
+            "has more than one hard link"
+        } else {
+            continue;
+        };
+        bail!("refusing {}: it {why} (tollgate never follows links in its data directory)", p.display());
+    }
+    Ok(())
+}
+
+/// The database file and the two SQLite keeps beside it.
+fn db_files(db: &Path) -> Vec<std::path::PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        })
+        .collect()
+}
+
 /// The admin CLI usually runs as root, the hooks as nobody. Files the CLI
 /// creates take the owner of the database's directory (which install makes
 /// the OpenVPN user's), so the hooks can keep writing. SQLite itself gives
 /// -wal and -shm files the owner of the database file when run as root.
 fn fix_ownership(db: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    // SQLite creates files 0644 (less the umask): the OpenVPN group needs
-    // write access too. -wal and -shm copy the database file's mode.
-    if let Ok(m) = std::fs::metadata(db) {
-        if m.permissions().mode() & 0o777 != 0o660 && m.uid() == unsafe { libc::geteuid() } {
-            std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o660))
-                .with_context(|| format!("cannot chmod {}", db.display()))?;
-        }
-    }
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(());
-    }
+    let euid = unsafe { libc::geteuid() };
     let dir = match db.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let owner = std::fs::metadata(dir).with_context(|| format!("cannot stat {}", dir.display()))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(suffix);
-        let p = Path::new(&p);
-        if let Ok(m) = std::fs::metadata(p) {
-            if m.uid() != owner.uid() || m.gid() != owner.gid() {
-                std::os::unix::fs::chown(p, Some(owner.uid()), Some(owner.gid()))
-                    .with_context(|| format!("cannot chown {}", p.display()))?;
-            }
+    for (i, p) in db_files(db).iter().enumerate() {
+        // Opened without following links, checked, then changed through
+        // the descriptor: the file changed is the file checked.
+        let Some(f) = safefs::checked_regular(p).with_context(|| format!("refusing {}", p.display()))? else {
+            continue;
+        };
+        let m = f.metadata()?;
+        // SQLite creates files 0644 (less the umask): the OpenVPN group
+        // needs write access too. -wal and -shm copy the database's mode.
+        if i == 0 && m.permissions().mode() & 0o777 != 0o660 && m.uid() == euid {
+            safefs::fchmod(&f, 0o660).with_context(|| format!("cannot chmod {}", p.display()))?;
+        }
+        if euid == 0 && (m.uid() != owner.uid() || m.gid() != owner.gid()) {
+            safefs::fchown(&f, owner.uid(), owner.gid()).with_context(|| format!("cannot chown {}", p.display()))?;
         }
     }
     Ok(())
@@ -195,6 +239,38 @@ pub(crate) mod tests {
         let (_, before) = Store::init(&cfg).unwrap();
         assert_eq!(before, SCHEMA_VERSION);
         Store::open_hook(&cfg).unwrap();
+    }
+
+    #[test]
+    fn refuses_linked_database_files() {
+        let (d, cfg) = temp_config();
+        let (s, _) = Store::init(&cfg).unwrap();
+        drop(s);
+        // Another SQLite database the attacker wants tollgate to write into.
+        let victim = d.path.join("victim.db");
+        Connection::open(&victim).unwrap().execute_batch("CREATE TABLE precious (x)").unwrap();
+        std::fs::rename(&cfg.database, d.path.join("aside.db")).unwrap();
+        std::os::unix::fs::symlink(&victim, &cfg.database).unwrap();
+        for e in [Store::open_admin(&cfg).err(), Store::open_hook(&cfg).err(), Store::init(&cfg).err()] {
+            let e = format!("{:#}", e.expect("a linked database must be refused"));
+            assert!(e.contains("symbolic link"), "{e}");
+        }
+        let tables: i64 = Connection::open(&victim)
+            .unwrap()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 1, "nothing was written into the link's target");
+
+        // A linked -wal is refused as well.
+        std::fs::remove_file(&cfg.database).unwrap();
+        std::fs::rename(d.path.join("aside.db"), &cfg.database).unwrap();
+        let wal = d.path.join("t.db-wal");
+        let _ = std::fs::remove_file(&wal);
+        std::os::unix::fs::symlink(&victim, &wal).unwrap();
+        let e = format!("{:#}", Store::open_admin(&cfg).err().expect("a linked -wal must be refused"));
+        assert!(e.contains("t.db-wal") && e.contains("symbolic link"), "{e}");
+        std::fs::remove_file(&wal).unwrap();
+        Store::open_admin(&cfg).unwrap();
     }
 
     #[test]

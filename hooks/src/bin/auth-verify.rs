@@ -128,6 +128,7 @@ fn decide(ctx: &Ctx, cfg: &Config, username: &str, password: &str, session_state
         now: units::now(),
         session_state,
         peer: &openvpn::env_str,
+        server_started: openvpn::env_i64("daemon_start_time").ok(),
     };
     match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
         Ok((Decision::Challenge, Some(state))) => {

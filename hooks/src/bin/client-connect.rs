@@ -41,6 +41,7 @@ fn run() -> i32 {
         client_version: env_str("IV_VER"),
         netmask: env_str("ifconfig_netmask").unwrap_or_else(|| "255.255.255.0".into()),
         now: units::now(),
+        server_started: openvpn::env_i64("daemon_start_time").ok(),
         key,
     };
     let mut store = match Store::open_hook(&hook.cfg) {
