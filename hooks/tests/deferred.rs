@@ -28,8 +28,11 @@ impl Env {
         let control = self.dir.join(format!("acf-{tag}"));
         let reason = self.dir.join(format!("afr-{tag}"));
         let log = self.dir.join(format!("log-{tag}"));
-        std::fs::write(&control, b"").unwrap();
-        std::fs::write(&reason, b"").unwrap();
+        for f in [&control, &reason] {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::remove_file(f);
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(f).unwrap();
+        }
         let t = Instant::now();
         // stderr to a file: the detached worker keeps writing to it after
         // the hook exits, as it would to OpenVPN's log.
@@ -71,6 +74,11 @@ fn deferred_accept_and_deny() {
     assert_eq!(r.code, Some(2));
     assert_eq!(answer(&r.control, Duration::from_secs(10)), Some(b'0'));
     assert_eq!(std::fs::read_to_string(&r.reason).unwrap(), "invalid username or password");
+    // OpenVPN made both files 0600; the answers replace them and stay so.
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&r.control, &r.reason] {
+        assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+    }
     // Malformed input is refused at once, without deferring.
     let r = e.start(b"al\x01ice\nx\n", "malformed");
     assert_eq!(r.code, Some(1));

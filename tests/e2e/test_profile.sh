@@ -29,6 +29,13 @@ refuses() { # ARGS... REGEX
     out=$(gen "${@:1:$#-1}" 2>&1 >/dev/null); rc=$?
     [ "$rc" -ne 0 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -Eq "$re" <<<"$out" || { log "rc=$rc: $out"; return 1; }
 }
+t_out_link() {
+    echo precious > "$W/victim"
+    ln -s "$W/victim" "$W/link.ovpn"
+    ! gen alice nl-1 --out "$W/link.ovpn" 2>"$W/link.err" || { log "wrote through a link"; return 1; }
+    grep -q "symbolic link" "$W/link.err" && [ "$(cat "$W/victim")" = precious ]
+}
+check "gen-ovpn --out refuses a symbolic link and leaves its target alone" t_out_link
 check "gen-ovpn refuses an unknown user" refuses mallory nl-1 "no such user: mallory"
 check "gen-ovpn refuses an unknown server" refuses alice xx-9 "no such server: xx-9"
 check "gen-ovpn refuses a disabled user" refuses dave nl-1 "dave is disabled"

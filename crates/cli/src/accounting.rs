@@ -68,6 +68,30 @@ pub fn sessions(
     Ok(())
 }
 
+/// `tollgate sessions close ID…`: all or nothing; an id that is not an open
+/// session is an error and closes nothing.
+pub fn close_sessions(c: &mut Connection, ids: &[i64], reason: &str) -> Result<i32> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.len() > 200 {
+        return Err(anyhow!("--reason must be one line of at most 200 bytes"));
+    }
+    let tx = c.transaction()?;
+    let closed = tollgate_core::sessions::close_by_admin(&tx, ids, reason, now())?;
+    if let Some(id) = ids.iter().find(|id| !closed.contains(id)) {
+        let exists: bool = tx.query_row("SELECT count(*) FROM sessions WHERE id = ?1", [id], |r| r.get(0))?;
+        return Err(if exists {
+            anyhow!("session {id} is already closed: nothing changed")
+        } else {
+            anyhow!("no session {id}: nothing changed")
+        });
+    }
+    tx.commit()?;
+    for id in closed {
+        println!("closed session {id}");
+    }
+    Ok(0)
+}
+
 pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
     let t = now();
     if let Some(u) = &user {

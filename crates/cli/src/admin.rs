@@ -2,8 +2,8 @@
 
 use crate::out;
 use crate::{
-    Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, UserAdd, UserCmd,
-    UserSet,
+    Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, SessionsCmd, UserAdd,
+    UserCmd, UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -31,14 +31,17 @@ pub fn run(cli: Cli) -> Result<i32> {
     let mut store = Store::open_admin(&cfg)?;
     match cli.cmd {
         Cmd::Init => unreachable!(),
-        Cmd::Server(c) => server(&store.conn, c)?,
+        Cmd::Server(c) => server(&mut store.conn, c)?,
         Cmd::Plan(c) => plan(&store.conn, c)?,
         Cmd::Group(c) => group(&mut store.conn, c)?,
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
         Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
         Cmd::Device(c) => device(&store.conn, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
-        Cmd::Sessions { open, user, server, limit, json } => {
+        Cmd::Sessions { action: Some(SessionsCmd::Close { ids, reason }), .. } => {
+            return crate::accounting::close_sessions(&mut store.conn, &ids, &reason);
+        }
+        Cmd::Sessions { action: None, open, user, server, limit, json } => {
             crate::accounting::sessions(&store.conn, open, user, server, limit, json)?
         }
         Cmd::Usage { user, json } => crate::accounting::usage(&store.conn, user, json)?,
@@ -155,7 +158,7 @@ fn granted_servers(c: &Connection, who: &str, id: i64) -> Result<Vec<String>> {
 
 // ---------- servers ----------
 
-fn server(c: &Connection, cmd: ServerCmd) -> Result<()> {
+fn server(c: &mut Connection, cmd: ServerCmd) -> Result<()> {
     match cmd {
         ServerCmd::Add(a) => server_add(c, a),
         ServerCmd::List { json } => {
@@ -196,10 +199,26 @@ fn server(c: &Connection, cmd: ServerCmd) -> Result<()> {
             }
             Ok(())
         }
-        ServerCmd::Del { name } => {
-            let id = id_of(c, "server", &name)?;
-            c.execute("DELETE FROM servers WHERE id = ?1", [id])?;
-            println!("deleted server {name}");
+        ServerCmd::Del { name, force } => {
+            let tx = c.transaction()?;
+            let id = id_of(&tx, "server", &name)?;
+            let open: Vec<i64> = tx
+                .prepare("SELECT id FROM sessions WHERE server_id = ?1 AND closed_at IS NULL ORDER BY id")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if !open.is_empty() && !force {
+                bail!(
+                    "server {name} has {} open session(s): stop its OpenVPN (or cut the clients) first, or --force to close them",
+                    open.len()
+                );
+            }
+            let closed = tollgate_core::sessions::close_by_admin(&tx, &open, "server deleted", now())?;
+            tx.execute("DELETE FROM servers WHERE id = ?1", [id])?;
+            tx.commit()?;
+            match closed.len() {
+                0 => println!("deleted server {name}"),
+                n => println!("deleted server {name} (closed {n} open session(s))"),
+            }
             Ok(())
         }
     }
@@ -807,10 +826,14 @@ fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
             }
             let secret = totp::new_secret();
             let uri = totp::uri(&cfg.mfa.issuer, &name, &secret);
-            c.execute(
-                "UPDATE users SET totp_secret = ?2, totp_confirmed = ?3, totp_last_step = NULL, updated_at = ?4 WHERE id = ?1",
-                params![id, secret, no_confirm, now()],
-            )?;
+            // Replacing an active factor: the old one stays until the new
+            // one is confirmed, so the account is never password-only.
+            if !active || no_confirm {
+                c.execute(
+                    "UPDATE users SET totp_secret = ?2, totp_confirmed = ?3, totp_last_step = NULL, updated_at = ?4 WHERE id = ?1",
+                    params![id, secret, no_confirm, now()],
+                )?;
+            }
             println!("{uri}");
             if let Ok(qr) = qrcode::QrCode::new(uri.as_bytes()) {
                 let img = qr
@@ -832,12 +855,15 @@ fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
             match totp::verify(&key, line.trim(), now(), None) {
                 Some(step) => {
                     c.execute(
-                        "UPDATE users SET totp_confirmed = 1, totp_last_step = ?2 WHERE id = ?1",
-                        params![id, step],
+                        "UPDATE users SET totp_secret = ?3, totp_confirmed = 1, totp_last_step = ?2, updated_at = ?4 WHERE id = ?1",
+                        params![id, step, secret, now()],
                     )?;
                     println!("second factor on for {name}");
                     Ok(())
                 }
+                None if active => bail!(
+                    "that code does not match: {name} keeps the old second factor (run `tollgate mfa enroll {name} --force` again)"
+                ),
                 None => bail!(
                     "that code does not match: the second factor is not on (run `tollgate mfa enroll {name}` again)"
                 ),

@@ -53,8 +53,11 @@ pub enum Cmd {
     /// Devices bound to a user (device binding)
     #[command(subcommand)]
     Device(DeviceCmd),
-    /// Sessions (tunnels), newest first
+    /// Sessions (tunnels), newest first; `sessions close ID` ends one by hand
+    #[command(args_conflicts_with_subcommands = true)]
     Sessions {
+        #[command(subcommand)]
+        action: Option<SessionsCmd>,
         /// Only sessions still open
         #[arg(long)]
         open: bool,
@@ -145,6 +148,24 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand)]
+pub enum SessionsCmd {
+    /// Close open sessions by hand (IDs from `tollgate sessions --open`).
+    ///
+    /// For a session that nothing else will close: its OpenVPN is gone and
+    /// no sweep can see it. The tunnel itself is not touched (cut a live
+    /// client with `tollgate user disable` and a sweep). Bytes not yet
+    /// charged by a sweep are not known and are not charged. Closed sessions
+    /// stop counting against the user's connection limit at once.
+    Close {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Why, kept as the session's close reason
+        #[arg(long, default_value = "closed by admin")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum DeviceCmd {
     /// List a user's devices: approved ones and ones waiting for approval
     List {
@@ -199,8 +220,17 @@ pub enum ServerCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a server (its grants go with it)
-    Del { name: String },
+    /// Delete a server (its grants go with it).
+    ///
+    /// Refused while the server has open sessions, which would otherwise
+    /// count against their users' limits with nothing left to close them;
+    /// --force closes them first (reason "server deleted").
+    Del {
+        name: String,
+        /// Close the server's open sessions, then delete it
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]

@@ -1,8 +1,10 @@
 //! argon2id password hashes as PHC strings.
 //!
-//! `verify` always costs one argon2 computation, also for unknown users
-//! (`verify(None, ..)` checks against a dummy hash with the configured cost),
-//! so response time does not tell which users exist.
+//! `verify` costs the same argon2 work for every attempt, so response time
+//! does not tell which users exist: unknown users (`verify(None, ..)`) pay
+//! the configured cost against a dummy hash, and a user whose hash was made
+//! with a cheaper cost (before the admin raised `[argon2]`) pays the
+//! difference in padding work (`padding`).
 
 use crate::config::Argon2Params;
 use anyhow::{bail, Result};
@@ -31,17 +33,74 @@ pub fn hash(password: &str, p: Argon2Params) -> Result<String> {
 /// the derived keys inside argon2 is constant-time.
 pub fn verify(phc: Option<&str>, password: &str, p: Argon2Params) -> bool {
     match phc.and_then(|s| PasswordHash::new(s).ok()) {
-        Some(parsed) => hasher(p).map(|h| h.verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false),
+        Some(parsed) => {
+            let ok = hasher(p).map(|h| h.verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false);
+            if let Some(stored) = params_of(&parsed) {
+                burn(password, &padding(stored, p));
+            }
+            ok
+        }
         None => {
             // Same cost as a real verify: derive a key with the configured
             // parameters and a fixed salt, then throw it away.
-            if let Ok(h) = hasher(p) {
-                let mut out = [0u8; 32];
-                let _ = h.hash_password_into(password.as_bytes(), b"tollgate-dummy-salt", &mut out);
-            }
+            burn(password, &[p]);
             false
         }
     }
+}
+
+/// Derive keys and throw them away: work that only takes time. One
+/// buffer of the largest memory serves them all, so padding allocates no
+/// more than the unknown-user path does.
+fn burn(password: &str, each: &[Argon2Params]) {
+    let Some(m) = each.iter().map(|p| p.m_cost_kib).max() else { return };
+    let mut memory = vec![argon2::Block::default(); m as usize];
+    for &p in each {
+        if let Ok(h) = hasher(p) {
+            let mut out = [0u8; 32];
+            let blocks = &mut memory[..p.m_cost_kib as usize];
+            let _ = h.hash_password_into_with_memory(password.as_bytes(), b"tollgate-dummy-salt", &mut out, blocks);
+        }
+    }
+}
+
+/// The cost parameters a PHC string was made with.
+fn params_of(h: &PasswordHash) -> Option<Argon2Params> {
+    let get = |k: &str| h.params.get_decimal(k);
+    Some(Argon2Params { m_cost_kib: get("m")?, t_cost: get("t")?, p_cost: get("p")? })
+}
+
+/// Argon2's work is memory blocks times passes (lanes run one after the
+/// other here, so `p` does not change it).
+fn work(p: Argon2Params) -> u64 {
+    u64::from(p.m_cost_kib) * u64::from(p.t_cost)
+}
+
+/// Pure: the extra derivations that bring a verification at `stored` up
+/// to the work of one at `configured`: whole passes over the configured
+/// memory, then one pass over the remainder. Nothing when `stored` already
+/// costs as much. (A hash costlier than the configured cost cannot be made
+/// cheaper: lowering `[argon2]` leaves such users slower until their next
+/// login rehashes them; the admin guide says so.)
+pub fn padding(stored: Argon2Params, configured: Argon2Params) -> Vec<Argon2Params> {
+    let (have, want) = (work(stored), work(configured));
+    if have >= want {
+        return Vec::new();
+    }
+    let mut left = want - have;
+    let mut out = Vec::new();
+    let m = u64::from(configured.m_cost_kib);
+    let passes = left / m;
+    if passes > 0 {
+        out.push(Argon2Params { t_cost: passes as u32, ..configured });
+        left -= passes * m;
+    }
+    // Argon2 needs at least 8 KiB per lane; a smaller rest is noise.
+    let min = 8 * u64::from(configured.p_cost);
+    if left >= min {
+        out.push(Argon2Params { m_cost_kib: left as u32, t_cost: 1, ..configured });
+    }
+    out
 }
 
 /// Whether a stored hash was made with other parameters than the configured
@@ -88,6 +147,25 @@ mod tests {
         assert!(!verify(None, "correct horse", FAST));
         assert!(!verify(Some("not a phc string"), "x", FAST));
         assert_ne!(h, hash("correct horse", FAST).unwrap(), "salts must differ");
+    }
+
+    #[test]
+    fn padding_brings_cheaper_hashes_up_to_the_configured_work() {
+        let cfg = Argon2Params { m_cost_kib: 65536, t_cost: 3, p_cost: 1 };
+        let total = |stored: Argon2Params| work(stored) + padding(stored, cfg).into_iter().map(work).sum::<u64>();
+        for stored in [
+            Argon2Params { m_cost_kib: 19456, t_cost: 2, p_cost: 1 },
+            Argon2Params { m_cost_kib: 65536, t_cost: 1, p_cost: 1 },
+            Argon2Params { m_cost_kib: 256, t_cost: 1, p_cost: 1 },
+            Argon2Params { m_cost_kib: 8, t_cost: 1, p_cost: 1 },
+        ] {
+            let t = total(stored);
+            assert!(t <= work(cfg) && work(cfg) - t < 8, "{stored:?}: {t} vs {}", work(cfg));
+            // The bulk runs over the configured memory, like the unknown-user path.
+            assert!(padding(stored, cfg).iter().all(|p| p.m_cost_kib <= cfg.m_cost_kib));
+        }
+        assert!(padding(cfg, cfg).is_empty());
+        assert!(padding(Argon2Params { t_cost: 4, ..cfg }, cfg).is_empty());
     }
 
     #[test]

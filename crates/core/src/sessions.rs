@@ -373,6 +373,94 @@ mod tests {
         ConnectFacts { enabled: true, ..Default::default() }
     }
 
+    fn key(port: i64) -> SessionKey {
+        SessionKey {
+            username: "alice".into(),
+            server: "nl-1".into(),
+            connected_at: NOW,
+            real_ip: "192.0.2.2".into(),
+            real_port: port,
+        }
+    }
+
+    /// Two replays racing over the same spool (a sweep and a
+    /// client-disconnect) apply every record exactly once and neither fails;
+    /// planted links are not followed; dead writers' temp files go.
+    #[test]
+    fn spool_replay_races_and_hostile_entries() {
+        use crate::store::tests::temp_config;
+        let (d, cfg) = temp_config();
+        let (mut store, _) = Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', 'x', 0, 0);",
+            )
+            .unwrap();
+        const N: i64 = 150;
+        for port in 0..N {
+            let r = OpenRequest {
+                key: key(port),
+                vpn_ip: None,
+                platform: None,
+                client_version: None,
+                netmask: "255.255.255.0".into(),
+                now: NOW,
+                server_started: None,
+            };
+            open(&mut store, &r).unwrap().unwrap();
+            let rec =
+                CloseRecord { key: key(port), bytes_in: 10, bytes_out: 1, closed_at: NOW + 1, reason: "x".into() };
+            spool(&cfg.database, &rec).unwrap();
+        }
+        let dir = spool_dir(&cfg.database);
+        let victim = d.path.join("victim.json");
+        std::fs::write(&victim, b"{}").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("0-planted.json")).unwrap();
+        let stale = dir.join(".1-dead.json.abcd.tmp");
+        let young = dir.join(".2-writing.json.ef01.tmp");
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&young, b"half").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * STALE_TMP_SECS as u64);
+        std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+
+        let applied: usize = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut st = Store::open_hook(&cfg).unwrap();
+                        replay_spool(&mut st, &cfg.database).expect("a replay racing another must not fail")
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(applied, N as usize, "each record applied once");
+        let (open_left, bytes): (i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM sessions WHERE closed_at IS NULL), bytes_in + bytes_out FROM usage WHERE period_start = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((open_left, bytes), (0, 11 * N), "charged exactly once");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"{}", "a link's target is neither read as a record nor moved");
+        assert!(dir.join("0-planted.bad").symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(!stale.exists(), "a dead writer's temp file is removed");
+        assert!(young.exists(), "a temp file being written is left alone");
+
+        // A spool directory replaced by a link is refused, not followed.
+        let elsewhere = d.path.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("x.json"), b"not a record").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        assert!(replay_spool(&mut store, &cfg.database).is_err());
+        assert!(elsewhere.join("x.json").exists(), "nothing renamed through the link");
+    }
+
     #[test]
     fn plain_connect_has_no_directives() {
         assert_eq!(decide_connect(&facts(), NOW, "255.255.255.0"), Ok(vec![]));

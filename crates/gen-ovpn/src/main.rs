@@ -1,11 +1,10 @@
 //! gen-ovpn USER SERVER [--out FILE]: a complete inline client profile.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use tollgate_core::{profile, units, Config, Store};
+use tollgate_core::{openvpn, profile, units, Config, Store};
 
 /// Print a complete OpenVPN client profile (.ovpn) for USER on SERVER.
 ///
@@ -48,16 +47,15 @@ fn run(a: Args) -> Result<()> {
     match a.out {
         None => std::io::stdout().write_all(text.as_bytes())?,
         Some(path) => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
+            // Never write through a link (gen-ovpn often runs as root, into
+            // directories others may write): refuse one, and replace the
+            // file by rename, so a link planted meanwhile is replaced
+            // itself, not its target. The profile holds keys: mode 0600.
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!("{} is a symbolic link: refusing to write through it", path.display());
+            }
+            openvpn::write_durable(&path, text.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            // An existing file keeps its mode on open: tighten it.
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            f.write_all(text.as_bytes())?;
             eprintln!("gen-ovpn: wrote {}", path.display());
         }
     }

@@ -1,0 +1,140 @@
+//! The admin CLI against a temporary database, as an admin runs it: sessions
+//! that nothing else would close, a server deleted under open sessions, a
+//! second factor replaced, and a database directory with planted links.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use tollgate_core::{Config, Store};
+
+struct Env {
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A directory with a config, a database with server nl-1, user alice, and `sql`.
+fn env(name: &str, sql: &str) -> Env {
+    let dir = std::env::temp_dir().join(format!("tg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tollgate.toml");
+    std::fs::write(&config, "database = \"t.db\"\nserver = \"nl-1\"\n").unwrap();
+    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+             INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', 'x', 0, 0);
+             {sql}"
+        ))
+        .unwrap();
+    Env { dir, config }
+}
+
+impl Env {
+    fn tollgate(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
+    fn query(&self, sql: &str) -> String {
+        let s = Store::open_hook(&Config::from_file(&self.config).unwrap()).unwrap();
+        s.conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
+    }
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const OPEN2: &str = "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES (1, 1, 1000, '192.0.2.2', 1), (1, 1, 1001, '192.0.2.2', 2);";
+
+#[test]
+fn server_del_refuses_open_sessions_unless_forced() {
+    let e = env("serverdel", OPEN2);
+    let o = e.tollgate(&["server", "del", "nl-1"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("2 open session(s)"), "{}", err(&o));
+    assert_eq!(e.query("SELECT count(*) FROM servers"), "Integer(1)", "nothing deleted");
+    let o = e.tollgate(&["server", "del", "nl-1", "--force"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(e.query("SELECT count(*) FROM sessions WHERE closed_at IS NULL"), "Integer(0)");
+    assert_eq!(e.query("SELECT group_concat(DISTINCT close_reason) FROM sessions"), "Text(\"server deleted\")");
+}
+
+#[test]
+fn sessions_close_by_hand_is_all_or_nothing() {
+    let e = env("sessclose", OPEN2);
+    let o = e.tollgate(&["sessions", "close", "1", "99"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no session 99"), "{}", err(&o));
+    assert_eq!(e.query("SELECT count(*) FROM sessions WHERE closed_at IS NULL"), "Integer(2)");
+    let o = e.tollgate(&["sessions", "close", "1", "--reason", "server box died"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(e.query("SELECT close_reason FROM sessions WHERE id = 1"), "Text(\"server box died\")");
+    let o = e.tollgate(&["sessions", "close", "1"], "");
+    assert!(err(&o).contains("already closed"), "{}", err(&o));
+    // The listing still works beside the subcommand.
+    let o = e.tollgate(&["sessions", "--open", "--json"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"id\": 2"));
+}
+
+#[test]
+fn replacing_a_second_factor_keeps_the_old_one_until_confirmed() {
+    let e = env("mfaforce", "UPDATE users SET totp_secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', totp_confirmed = 1;");
+    let o = e.tollgate(&["mfa", "enroll", "alice", "--force"], "000000\n");
+    assert_eq!(o.status.code(), Some(1), "a wrong first code fails");
+    assert!(err(&o).contains("keeps the old second factor"), "{}", err(&o));
+    assert_eq!(e.query("SELECT totp_secret FROM users"), "Text(\"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\")");
+    assert_eq!(e.query("SELECT totp_confirmed FROM users"), "Integer(1)");
+}
+
+/// The OpenVPN user owns the database directory. Whatever it plants there,
+/// a root `tollgate` command must not write into, or chown, another file.
+#[test]
+fn planted_links_in_the_database_directory_are_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let e = env("links", "");
+    let victim = e.dir.join("victim.db");
+    std::fs::write(&victim, b"not tollgate's").unwrap();
+    let before = std::fs::metadata(&victim).unwrap();
+    std::fs::rename(e.dir.join("t.db"), e.dir.join("aside.db")).unwrap();
+    std::os::unix::fs::symlink(&victim, e.dir.join("t.db")).unwrap();
+    // Give the directory another owner, as install does (nobody), when root.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&e.dir, Some(65534), Some(65534)).unwrap();
+    }
+    for args in [&["user", "list"][..], &["init"]] {
+        let o = e.tollgate(args, "");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(err(&o).contains("symbolic link"), "{}", err(&o));
+    }
+    let after = std::fs::metadata(&victim).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not tollgate's");
+    assert_eq!((after.uid(), after.gid(), after.mode()), (before.uid(), before.gid(), before.mode()));
+    // A hard link to a file that is not the database's is refused too.
+    std::fs::remove_file(e.dir.join("t.db")).unwrap();
+    std::fs::rename(e.dir.join("aside.db"), e.dir.join("t.db")).unwrap();
+    std::fs::hard_link(&victim, e.dir.join("t.db-shm")).unwrap();
+    let o = e.tollgate(&["user", "list"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("t.db-shm") && err(&o).contains("hard link"), "{}", err(&o));
+    assert_eq!(std::fs::metadata(&victim).unwrap().uid(), before.uid());
+}
