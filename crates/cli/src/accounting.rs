@@ -180,7 +180,7 @@ pub fn sweep(
     };
     let t = now();
     let mut conn = None;
-    let live: Option<Vec<LiveClient>> = if let Some(addr) = &management {
+    let live: Option<mgmt::Status> = if let Some(addr) = &management {
         let mut m = Management::connect(addr)?;
         let v = m.status()?;
         conn = Some(m);
@@ -198,7 +198,7 @@ pub fn sweep(
     };
     let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> =
         if management.is_some() { Some(&mut killer) } else { None };
-    let rep = core_sweep::run(store, cfg, &server, live.as_deref(), kill, t)?;
+    let rep = core_sweep::run(store, cfg, &server, live.as_ref(), kill, t)?;
     if json {
         out::json(&serde_json::to_value(&rep)?);
         return Ok(());
@@ -213,6 +213,12 @@ pub fn sweep(
             rep.charged_sessions,
             rep.lost_closed
         );
+        if rep.unreadable_rows > 0 {
+            println!(
+                "warning: {} status row(s) could not be read, so no session was closed as lost this time",
+                rep.unreadable_rows
+            );
+        }
     }
     for k in &rep.killed {
         let what = if k.done {

@@ -8,19 +8,33 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveClient {
     pub username: String,
+    /// As `names::canonical_ip` spells it.
     pub real_ip: String,
-    pub real_port: i64,
+    /// None where OpenVPN prints no port (IPv6 clients).
+    pub real_port: Option<i64>,
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub connected_at: i64,
     pub client_id: Option<i64>,
 }
 
+/// A parsed status report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub clients: Vec<LiveClient>,
+    /// CLIENT_LIST rows that could not be read: a client-controlled field
+    /// (a username still in its handshake) with the separator in it, or a
+    /// bad number. Whoever they are, they may be live: the sweep closes no
+    /// session as lost while there are any.
+    pub unreadable: usize,
+}
+
 /// Parse a status report (version 2 with commas, or 3 with tabs). Columns
-/// are found by their header names, so added columns do not break it.
-pub fn parse_status(text: &str) -> Result<Vec<LiveClient>> {
+/// are found by their header names, so added columns do not break it. A
+/// row that does not fit its header is counted, never fatal.
+pub fn parse_status(text: &str) -> Result<Status> {
     let mut header: Option<Vec<String>> = None;
-    let mut out = Vec::new();
+    let mut out = Status::default();
     for line in text.lines() {
         let sep = if line.contains('\t') { '\t' } else { ',' };
         let cells: Vec<&str> = line.split(sep).collect();
@@ -30,6 +44,10 @@ pub fn parse_status(text: &str) -> Result<Vec<LiveClient>> {
             }
             Some("CLIENT_LIST") => {
                 let h = header.as_ref().context("CLIENT_LIST before its HEADER line")?;
+                if cells.len() != h.len() {
+                    out.unreadable += 1;
+                    continue;
+                }
                 let col = |name: &str| -> Option<&str> {
                     h.iter().position(|c| c == name).and_then(|i| cells.get(i)).copied()
                 };
@@ -46,13 +64,19 @@ pub fn parse_status(text: &str) -> Result<Vec<LiveClient>> {
                     continue;
                 }
                 let (real_ip, real_port) = split_addr(col("Real Address").unwrap_or(""));
-                out.push(LiveClient {
+                let (Ok(bytes_in), Ok(bytes_out), Ok(connected_at)) =
+                    (num("Bytes Received"), num("Bytes Sent"), num("Connected Since (time_t)"))
+                else {
+                    out.unreadable += 1;
+                    continue;
+                };
+                out.clients.push(LiveClient {
                     username: username.to_string(),
                     real_ip,
                     real_port,
-                    bytes_in: num("Bytes Received")?,
-                    bytes_out: num("Bytes Sent")?,
-                    connected_at: num("Connected Since (time_t)")?,
+                    bytes_in,
+                    bytes_out,
+                    connected_at,
                     client_id: col("Client ID").and_then(|v| v.parse().ok()),
                 });
             }
@@ -65,15 +89,55 @@ pub fn parse_status(text: &str) -> Result<Vec<LiveClient>> {
     Ok(out)
 }
 
-/// "192.0.2.2:50000", "[2001:db8::1]:50000" or "2001:db8::1:50000".
-fn split_addr(a: &str) -> (String, i64) {
-    let a = a.strip_prefix("udp4:").or_else(|| a.strip_prefix("tcp4-server:")).unwrap_or(a);
-    match a.rsplit_once(':') {
-        Some((ip, port)) if port.parse::<i64>().is_ok() => {
-            (ip.trim_start_matches('[').trim_end_matches(']').to_string(), port.parse().unwrap_or(0))
-        }
-        _ => (a.to_string(), 0),
+/// The Real Address column: "192.0.2.2:50000", "[2001:db8::1]:50000", or
+/// an IPv6 address alone (OpenVPN 2.6 prints IPv6 clients without a port),
+/// possibly after a protocol prefix ("udp4:", "tcp6-server:").
+pub fn split_addr(a: &str) -> (String, Option<i64>) {
+    use std::net::{IpAddr, Ipv4Addr};
+    let a = match a.split_once(':') {
+        Some((proto, rest)) if proto.starts_with("udp") || proto.starts_with("tcp") => rest,
+        _ => a,
+    };
+    if a.parse::<IpAddr>().is_ok() {
+        return (crate::names::canonical_ip(a), None);
     }
+    if let Some((ip, port)) = a.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+        if let (Ok(_), Ok(port)) = (ip.parse::<IpAddr>(), port.parse::<u16>()) {
+            return (crate::names::canonical_ip(ip), Some(i64::from(port)));
+        }
+    }
+    if let Some((ip, port)) = a.rsplit_once(':') {
+        if let (Ok(_), Ok(port)) = (ip.parse::<Ipv4Addr>(), port.parse::<u16>()) {
+            return (ip.to_string(), Some(i64::from(port)));
+        }
+    }
+    (a.to_string(), None)
+}
+
+/// The most lines a `status 3` reply may have before we stop reading: far
+/// more than one OpenVPN process serves clients.
+const MAX_STATUS_LINES: usize = 1_000_000;
+
+/// Pure apart from `next_line`: collect a `status 3` reply up to its END
+/// line, skipping real-time `>` notifications (`>CLIENT:…`, `>BYTECOUNT…`)
+/// that the interface may interleave, and parse it.
+pub fn read_status_reply(mut next_line: impl FnMut() -> Result<String>) -> Result<Status> {
+    let mut text = String::new();
+    for _ in 0..MAX_STATUS_LINES {
+        let l = next_line()?;
+        if l == "END" {
+            return parse_status(&text);
+        }
+        if l.starts_with('>') {
+            continue;
+        }
+        if l.starts_with("ERROR") {
+            bail!("management interface: {}", crate::names::for_log(&l));
+        }
+        text.push_str(&l);
+        text.push('\n');
+    }
+    bail!("management interface: status reply longer than {MAX_STATUS_LINES} lines")
 }
 
 /// A connection to the management interface: `unix:/path` or `HOST:PORT`.
@@ -141,25 +205,10 @@ impl Management {
         Ok(())
     }
 
-    /// `status 3`, up to its END line. Real-time `>` notifications are skipped.
-    pub fn status(&mut self) -> Result<Vec<LiveClient>> {
+    /// `status 3`, up to its END line.
+    pub fn status(&mut self) -> Result<Status> {
         self.send("status 3")?;
-        let mut text = String::new();
-        loop {
-            let l = self.line()?;
-            if l == "END" {
-                break;
-            }
-            if l.starts_with('>') {
-                continue;
-            }
-            if l.starts_with("ERROR") {
-                bail!("management interface: {l}");
-            }
-            text.push_str(&l);
-            text.push('\n');
-        }
-        parse_status(&text)
+        read_status_reply(|| self.line())
     }
 
     /// `client-kill CID HALT`: the client is told to stop, not to reconnect.
@@ -190,13 +239,13 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0\n";
 
     #[test]
     fn parses_status_3() {
-        let v = parse_status(V3).unwrap();
+        let v = parse_status(V3).unwrap().clients;
         assert_eq!(
             v,
             vec![LiveClient {
                 username: "alice".into(),
                 real_ip: "192.0.2.2".into(),
-                real_port: 50123,
+                real_port: Some(50123),
                 bytes_in: 12345,
                 bytes_out: 67890,
                 connected_at: 1795355940,
@@ -208,18 +257,54 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0\n";
     #[test]
     fn parses_status_2_with_commas() {
         let v2 = V3.replace('\t', ",");
-        assert_eq!(parse_status(&v2).unwrap().len(), 1);
+        assert_eq!(parse_status(&v2).unwrap().clients.len(), 1);
         assert!(parse_status("garbage\n").is_err());
         let handshaking = V3.replace("\talice\t", "\tUNDEF\t");
-        assert_eq!(parse_status(&handshaking).unwrap(), vec![], "clients still in their handshake are skipped");
+        assert_eq!(
+            parse_status(&handshaking).unwrap(),
+            Status::default(),
+            "clients still in their handshake are skipped"
+        );
         let empty = "HEADER,CLIENT_LIST,Common Name,Real Address\nEND\n";
-        assert_eq!(parse_status(empty).unwrap(), vec![]);
+        assert_eq!(parse_status(empty).unwrap(), Status::default());
+    }
+
+    /// A client still in its handshake controls its username: a comma in it
+    /// must not break the whole report (status-version 2 is comma-separated).
+    #[test]
+    fn a_row_that_does_not_fit_is_counted_not_fatal() {
+        let v2 = V3.replace('\t', ",");
+        let pending = "CLIENT_LIST,x,192.0.2.9:4000,,,0,0,2026-11-22 13:59:00,1795355940,a,b,UNDEF,0,AES-256-GCM\n";
+        let text = v2.replacen("HEADER,ROUTING_TABLE", &format!("{pending}HEADER,ROUTING_TABLE"), 1);
+        let s = parse_status(&text).unwrap();
+        assert_eq!((s.clients.len(), s.unreadable), (1, 1));
+        let bad_number = v2.replace(",12345,", ",lots,");
+        assert_eq!(parse_status(&bad_number).unwrap().unreadable, 1);
     }
 
     #[test]
     fn addresses() {
-        assert_eq!(split_addr("192.0.2.2:1194"), ("192.0.2.2".into(), 1194));
-        assert_eq!(split_addr("[2001:db8::1]:1194"), ("2001:db8::1".into(), 1194));
-        assert_eq!(split_addr("2001:db8::1:1194"), ("2001:db8::1".into(), 1194));
+        assert_eq!(split_addr("192.0.2.2:1194"), ("192.0.2.2".into(), Some(1194)));
+        assert_eq!(split_addr("udp4:192.0.2.2:1194"), ("192.0.2.2".into(), Some(1194)));
+        assert_eq!(split_addr("[2001:db8::1]:1194"), ("2001:db8::1".into(), Some(1194)));
+        // OpenVPN 2.6 prints IPv6 clients without a port: the last group is
+        // part of the address, not a port.
+        assert_eq!(split_addr("2001:db8::1:1194"), ("2001:db8::1:1194".into(), None));
+        assert_eq!(split_addr("2001:db8::2"), ("2001:db8::2".into(), None));
+        assert_eq!(split_addr("::ffff:192.0.2.2"), ("192.0.2.2".into(), None));
+        assert_eq!(split_addr("tcp6-server:2001:db8::2"), ("2001:db8::2".into(), None));
+    }
+
+    #[test]
+    fn status_replies_skip_notifications() {
+        let mut lines = V3.lines().map(str::to_string).collect::<Vec<_>>();
+        lines.insert(2, ">CLIENT:ESTABLISHED,7".into());
+        lines.insert(3, ">BYTECOUNT_CLI:7,1,2".into());
+        lines.push("END".into());
+        let mut it = lines.into_iter();
+        let s = read_status_reply(|| it.next().context("eof")).unwrap();
+        assert_eq!(s.clients.len(), 1);
+        let mut err = vec!["ERROR: unknown command".to_string()].into_iter();
+        assert!(read_status_reply(|| err.next().context("eof")).is_err());
     }
 }

@@ -49,3 +49,30 @@ mod tests {
         assert_eq!(for_log(&"x".repeat(100)).chars().count(), 65);
     }
 }
+
+/// One spelling for a client address, whichever hook or report it came
+/// from: IPv6 in its compressed form, IPv4-mapped IPv6 (a dual-stack
+/// socket's view of an IPv4 client) as plain IPv4. Not an address: as given.
+pub fn canonical_ip(s: &str) -> String {
+    match s.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::canonical_ip;
+
+    #[test]
+    fn addresses_have_one_spelling() {
+        assert_eq!(canonical_ip("192.0.2.2"), "192.0.2.2");
+        assert_eq!(canonical_ip("::ffff:192.0.2.2"), "192.0.2.2");
+        assert_eq!(canonical_ip("2001:DB8:0:0::2"), "2001:db8::2");
+        assert_eq!(canonical_ip("not-an-ip"), "not-an-ip");
+    }
+}

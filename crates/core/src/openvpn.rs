@@ -112,7 +112,7 @@ pub fn read_via_env() -> Result<Credentials, Deny> {
 
 /// The client's address for logs and bindings, if OpenVPN gave one.
 pub fn client_ip() -> Option<String> {
-    env_str("untrusted_ip").or_else(|| env_str("untrusted_ip6"))
+    env_str("untrusted_ip").or_else(|| env_str("untrusted_ip6")).map(|ip| crate::names::canonical_ip(&ip))
 }
 
 /// A required numeric variable.
@@ -129,6 +129,7 @@ pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> 
     crate::names::check_name("user", &username).map_err(|e| e.to_string())?;
     let real_ip = env_str("trusted_ip")
         .or_else(|| env_str("trusted_ip6"))
+        .map(|ip| crate::names::canonical_ip(&ip))
         .ok_or("no trusted_ip in the environment (not run by OpenVPN?)")?;
     Ok(crate::sessions::SessionKey {
         username,

@@ -3,7 +3,7 @@
 //! the disconnect spool, prune old events.
 
 use crate::config::Config;
-use crate::mgmt::LiveClient;
+use crate::mgmt::{LiveClient, Status};
 use crate::policy::Deny;
 use crate::quota::Period;
 use crate::sessions;
@@ -56,6 +56,8 @@ pub fn verdict(user: Option<&LiveUserFacts>, connected_at: i64, now: i64) -> Opt
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub live_clients: usize,
+    /// Status rows that could not be read; no session was closed as lost.
+    pub unreadable_rows: usize,
     pub charged_sessions: usize,
     pub charged_bytes: i64,
     pub killed: Vec<Killed>,
@@ -117,15 +119,24 @@ pub fn run(
     store: &mut Store,
     cfg: &Config,
     server: &str,
-    live: Option<&[LiveClient]>,
+    live: Option<&Status>,
     mut kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>>,
     now: i64,
 ) -> Result<Report> {
     let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.database)?, ..Default::default() };
-    if let Some(live) = live {
+    if let Some(status) = live {
+        let live = status.clients.as_slice();
         rep.live_clients = live.len();
-        let by_key: HashMap<(&str, i64, &str, i64), &LiveClient> =
-            live.iter().map(|c| ((c.username.as_str(), c.connected_at, c.real_ip.as_str(), c.real_port), c)).collect();
+        rep.unreadable_rows = status.unreadable;
+        // A live client is its session's when user, connect time (OpenVPN's
+        // time_unix) and address agree, and the port too where the report
+        // has one (IPv6 clients are printed without). Each live client is
+        // matched once, so two sessions can never be charged its bytes.
+        let mut by_key: HashMap<(&str, i64, &str), Vec<usize>> = HashMap::new();
+        for (i, c) in live.iter().enumerate() {
+            by_key.entry((c.username.as_str(), c.connected_at, c.real_ip.as_str())).or_default().push(i);
+        }
+        let mut taken = vec![false; live.len()];
         let tx = store.write_tx()?;
         let open: Vec<(i64, i64, String, i64, String, i64, i64, i64)> = tx
             .prepare(
@@ -139,7 +150,16 @@ pub fn run(
             })?
             .collect::<Result<_, _>>()?;
         for (id, user_id, name, at, ip, port, cin, cout) in open {
-            match by_key.get(&(name.as_str(), at, ip.as_str(), port)) {
+            let found = by_key.get(&(name.as_str(), at, ip.as_str())).and_then(|idx| {
+                idx.iter()
+                    .copied()
+                    .find(|&i| !taken[i] && live[i].real_port == Some(port))
+                    .or_else(|| idx.iter().copied().find(|&i| !taken[i] && live[i].real_port.is_none()))
+            });
+            if let Some(i) = found {
+                taken[i] = true;
+            }
+            match found.map(|i| &live[i]) {
                 Some(c) => {
                     let (a, b) = sessions::charge(&tx, id, user_id, (cin, cout), (c.bytes_in, c.bytes_out), now)?;
                     if a + b > 0 {
@@ -147,7 +167,7 @@ pub fn run(
                         rep.charged_bytes += a + b;
                     }
                 }
-                None if at < now - LOST_GRACE_SECS => {
+                None if at < now - LOST_GRACE_SECS && status.unreadable == 0 => {
                     tx.execute(
                         "UPDATE sessions SET closed_at = ?2, close_reason = 'lost' WHERE id = ?1",
                         params![id, now],
@@ -182,6 +202,42 @@ mod tests {
 
     fn ok() -> LiveUserFacts {
         LiveUserFacts { enabled: true, ..Default::default() }
+    }
+
+    /// OpenVPN prints IPv6 clients without a port: such a client is still
+    /// its session's (charged, not closed as lost), and one live client is
+    /// never charged to two sessions.
+    #[test]
+    fn ipv6_clients_match_their_sessions() {
+        use crate::mgmt::parse_status;
+        use crate::store::tests::temp_config;
+        let (_d, cfg) = temp_config();
+        let (mut store, _) = Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', 'x', 0, 0);
+                 INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES
+                   (1, 1, {at}, '2001:db8::2', 40000), (1, 1, {at}, '2001:db8::2', 40001), (1, 1, {at}, '192.0.2.2', 5000);",
+                at = NOW - 60
+            ))
+            .unwrap();
+        let status = format!(
+            "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tBytes Received\tBytes Sent\tConnected Since (time_t)\tUsername\tClient ID\n\
+             CLIENT_LIST\talice\t2001:db8::2\t1000\t500\t{at}\talice\t3\n\
+             CLIENT_LIST\talice\t192.0.2.2:5000\t10\t5\t{at}\talice\t4\n",
+            at = NOW - 60
+        );
+        let live = parse_status(&status).unwrap();
+        let rep = run(&mut store, &cfg, "nl-1", Some(&live), None, NOW).unwrap();
+        assert_eq!((rep.charged_sessions, rep.charged_bytes), (2, 1515));
+        // Two sessions from one IPv6 address and second, one live client:
+        // one is charged, the other is not there any more.
+        assert_eq!(rep.lost_closed, 1);
+        let open: i64 =
+            store.conn.query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", [], |r| r.get(0)).unwrap();
+        assert_eq!(open, 2);
     }
 
     #[test]
