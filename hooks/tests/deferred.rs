@@ -39,6 +39,7 @@ impl Env {
         let status = Command::new(env!("CARGO_BIN_EXE_auth-verify"))
             .env_clear()
             .env("untrusted_ip", "192.0.2.2")
+            .env("untrusted_port", "40000")
             .env("auth_control_file", &control)
             .env("auth_failed_reason_file", &reason)
             .arg("--config")
@@ -133,4 +134,25 @@ fn killed_worker_still_yields_a_prompt_deny() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Without auth-gen-token a renegotiation sends the password again; it is
+/// decided inline (deferred, OpenVPN would leave the tunnel's new key
+/// unused until its next poll of the control file).
+#[test]
+fn password_renegotiation_of_an_open_tunnel_is_inline() {
+    let e = setup("reneg", "[argon2]\nmemory_kib = 256\niterations = 1");
+    let db = rusqlite::Connection::open(e.dir.join("t.db")).unwrap();
+    db.execute(
+        "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES (1, 1, 1000, '192.0.2.2', 40000)",
+        [],
+    )
+    .unwrap();
+    let r = e.start(b"alice\ncorrect horse\n", "reneg");
+    assert_eq!(r.code, Some(0), "decided inline: {}", std::fs::read_to_string(&r.log).unwrap());
+    // A login from another port of that address is a new tunnel: deferred.
+    db.execute("UPDATE sessions SET real_port = 40001", []).unwrap();
+    let r = e.start(b"alice\ncorrect horse\n", "new");
+    assert_eq!(r.code, Some(2));
+    assert_eq!(answer(&r.control, Duration::from_secs(10)), Some(b'1'));
 }

@@ -212,3 +212,30 @@ fn unwritable_database_spools_and_loses_nothing() {
     let left = std::fs::read_dir(e.dir.join("t.db.spool")).unwrap().count();
     assert_eq!(left, 0, "applied records are removed");
 }
+
+/// Sessions left open by an OpenVPN that died without running
+/// client-disconnect are closed by the first client-connect of its
+/// successor (`daemon_start_time` is later than they are), so they stop
+/// counting against connection limits.
+#[test]
+fn a_restarted_servers_old_sessions_are_closed() {
+    let e = setup("restart", "", "UPDATE plans SET max_connections = 1;");
+    assert_eq!(e.connect("alice", 1000).status.code(), Some(0));
+    // Same OpenVPN process: the open tunnel counts, a second one is refused.
+    let same = [("daemon_start_time", "1799999000".to_string())];
+    let o = e.hook(env!("CARGO_BIN_EXE_client-connect"), "alice", 1001, &same);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    // A new OpenVPN process (started after the first tunnel connected).
+    let later = [("daemon_start_time", "1800000100".to_string()), ("time_unix", "1800000200".to_string())];
+    let o = e.hook(env!("CARGO_BIN_EXE_client-connect"), "alice", 1002, &later);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<(i64, Option<String>)> = e
+        .conn()
+        .prepare("SELECT real_port, close_reason FROM sessions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, vec![(1000, Some("server restarted".into())), (1002, None)]);
+}

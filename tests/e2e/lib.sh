@@ -21,6 +21,15 @@ VETH_O=tgvo$RUN_ID
 OUT_IP=198.51.100.2             # TEST-NET-2
 SRV_IP=192.0.2.1
 CLI_IP=192.0.2.2
+SRV_IP6=2001:db8::1             # documentation range, inside the namespaces only
+CLI_IP6=2001:db8::2
+# The server listens with SRV_PROTO on SRV_LOCAL; clients use CLI_PROTO and
+# CLI_REMOTE. A test may change them before start_server / client_conf
+# (udp6 on :: is one dual-stack socket for IPv4 and IPv6 clients).
+SRV_PROTO=udp
+SRV_LOCAL=$SRV_IP
+CLI_PROTO=udp
+CLI_REMOTE=$SRV_IP
 W=$(mktemp -d "/tmp/${TG_TMP_PREFIX:-tg-e2e}.XXXXXX")
 PASSED=0
 FAILED=0
@@ -117,6 +126,12 @@ netns_up() {
     ip -n "$NS_CLI" link set lo up
 }
 
+# ipv6_up: after netns_up, IPv6 on the veth pair as well.
+ipv6_up() {
+    ip -n "$NS_SRV" addr add "$SRV_IP6/64" dev "$VETH_S" nodad
+    ip -n "$NS_CLI" addr add "$CLI_IP6/64" dev "$VETH_C" nodad
+}
+
 # internet_up: after netns_up, a third namespace the server reaches by its
 # default route (198.51.100.1 -> .2), and a default route for the client via
 # the server, so tunnel traffic can be forwarded and NATed out of the server.
@@ -184,8 +199,8 @@ start_server() {
     {
         cat <<EOF
 dev tun
-proto udp
-local $SRV_IP
+proto $SRV_PROTO
+local $SRV_LOCAL
 port 1194
 server 10.99.0.0 255.255.255.0
 topology subnet
@@ -237,8 +252,8 @@ client_conf() {
     cat <<EOF
 client
 dev tun
-proto udp
-remote $SRV_IP 1194
+proto $CLI_PROTO
+remote $CLI_REMOTE 1194
 nobind
 remote-cert-tls server
 ca $W/pki/ca.crt

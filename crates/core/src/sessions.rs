@@ -187,6 +187,20 @@ pub fn close_by_admin(tx: &Transaction, ids: &[i64], reason: &str, now: i64) -> 
     Ok(closed)
 }
 
+/// Whether `server` has an open session from this address and port: an
+/// auth from there is the renegotiation of a live tunnel.
+pub fn tunnel_is_open(store: &Store, server: &str, ip: &str, port: i64) -> Result<bool> {
+    Ok(store
+        .conn
+        .prepare_cached(
+            "SELECT 1 FROM sessions s JOIN servers v ON v.id = s.server_id
+              WHERE s.closed_at IS NULL AND s.real_ip = ?2 AND s.real_port = ?3 AND v.name = ?1 LIMIT 1",
+        )?
+        .query_row(params![server, ip, port], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Find the open session for a key. Several rows could match only for two
 /// tunnels from the same address and port in the same second; the oldest
 /// is taken.

@@ -13,6 +13,10 @@
 //! worker dies or overruns, so OpenVPN never waits for hand-window. Nothing
 //! account-related is decided synchronously: a fast deny for an unknown or
 //! disabled user would tell a guesser what a slow deny hides.
+//!
+//! Renegotiations of a live tunnel are decided inline: a token reauth needs
+//! no argon2, and a password renegotiation (no auth-gen-token) deferred
+//! would leave the tunnel's new key unused for seconds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -98,8 +102,21 @@ fn run() -> i32 {
     // no code. Deferring it would only let the client's packets on the new
     // key be dropped until OpenVPN next polls the control file.
     let token_reauth = session_state.as_deref().is_some_and(|s| s != "Initial");
+    // Without auth-gen-token (no session_state at all) a renegotiation sends
+    // the password again. Deferred, it would leave the tunnel's new key
+    // unused until OpenVPN next polls the control file, which on a
+    // long-lived tunnel is every 8 s: decide it inline. Only such setups pay
+    // for this look-up; with auth-gen-token it never runs.
+    let renegotiation = || {
+        session_state.is_none()
+            && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
+                Store::open_hook(&cfg)
+                    .and_then(|s| tollgate_core::sessions::tunnel_is_open(&s, &ctx.server, &ctx.ip, port))
+                    .unwrap_or(false)
+            })
+    };
     match (cfg.defer, control) {
-        (Defer::Auto, Some(control)) if !token_reauth => match deferred(&control, &ctx, || {
+        (Defer::Auto, Some(control)) if !token_reauth && !renegotiation() => match deferred(&control, &ctx, || {
             let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
             decide(&dctx, &cfg, &username, &password, session_state.as_deref())
         }) {
