@@ -1,4 +1,4 @@
--- tollgate schema, version 1. The one source of truth: embedded in the core
+-- tollgate schema, version 2. The one source of truth: embedded in the core
 -- and applied by `tollgate init`. Times are UTC seconds since the epoch.
 -- PRAGMA user_version carries the version; migrations move it forward.
 
@@ -139,3 +139,12 @@ CREATE TABLE challenges (
     ip         TEXT    NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- Credential failures per client address ([lockout] per_source): an address
+-- that fails too often is blocked for a while, whatever names it tries.
+CREATE TABLE source_failures (
+    ip           TEXT    PRIMARY KEY,
+    failed_count INTEGER NOT NULL DEFAULT 0,
+    failed_since INTEGER,
+    locked_until INTEGER
+) WITHOUT ROWID;

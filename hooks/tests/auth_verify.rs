@@ -467,3 +467,43 @@ fn static_challenge_code_is_single_use() {
     assert_denied(&out, &reason, "wrong or reused authenticator code");
     assert_eq!(reason, "invalid username or password", "a replay reads like a wrong password");
 }
+
+/// One address guessing across names is blocked ([lockout] per_source)
+/// before it can lock out every account it names; other addresses, and the
+/// accounts themselves, are unaffected.
+#[test]
+fn one_address_cannot_lock_out_every_account() {
+    let e = setup("persource");
+    std::fs::write(
+        &e.config,
+        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[lockout]\nmax_failures = 3\nper_source = 4\n",
+    )
+    .unwrap();
+    let cfg = Config::from_file(&e.config).unwrap();
+    let c = rusqlite_conn(&cfg);
+    let h = password::hash("correct horse", FAST).unwrap();
+    c.execute(
+        "INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('bob', ?1, 1, 0, 0)",
+        [&h],
+    )
+    .unwrap();
+    let from = |ip: &'static [u8], creds: &[u8]| e.run(Some(&e.creds(creds)), &[("untrusted_ip", ip)], &[]);
+    for creds in [&b"alice\nwrong\n"[..], b"bob\nwrong\n", b"nobody\nwrong\n", b"alice\nwrong\n"] {
+        assert_eq!(from(b"192.0.2.9", creds).0.status.code(), Some(1));
+    }
+    // The address is blocked now: even the right password is refused, with
+    // the same answer a wrong one gets, and its guesses spare the accounts.
+    let (out, reason) = from(b"192.0.2.9", b"bob\ncorrect horse\n");
+    assert_denied(&out, &reason, "address 192.0.2.9 blocked until");
+    assert_eq!(reason, "invalid username or password");
+    for _ in 0..5 {
+        from(b"192.0.2.9", b"alice\nwrong\n");
+    }
+    let failed: i64 = c.query_row("SELECT failed_count FROM users WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
+    let locked: Option<i64> =
+        c.query_row("SELECT locked_until FROM users WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
+    assert_eq!((failed, locked), (2, None), "alice was not locked out by the blocked address");
+    // Alice from her own address gets in.
+    let (out, _) = from(b"192.0.2.2", b"alice\ncorrect horse\n");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -38,6 +38,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
         Cmd::Device(c) => device(&store.conn, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
+        Cmd::Blocked { json } => blocked(&store.conn, json)?,
+        Cmd::Unblock { address } => {
+            let ip = tollgate_core::names::canonical_ip(&address);
+            if store.conn.execute("DELETE FROM source_failures WHERE ip = ?1", [&ip])? == 0 {
+                bail!("{ip} has no failed logins on record");
+            }
+            println!("unblocked {ip}");
+        }
         Cmd::Sessions { action: Some(SessionsCmd::Close { ids, reason }), .. } => {
             return crate::accounting::close_sessions(&mut store.conn, &ids, &reason);
         }
@@ -882,6 +890,34 @@ fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
 }
 
 // ---------- events, test-auth ----------
+
+fn blocked(c: &Connection, json: bool) -> Result<()> {
+    let t = now();
+    let rows = c
+        .prepare(
+            "SELECT ip, failed_count, failed_since, locked_until FROM source_failures ORDER BY locked_until DESC, ip",
+        )?
+        .query_map([], |r| {
+            let until: Option<i64> = r.get(3)?;
+            Ok(json!({
+                "address": r.get::<_, String>(0)?,
+                "failed_count": r.get::<_, i64>(1)?,
+                "failed_since": r.get::<_, Option<i64>>(2)?.map(format_time),
+                "blocked": until.is_some_and(|u| u > t),
+                "blocked_until": until.filter(|u| *u > t).map(format_time),
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    out::listing(json, rows, &["ADDRESS", "FAILURES", "SINCE", "BLOCKED UNTIL"], |r| {
+        vec![
+            out::text(r, "address"),
+            r["failed_count"].to_string(),
+            out::text(r, "failed_since"),
+            out::text(r, "blocked_until"),
+        ]
+    });
+    Ok(())
+}
 
 fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Result<()> {
     let mut st = c.prepare(

@@ -108,6 +108,14 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Client addresses counting failed logins, and those blocked ([lockout] per_source)
+    Blocked {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the block on a client address and reset its failure count
+    Unblock { address: String },
     /// Recent auth decisions (the auth_events log)
     Events {
         /// Only this user

@@ -273,6 +273,19 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             Err(d) => return done(Decision::Deny(d)),
         }
     };
+    // An address that failed too often is refused before any work, and
+    // what it sends no longer counts against accounts (it keeps counting
+    // against the address). Token reauths of live tunnels are exempt.
+    if !token && cfg.lockout.per_source > 0 {
+        if let Some(until) = source_state(&store.conn, req.ip)?.locked_until.filter(|t| *t > req.now) {
+            let d = Decision::Deny(Deny::SourceBlocked { ip: req.ip.to_string(), until });
+            if record {
+                let loaded = load_with(store, req.username, req.server, req.now, skip)?;
+                record_outcome(store, cfg, req, &loaded, &d, secret.as_ref())?;
+            }
+            return done(d);
+        }
+    }
     let loaded = load_with(store, req.username, req.server, req.now, skip)?;
     let uid = loaded.facts.user.as_ref().map(|u| u.id);
     let mut accepted_step = None;
@@ -417,6 +430,14 @@ pub fn crv1_prompt(state: &str, username: &str) -> String {
     format!("CRV1:R,E:{state}:{}:Enter your authenticator code", BASE64.encode(username.as_bytes()))
 }
 
+/// The failure counters of one client address.
+fn source_state(c: &rusqlite::Connection, ip: &str) -> Result<FailState> {
+    Ok(c.prepare_cached("SELECT failed_count, failed_since, locked_until FROM source_failures WHERE ip = ?1")?
+        .query_row([ip], |r| Ok(FailState { count: r.get(0)?, since: r.get(1)?, locked_until: r.get(2)? }))
+        .optional()?
+        .unwrap_or_default())
+}
+
 fn record_outcome(
     store: &mut Store,
     cfg: &Config,
@@ -428,6 +449,8 @@ fn record_outcome(
     let tx = store.write_tx()?;
     if let Some(u) = &loaded.facts.user {
         match d {
+            // A blocked address's guesses do not touch the account.
+            Decision::Deny(Deny::SourceBlocked { .. }) => {}
             Decision::Deny(deny) if deny.is_credential_failure() => {
                 // Re-read inside the write lock: concurrent failures must all count.
                 let current: FailState = tx.query_row(
@@ -441,7 +464,8 @@ fn record_outcome(
                     params![u.id, next.count, next.since, next.locked_until],
                 )?;
             }
-            // A password (and code) proven clears the counters; a token
+            // A password (and code) proven clears the user's counters (never
+            // the address's: one valid account must not reset it); a token
             // reauth does not (it proves nothing about the password, and
             // must not lift a lock that guessing caused).
             Decision::Accept if secret.is_some() && loaded.fail != FailState::default() => {
@@ -451,6 +475,17 @@ fn record_outcome(
                 )?;
             }
             _ => {}
+        }
+    }
+    if let Decision::Deny(deny) = d {
+        if deny.counts_for_source() && cfg.lockout.per_source > 0 {
+            let next = policy::after_failure(source_state(&tx, req.ip)?, req.now, &cfg.lockout.for_source());
+            tx.prepare_cached(
+                "INSERT INTO source_failures (ip, failed_count, failed_since, locked_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (ip) DO UPDATE SET failed_count = excluded.failed_count,
+                    failed_since = excluded.failed_since, locked_until = excluded.locked_until",
+            )?
+            .execute(params![req.ip, next.count, next.since, next.locked_until])?;
         }
     }
     let how = match (secret, req.session_state) {

@@ -102,11 +102,23 @@ pub struct Lockout {
     pub max_failures: u32,
     pub window_secs: i64,
     pub duration_secs: i64,
+    /// Failures from one client address within `window_secs` (any user,
+    /// unknown names included) that block the address for `duration_secs`
+    /// (0 = never). While blocked, its attempts no longer count against
+    /// accounts, so one address cannot lock out every account it can name.
+    pub per_source: u32,
 }
 
 impl Default for Lockout {
     fn default() -> Self {
-        Lockout { max_failures: 10, window_secs: 15 * 60, duration_secs: 15 * 60 }
+        Lockout { max_failures: 10, window_secs: 15 * 60, duration_secs: 15 * 60, per_source: 30 }
+    }
+}
+
+impl Lockout {
+    /// The same arithmetic, with the per-address threshold.
+    pub fn for_source(&self) -> Lockout {
+        Lockout { max_failures: self.per_source, ..*self }
     }
 }
 
@@ -193,6 +205,7 @@ struct RawArgon2 {
 #[serde(deny_unknown_fields)]
 struct RawLockout {
     max_failures: Option<u32>,
+    per_source: Option<u32>,
     window: Option<String>,
     duration: Option<String>,
 }
@@ -282,6 +295,7 @@ impl Config {
         if let Some(l) = raw.lockout {
             let o = &mut cfg.lockout;
             o.max_failures = l.max_failures.unwrap_or(o.max_failures);
+            o.per_source = l.per_source.unwrap_or(o.per_source);
             if let Some(w) = l.window {
                 o.window_secs = parse_duration(&w).context("lockout.window")?;
             }

@@ -84,6 +84,11 @@ pub enum Deny {
         until: i64,
         bad_proof: bool,
     },
+    /// The client's address failed too often ([lockout] per_source).
+    SourceBlocked {
+        ip: String,
+        until: i64,
+    },
     Disabled,
     AccountExpired {
         at: i64,
@@ -154,6 +159,9 @@ impl Deny {
                 format_time(*until),
                 if *bad_proof { ", and the password or code was wrong" } else { "" }
             ),
+            Deny::SourceBlocked { ip, until } => {
+                format!("address {ip} blocked until {} after too many failed logins", format_time(*until))
+            }
             Deny::Disabled => "account disabled".into(),
             Deny::AccountExpired { at } => format!("account expired at {}", format_time(*at)),
             Deny::PlanExpired { plan, at } => {
@@ -198,7 +206,8 @@ impl Deny {
             | Deny::UnknownUser
             | Deny::BadPassword
             | Deny::BadCode { challenged: false }
-            | Deny::Locked { .. } => GENERIC_CLIENT_REASON.into(),
+            | Deny::Locked { .. }
+            | Deny::SourceBlocked { .. } => GENERIC_CLIENT_REASON.into(),
             Deny::BadCode { challenged: true } => "wrong authenticator code".into(),
             Deny::CodeRequired => "this account needs an authenticator code: get a new profile from your admin".into(),
             Deny::BadChallenge { .. } => "login expired, please connect again".into(),
@@ -232,6 +241,12 @@ impl Deny {
             Deny::ClientRejected { client, .. } => client.clone(),
             Deny::Internal { .. } => "server error, try again later".into(),
         }
+    }
+
+    /// Whether this deny counts toward the client address's failures:
+    /// every guess, of a password, a code or a name.
+    pub fn counts_for_source(&self) -> bool {
+        self.is_credential_failure() || matches!(self, Deny::UnknownUser | Deny::SourceBlocked { .. })
     }
 
     /// Whether this deny counts toward the lockout.
@@ -561,6 +576,7 @@ mod tests {
             Deny::UnknownUser,
             Deny::BadPassword,
             Deny::Locked { until: NOW, bad_proof: true },
+            Deny::SourceBlocked { ip: "192.0.2.9".into(), until: NOW },
             Deny::Disabled,
             Deny::AccountExpired { at: NOW },
             Deny::PlanExpired { plan: "p".into(), at: NOW },
@@ -589,7 +605,7 @@ mod tests {
 
     #[test]
     fn lockout_counts_within_the_window() {
-        let lock = Lockout { max_failures: 3, window_secs: 60, duration_secs: 900 };
+        let lock = Lockout { max_failures: 3, window_secs: 60, duration_secs: 900, per_source: 0 };
         let mut s = FailState::default();
         s = after_failure(s, NOW, &lock);
         s = after_failure(s, NOW + 10, &lock);

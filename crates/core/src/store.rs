@@ -18,7 +18,15 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version 1 → 2: per-address failure counters.
+const MIGRATE_2: &str = "CREATE TABLE source_failures (
+    ip           TEXT    PRIMARY KEY,
+    failed_count INTEGER NOT NULL DEFAULT 0,
+    failed_since INTEGER,
+    locked_until INTEGER
+) WITHOUT ROWID;";
 
 pub struct Store {
     pub conn: Connection,
@@ -105,8 +113,12 @@ impl Store {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         if v == 0 {
             tx.execute_batch(SCHEMA).context("cannot create schema")?;
+        } else {
+            // Each step moves one version forward, in order.
+            if v < 2 {
+                tx.execute_batch(MIGRATE_2).context("cannot migrate to schema version 2")?;
+            }
         }
-        // Future migrations: `if v < 2 { ... }` steps go here, in order.
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -239,6 +251,25 @@ pub(crate) mod tests {
         let (_, before) = Store::init(&cfg).unwrap();
         assert_eq!(before, SCHEMA_VERSION);
         Store::open_hook(&cfg).unwrap();
+    }
+
+    #[test]
+    fn migrates_version_1_to_the_current_schema() {
+        let (_d, cfg) = temp_config();
+        let (s, _) = Store::init(&cfg).unwrap();
+        s.conn.execute_batch("DROP TABLE source_failures; PRAGMA user_version = 1;").unwrap();
+        drop(s);
+        assert!(Store::open_hook(&cfg).is_err(), "hooks refuse an old schema");
+        let (s, before) = Store::init(&cfg).unwrap();
+        assert_eq!((before, s.version().unwrap()), (1, SCHEMA_VERSION));
+        // The migrated database has what a new one has.
+        let tables = |c: &Connection| -> String {
+            c.query_row("SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name)", [], |r| r.get(0)).unwrap()
+        };
+        let (_d2, cfg2) = temp_config();
+        let (fresh, _) = Store::init(&cfg2).unwrap();
+        let norm = |t: String| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(norm(tables(&s.conn)), norm(tables(&fresh.conn)));
     }
 
     #[test]
