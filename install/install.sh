@@ -248,6 +248,7 @@ server = "${SERVER_NAME:-$(hostname -s 2>/dev/null || echo server)}"
 
 # [lockout]
 # max_failures = 10        # failures within the window that lock an account (0 = never)
+# per_source = 30          # failures from one address within the window that block it (0 = never)
 # window = "15m"
 # duration = "15m"
 CONF

@@ -24,6 +24,10 @@ cargo build --release --locked || exit 1
 echo "== unit and integration tests"
 cargo test --locked || exit 1
 
+# A short run of every fuzz target (the full campaign: docs/fuzzing.md).
+echo "== fuzz smoke (10 s per target)"
+bash fuzz/run.sh smoke 10 || exit 1
+
 passed=0; failed=0; rc=0
 # The whole suite twice: deferred auth (the default where OpenVPN offers
 # auth_control_file) and inline (defer = "never"). The install, demo and
