@@ -239,3 +239,44 @@ fn a_restarted_servers_old_sessions_are_closed() {
         .unwrap();
     assert_eq!(rows, vec![(1000, Some("server restarted".into())), (1002, None)]);
 }
+
+/// client-connect asks the same standing question as auth-verify: a plan
+/// that ran out, a revoked grant or an unknown server refuses the tunnel
+/// (before, a user on an expired plan got in with `session-timeout 1`, and
+/// an unknown `--server` opened a session with no server).
+#[test]
+fn client_connect_checks_the_whole_standing() {
+    let e = setup("standing", "", "");
+    let c = e.conn();
+    c.execute_batch("UPDATE plans SET expires_after_secs = 60; UPDATE users SET plan_since = 1000;").unwrap();
+    let o = e.connect("alice", 1000);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plan unl expired"), "{}", String::from_utf8_lossy(&o.stderr));
+    c.execute_batch("UPDATE plans SET expires_after_secs = NULL; UPDATE users SET all_servers = 0;").unwrap();
+    let o = e.connect("alice", 1001);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no grant for server nl-1"));
+    c.execute_batch("UPDATE users SET all_servers = 1;").unwrap();
+    let o = e.hook(env!("CARGO_BIN_EXE_client-connect"), "alice", 1002, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_client-connect"));
+    let o = cmd
+        .env_clear()
+        .args([
+            "--config".as_ref(),
+            e.config.as_os_str(),
+            "--server".as_ref(),
+            "xx-9".as_ref(),
+            e.dir.join("cc").as_os_str(),
+        ])
+        .env("username", "alice")
+        .env("trusted_ip", "192.0.2.2")
+        .env("trusted_port", "1003")
+        .env("time_unix", "1800000000")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("server xx-9 is not in the database"));
+    let open: i64 = c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(open, 1, "only the allowed tunnel has a session");
+}

@@ -38,8 +38,8 @@ t_out_link() {
 check "gen-ovpn --out refuses a symbolic link and leaves its target alone" t_out_link
 check "gen-ovpn refuses an unknown user" refuses mallory nl-1 "no such user: mallory"
 check "gen-ovpn refuses an unknown server" refuses alice xx-9 "no such server: xx-9"
-check "gen-ovpn refuses a disabled user" refuses dave nl-1 "dave is disabled"
-check "gen-ovpn refuses a user without access" refuses frank nl-1 "no access to server nl-1"
+check "gen-ovpn refuses a disabled user" refuses dave nl-1 "user dave may not connect: account disabled"
+check "gen-ovpn refuses a user without access" refuses frank nl-1 "user frank may not connect: no grant for server nl-1"
 check "no private key of the CA or server is in a profile" bash -c "
     p=\$('$W/bin/gen-ovpn' --config '$W/tollgate.toml' alice nl-1)
     ! grep -q 'PRIVATE KEY' <<<\"\$p\" &&

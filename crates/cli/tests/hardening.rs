@@ -138,3 +138,17 @@ fn planted_links_in_the_database_directory_are_refused() {
     assert!(err(&o).contains("t.db-shm") && err(&o).contains("hard link"), "{}", err(&o));
     assert_eq!(std::fs::metadata(&victim).unwrap().uid(), before.uid());
 }
+
+/// A sweep for a server the database does not know must say so, not
+/// succeed having done nothing (or cut every client as "not granted").
+#[test]
+fn sweep_refuses_an_unknown_server() {
+    let e = env("sweepserver", "");
+    let status = e.dir.join("status.log");
+    std::fs::write(&status, "HEADER,CLIENT_LIST,Common Name,Real Address\nEND\n").unwrap();
+    let o = e.tollgate(&["sweep", "--server", "xx-9", "--status", status.to_str().unwrap()], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("no such server: xx-9"), "{}", err(&o));
+    let o = e.tollgate(&["sweep", "--server", "nl-1", "--status", status.to_str().unwrap()], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}

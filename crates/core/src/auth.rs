@@ -117,12 +117,11 @@ pub struct Loaded {
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
-    load_with(store, username, server, now, NotCounted::default())
+    load_with(&store.conn, username, server, now, NotCounted::default())
 }
 
 /// `load`, with the sessions that do not count against the connection limit.
-pub fn load_with(store: &Store, username: &str, server: &str, now: i64, skip: NotCounted) -> Result<Loaded> {
-    let c = &store.conn;
+pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i64, skip: NotCounted) -> Result<Loaded> {
     let server_id: Option<i64> =
         c.prepare_cached("SELECT id FROM servers WHERE name = ?1")?.query_row([server], |r| r.get(0)).optional()?;
     let row = c
@@ -134,7 +133,7 @@ pub fn load_with(store: &Store, username: &str, server: &str, now: i64, skip: No
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND user_id = u.id)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id),
                     CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step,
-                    u.device_binding, u.max_devices
+                    u.device_binding, u.max_devices, p.max_session_secs
                FROM users u
                LEFT JOIN plans p ON p.id = u.plan_id
                LEFT JOIN groups g ON g.id = u.group_id
@@ -152,6 +151,7 @@ pub fn load_with(store: &Store, username: &str, server: &str, now: i64, skip: No
                         quota_bytes: r.get(11)?,
                         period: Period::parse(&r.get::<_, String>(12)?).unwrap_or(Period::Month),
                         max_connections: r.get(13)?,
+                        max_session_secs: r.get(19)?,
                     })
                 }
             };
@@ -259,7 +259,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         Some(other) => {
             let d = Decision::Deny(Deny::TokenRejected { state: crate::names::for_log(other) });
             if record {
-                let loaded = load_with(store, req.username, req.server, req.now, skip)?;
+                let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
                 record_outcome(store, cfg, req, &loaded, &d, None)?;
             }
             return done(d);
@@ -280,13 +280,13 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         if let Some(until) = source_state(&store.conn, req.ip)?.locked_until.filter(|t| *t > req.now) {
             let d = Decision::Deny(Deny::SourceBlocked { ip: req.ip.to_string(), until });
             if record {
-                let loaded = load_with(store, req.username, req.server, req.now, skip)?;
+                let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
                 record_outcome(store, cfg, req, &loaded, &d, secret.as_ref())?;
             }
             return done(d);
         }
     }
-    let loaded = load_with(store, req.username, req.server, req.now, skip)?;
+    let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
     let uid = loaded.facts.user.as_ref().map(|u| u.id);
     let mut accepted_step = None;
     let proof = match &secret {

@@ -14,6 +14,7 @@ pub mod profile;
 pub mod quota;
 pub mod safefs;
 pub mod sessions;
+pub mod standing;
 pub mod store;
 pub mod sweep;
 pub mod totp;

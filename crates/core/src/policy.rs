@@ -41,6 +41,7 @@ pub struct PlanFacts {
     pub quota_bytes: Option<i64>,
     pub period: Period,
     pub max_connections: Option<i64>,
+    pub max_session_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -297,38 +298,11 @@ pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
     }
 }
 
+/// The account's standing at login, then the client's own checks.
 fn account_check(facts: &AuthFacts, u: &UserFacts, now: i64) -> Option<Deny> {
-    if !u.enabled {
-        return Some(Deny::Disabled);
-    }
-    if let Some(at) = u.expires_at.filter(|t| *t <= now) {
-        return Some(Deny::AccountExpired { at });
-    }
-    if let Some(p) = &u.plan {
-        if let Some(at) = p.expires_at.filter(|t| *t <= now) {
-            return Some(Deny::PlanExpired { plan: p.name.clone(), at });
-        }
-    }
-    if !facts.server_known {
-        return Some(Deny::UnknownServer { server: facts.server.clone() });
-    }
-    if !u.granted {
-        return Some(Deny::NoGrant { server: facts.server.clone() });
-    }
-    if let Some(p) = &u.plan {
-        if let Some(quota) = p.quota_bytes.filter(|q| u.used_bytes >= *q) {
-            return Some(Deny::QuotaExhausted {
-                used: u.used_bytes,
-                quota,
-                period: p.period,
-                resets: p.period.next_start(now),
-            });
-        }
-        if let Some(max) = p.max_connections.filter(|m| u.open_sessions >= *m) {
-            return Some(Deny::TooManySessions { open: u.open_sessions, max });
-        }
-    }
-    u.client_deny.clone().or_else(|| u.device_deny.clone())
+    crate::standing::check(facts, crate::standing::Checkpoint::Login, now)
+        .or_else(|| u.client_deny.clone())
+        .or_else(|| u.device_deny.clone())
 }
 
 /// The lockout counters of one user.
@@ -407,6 +381,7 @@ mod tests {
                     quota_bytes: Some(1000),
                     period: Period::Month,
                     max_connections: Some(2),
+                    max_session_secs: None,
                 }),
                 ..Default::default()
             }),

@@ -1,6 +1,7 @@
 //! Client profiles (.ovpn): what gen-ovpn prints. Rendering is pure; the
 //! loading checks that the user may have one.
 
+use crate::policy::Deny;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use rusqlite::OptionalExtension;
@@ -128,13 +129,14 @@ pub fn load(
         )
         .optional()?;
     let Some((srv, needs_cert, pki_dir)) = srv else { bail!("no such server: {server}") };
-    let facts = crate::auth::load(store, user, server, now)?;
-    let Some(u) = facts.facts.user else { bail!("no such user: {user}") };
-    if !u.enabled {
-        bail!("user {user} is disabled");
-    }
-    if !u.granted {
-        bail!("user {user} has no access to server {server} (tollgate user set {user} --server {server})");
+    let account = crate::auth::load(store, user, server, now)?.facts;
+    match crate::standing::check(&account, crate::standing::Checkpoint::Profile, now) {
+        None => {}
+        Some(Deny::UnknownUser) => bail!("no such user: {user}"),
+        Some(d @ Deny::NoGrant { .. }) => {
+            bail!("user {user} may not connect: {} (tollgate user set {user} --server {server})", d.log_reason())
+        }
+        Some(d) => bail!("user {user} may not connect: {}", d.log_reason()),
     }
     let (mfa, binding): (bool, Option<String>) = c.query_row(
         "SELECT totp_secret IS NOT NULL AND totp_confirmed, device_binding FROM users WHERE name = ?1",

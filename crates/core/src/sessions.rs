@@ -3,39 +3,33 @@
 //! per-period usage counters, closing sessions idempotently, and the spool
 //! that keeps a disconnect record when the database cannot be written.
 
-use crate::policy::Deny;
+use crate::policy::{AuthFacts, Deny};
 use crate::quota::Period;
+use crate::standing::{self, Checkpoint};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What client-connect knows about the user, read inside its transaction.
+/// What client-connect writes for the user, read inside its transaction
+/// (whether the user may connect at all is `standing::check`'s).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectFacts {
-    pub enabled: bool,
     pub expires_at: Option<i64>,
     pub plan_expires_at: Option<i64>,
     pub max_session_secs: Option<i64>,
-    pub max_connections: Option<i64>,
-    pub open_sessions: i64,
     pub static_ip: Option<String>,
     pub push: Vec<String>,
     pub redirect_gateway: bool,
 }
 
-/// Pure: may this connection open, and with which directives for OpenVPN?
-/// `netmask` is the tunnel's netmask (OpenVPN's `ifconfig_netmask`).
-pub fn decide_connect(f: &ConnectFacts, now: i64, netmask: &str) -> Result<Vec<String>, Deny> {
-    if !f.enabled {
-        return Err(Deny::Disabled);
-    }
-    if let Some(at) = f.expires_at.filter(|t| *t <= now) {
-        return Err(Deny::AccountExpired { at });
-    }
-    if let Some(max) = f.max_connections.filter(|m| f.open_sessions >= *m) {
-        return Err(Deny::TooManySessions { open: f.open_sessions, max });
+/// Pure: may this connection open (the account's standing at connect), and
+/// with which directives for OpenVPN? `netmask` is the tunnel's netmask
+/// (OpenVPN's `ifconfig_netmask`).
+pub fn decide_connect(account: &AuthFacts, f: &ConnectFacts, now: i64, netmask: &str) -> Result<Vec<String>, Deny> {
+    if let Some(d) = standing::check(account, Checkpoint::Connect, now) {
+        return Err(d);
     }
     let mut out = Vec::new();
     if let Some(t) = session_timeout(f, now) {
@@ -94,7 +88,7 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
         tx.query_row("SELECT id FROM servers WHERE name = ?1", [&r.key.server], |x| x.get(0)).optional()?;
     let row = tx
         .query_row(
-            "SELECT u.id, u.enabled, u.expires_at, u.static_ip, p.max_session_secs, p.max_connections,
+            "SELECT u.id, u.expires_at, u.static_ip, p.max_session_secs,
                     CASE WHEN p.expires_after_secs IS NULL THEN NULL
                          ELSE coalesce(u.plan_since, 0) + p.expires_after_secs END,
                     g.push, coalesce(g.redirect_gateway, 0)
@@ -105,18 +99,15 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
                 Ok((
                     x.get::<_, i64>(0)?,
                     ConnectFacts {
-                        enabled: x.get(1)?,
-                        expires_at: x.get(2)?,
-                        static_ip: x.get(3)?,
-                        max_session_secs: x.get(4)?,
-                        max_connections: x.get(5)?,
-                        plan_expires_at: x.get(6)?,
+                        expires_at: x.get(1)?,
+                        static_ip: x.get(2)?,
+                        max_session_secs: x.get(3)?,
+                        plan_expires_at: x.get(4)?,
                         push: x
-                            .get::<_, Option<String>>(7)?
+                            .get::<_, Option<String>>(5)?
                             .map(|p| p.lines().map(str::to_string).collect())
                             .unwrap_or_default(),
-                        redirect_gateway: x.get(8)?,
-                        open_sessions: 0,
+                        redirect_gateway: x.get(6)?,
                     },
                 ))
             },
@@ -128,15 +119,13 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
     if let (Some(id), Some(started)) = (server_id, r.server_started) {
         close_stale(&tx, id, started, r.now)?;
     }
-    let Some((user_id, mut facts)) = row else {
+    let Some((user_id, facts)) = row else {
         tx.commit()?;
         return Ok(Err(Deny::UnknownUser));
     };
-    facts.open_sessions =
-        tx.query_row("SELECT count(*) FROM sessions WHERE user_id = ?1 AND closed_at IS NULL", [user_id], |x| {
-            x.get(0)
-        })?;
-    let decision = decide_connect(&facts, r.now, &r.netmask);
+    // Counted under the write lock: two logins racing cannot both pass.
+    let account = crate::auth::load_with(&tx, &r.key.username, &r.key.server, r.now, Default::default())?.facts;
+    let decision = decide_connect(&account, &facts, r.now, &r.netmask);
     if decision.is_ok() {
         tx.execute(
             "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port, vpn_ip, platform, client_version)
@@ -384,100 +373,24 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn facts() -> ConnectFacts {
-        ConnectFacts { enabled: true, ..Default::default() }
+        ConnectFacts::default()
     }
 
-    fn key(port: i64) -> SessionKey {
-        SessionKey {
-            username: "alice".into(),
-            server: "nl-1".into(),
-            connected_at: NOW,
-            real_ip: "192.0.2.2".into(),
-            real_port: port,
-        }
-    }
-
-    /// Two replays racing over the same spool (a sweep and a
-    /// client-disconnect) apply every record exactly once and neither fails;
-    /// planted links are not followed; dead writers' temp files go.
-    #[test]
-    fn spool_replay_races_and_hostile_entries() {
-        use crate::store::tests::temp_config;
-        let (d, cfg) = temp_config();
-        let (mut store, _) = Store::init(&cfg).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
-                 INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', 'x', 0, 0);",
-            )
-            .unwrap();
-        const N: i64 = 150;
-        for port in 0..N {
-            let r = OpenRequest {
-                key: key(port),
-                vpn_ip: None,
-                platform: None,
-                client_version: None,
-                netmask: "255.255.255.0".into(),
-                now: NOW,
-                server_started: None,
-            };
-            open(&mut store, &r).unwrap().unwrap();
-            let rec =
-                CloseRecord { key: key(port), bytes_in: 10, bytes_out: 1, closed_at: NOW + 1, reason: "x".into() };
-            spool(&cfg.database, &rec).unwrap();
-        }
-        let dir = spool_dir(&cfg.database);
-        let victim = d.path.join("victim.json");
-        std::fs::write(&victim, b"{}").unwrap();
-        std::os::unix::fs::symlink(&victim, dir.join("0-planted.json")).unwrap();
-        let stale = dir.join(".1-dead.json.abcd.tmp");
-        let young = dir.join(".2-writing.json.ef01.tmp");
-        std::fs::write(&stale, b"half").unwrap();
-        std::fs::write(&young, b"half").unwrap();
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * STALE_TMP_SECS as u64);
-        std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
-
-        let applied: usize = std::thread::scope(|s| {
-            let racers: Vec<_> = (0..2)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut st = Store::open_hook(&cfg).unwrap();
-                        replay_spool(&mut st, &cfg.database).expect("a replay racing another must not fail")
-                    })
-                })
-                .collect();
-            racers.into_iter().map(|r| r.join().unwrap()).sum()
-        });
-        assert_eq!(applied, N as usize, "each record applied once");
-        let (open_left, bytes): (i64, i64) = store
-            .conn
-            .query_row(
-                "SELECT (SELECT count(*) FROM sessions WHERE closed_at IS NULL), bytes_in + bytes_out FROM usage WHERE period_start = 0",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((open_left, bytes), (0, 11 * N), "charged exactly once");
-        assert_eq!(std::fs::read(&victim).unwrap(), b"{}", "a link's target is neither read as a record nor moved");
-        assert!(dir.join("0-planted.bad").symlink_metadata().unwrap().file_type().is_symlink());
-        assert!(!stale.exists(), "a dead writer's temp file is removed");
-        assert!(young.exists(), "a temp file being written is left alone");
-
-        // A spool directory replaced by a link is refused, not followed.
-        let elsewhere = d.path.join("elsewhere");
-        std::fs::create_dir(&elsewhere).unwrap();
-        std::fs::write(elsewhere.join("x.json"), b"not a record").unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
-        assert!(replay_spool(&mut store, &cfg.database).is_err());
-        assert!(elsewhere.join("x.json").exists(), "nothing renamed through the link");
+    fn account(f: impl FnOnce(&mut crate::policy::UserFacts)) -> AuthFacts {
+        let mut u = crate::policy::UserFacts {
+            id: 1,
+            name: "alice".into(),
+            enabled: true,
+            granted: true,
+            ..Default::default()
+        };
+        f(&mut u);
+        AuthFacts { server: "nl-1".into(), server_known: true, user: Some(u) }
     }
 
     #[test]
     fn plain_connect_has_no_directives() {
-        assert_eq!(decide_connect(&facts(), NOW, "255.255.255.0"), Ok(vec![]));
+        assert_eq!(decide_connect(&account(|_| {}), &facts(), NOW, "255.255.255.0"), Ok(vec![]));
     }
 
     #[test]
@@ -490,7 +403,7 @@ mod tests {
             ..facts()
         };
         assert_eq!(
-            decide_connect(&f, NOW, "255.255.255.0").unwrap(),
+            decide_connect(&account(|_| {}), &f, NOW, "255.255.255.0").unwrap(),
             vec![
                 "session-timeout 28800",
                 "ifconfig-push 10.99.0.50 255.255.255.0",
@@ -509,14 +422,40 @@ mod tests {
         assert_eq!(session_timeout(&facts(), NOW), None);
     }
 
+    /// client-connect asks the same standing question as auth-verify: a
+    /// plan that expired between login and connect refuses, as does a full
+    /// connection count.
     #[test]
     fn refusals() {
-        assert_eq!(decide_connect(&ConnectFacts { enabled: false, ..facts() }, NOW, "m"), Err(Deny::Disabled));
-        let f = ConnectFacts { expires_at: Some(NOW), ..facts() };
-        assert_eq!(decide_connect(&f, NOW, "m"), Err(Deny::AccountExpired { at: NOW }));
-        let f = ConnectFacts { max_connections: Some(1), open_sessions: 1, ..facts() };
-        assert_eq!(decide_connect(&f, NOW, "m"), Err(Deny::TooManySessions { open: 1, max: 1 }));
-        let f = ConnectFacts { max_connections: Some(2), open_sessions: 1, ..facts() };
-        assert!(decide_connect(&f, NOW, "m").is_ok());
+        use crate::policy::PlanFacts;
+        let plan = |f: &mut crate::policy::UserFacts, exp: Option<i64>, max: Option<i64>| {
+            f.plan = Some(PlanFacts {
+                name: "p".into(),
+                expires_at: exp,
+                quota_bytes: None,
+                period: Period::Month,
+                max_connections: max,
+                max_session_secs: None,
+            })
+        };
+        let d = |a: AuthFacts| decide_connect(&a, &facts(), NOW, "m");
+        assert_eq!(d(account(|u| u.enabled = false)), Err(Deny::Disabled));
+        assert_eq!(d(account(|u| u.expires_at = Some(NOW))), Err(Deny::AccountExpired { at: NOW }));
+        assert_eq!(
+            d(account(|u| plan(u, Some(NOW - 1), None))),
+            Err(Deny::PlanExpired { plan: "p".into(), at: NOW - 1 })
+        );
+        assert_eq!(
+            d(account(|u| {
+                plan(u, None, Some(1));
+                u.open_sessions = 1
+            })),
+            Err(Deny::TooManySessions { open: 1, max: 1 })
+        );
+        assert!(d(account(|u| {
+            plan(u, None, Some(2));
+            u.open_sessions = 1
+        }))
+        .is_ok());
     }
 }

@@ -1,57 +1,21 @@
 //! `tollgate sweep`, run by cron or a timer: charge live byte counts to open
-//! sessions, cut clients that must go, close sessions OpenVPN lost, replay
-//! the disconnect spool, prune old events.
+//! sessions, cut clients that must go (the account's standing for a live
+//! tunnel, `standing::check`), close sessions OpenVPN lost, replay the
+//! disconnect spool, prune old events.
 
 use crate::config::Config;
 use crate::mgmt::{LiveClient, Status};
-use crate::policy::Deny;
-use crate::quota::Period;
 use crate::sessions;
+use crate::standing::{self, Checkpoint};
 use crate::store::Store;
 use anyhow::Result;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 use std::collections::HashMap;
 
 /// A session younger than this may not be in the live list yet (its
 /// client-connect just ran); it is never taken for lost.
 pub const LOST_GRACE_SECS: i64 = 5;
-
-/// What the sweep knows about a live client's user.
-#[derive(Debug, Clone, Default)]
-pub struct LiveUserFacts {
-    pub enabled: bool,
-    pub expires_at: Option<i64>,
-    pub plan_name: Option<String>,
-    pub plan_expires_at: Option<i64>,
-    pub quota_bytes: Option<i64>,
-    pub period: Option<Period>,
-    pub used_bytes: i64,
-    pub max_session_secs: Option<i64>,
-}
-
-/// Pure: must this live client be cut, and why?
-pub fn verdict(user: Option<&LiveUserFacts>, connected_at: i64, now: i64) -> Option<Deny> {
-    let Some(u) = user else { return Some(Deny::UnknownUser) };
-    if !u.enabled {
-        return Some(Deny::Disabled);
-    }
-    if let Some(at) = u.expires_at.filter(|t| *t <= now) {
-        return Some(Deny::AccountExpired { at });
-    }
-    if let Some(at) = u.plan_expires_at.filter(|t| *t <= now) {
-        return Some(Deny::PlanExpired { plan: u.plan_name.clone().unwrap_or_default(), at });
-    }
-    if let (Some(quota), Some(period)) = (u.quota_bytes, u.period) {
-        if u.used_bytes >= quota {
-            return Some(Deny::QuotaExhausted { used: u.used_bytes, quota, period, resets: period.next_start(now) });
-        }
-    }
-    if let Some(max) = u.max_session_secs.filter(|m| now - connected_at >= *m) {
-        return Some(Deny::SessionTimeLimit { max });
-    }
-    None
-}
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -74,44 +38,6 @@ pub struct Killed {
     pub done: bool,
 }
 
-fn load_user(store: &Store, name: &str, now: i64) -> Result<Option<LiveUserFacts>> {
-    let row = store
-        .conn
-        .prepare_cached(
-            "SELECT u.id, u.enabled, u.expires_at, p.name,
-                    CASE WHEN p.expires_after_secs IS NULL THEN NULL
-                         ELSE coalesce(u.plan_since, 0) + p.expires_after_secs END,
-                    p.quota_bytes, p.period, p.max_session_secs
-               FROM users u LEFT JOIN plans p ON p.id = u.plan_id WHERE u.name = ?1",
-        )?
-        .query_row([name], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                LiveUserFacts {
-                    enabled: r.get(1)?,
-                    expires_at: r.get(2)?,
-                    plan_name: r.get(3)?,
-                    plan_expires_at: r.get(4)?,
-                    quota_bytes: r.get(5)?,
-                    period: r.get::<_, Option<String>>(6)?.as_deref().and_then(Period::parse),
-                    max_session_secs: r.get(7)?,
-                    used_bytes: 0,
-                },
-            ))
-        })
-        .optional()?;
-    let Some((id, mut f)) = row else { return Ok(None) };
-    if let Some(p) = f.period {
-        f.used_bytes = store
-            .conn
-            .prepare_cached("SELECT bytes_in + bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2")?
-            .query_row(params![id, p.start(now)], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-    }
-    Ok(Some(f))
-}
-
 /// One sweep for `server`. `live` is None when neither a management
 /// interface nor a status file was given: then only the spool and the
 /// pruning run. `kill` is None with a status file (nothing to kill through).
@@ -123,6 +49,14 @@ pub fn run(
     mut kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>>,
     now: i64,
 ) -> Result<Report> {
+    // Every live client would be refused for an unknown server: say so
+    // instead of cutting them all.
+    let known: bool = store.conn.query_row("SELECT count(*) FROM servers WHERE name = ?1", [server], |r| r.get(0))?;
+    if !known {
+        anyhow::bail!(
+            "no such server: {server} (the name in tollgate server list, --server or `server` in the config)"
+        );
+    }
     let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.database)?, ..Default::default() };
     if let Some(status) = live {
         let live = status.clients.as_slice();
@@ -179,8 +113,8 @@ pub fn run(
         }
         tx.commit()?;
         for c in live {
-            let facts = load_user(store, &c.username, now)?;
-            if let Some(d) = verdict(facts.as_ref(), c.connected_at, now) {
+            let account = crate::auth::load_with(&store.conn, &c.username, server, now, Default::default())?.facts;
+            if let Some(d) = standing::check(&account, Checkpoint::Live { connected_at: c.connected_at }, now) {
                 let done = match kill.as_mut() {
                     Some(k) => k(c).is_ok(),
                     None => false,
@@ -204,10 +138,6 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000;
-
-    fn ok() -> LiveUserFacts {
-        LiveUserFacts { enabled: true, ..Default::default() }
-    }
 
     /// OpenVPN prints IPv6 clients without a port: such a client is still
     /// its session's (charged, not closed as lost), and one live client is
@@ -243,21 +173,5 @@ mod tests {
         let open: i64 =
             store.conn.query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(open, 2);
-    }
-
-    #[test]
-    fn verdicts() {
-        assert_eq!(verdict(Some(&ok()), NOW - 10, NOW), None);
-        assert_eq!(verdict(None, NOW, NOW), Some(Deny::UnknownUser));
-        assert_eq!(verdict(Some(&LiveUserFacts { enabled: false, ..ok() }), NOW, NOW), Some(Deny::Disabled));
-        let f = LiveUserFacts { expires_at: Some(NOW - 1), ..ok() };
-        assert_eq!(verdict(Some(&f), NOW, NOW), Some(Deny::AccountExpired { at: NOW - 1 }));
-        let f = LiveUserFacts { quota_bytes: Some(100), used_bytes: 100, period: Some(Period::Day), ..ok() };
-        assert!(matches!(verdict(Some(&f), NOW, NOW), Some(Deny::QuotaExhausted { .. })));
-        let f = LiveUserFacts { quota_bytes: Some(100), used_bytes: 99, period: Some(Period::Day), ..ok() };
-        assert_eq!(verdict(Some(&f), NOW, NOW), None);
-        let f = LiveUserFacts { max_session_secs: Some(60), ..ok() };
-        assert_eq!(verdict(Some(&f), NOW - 60, NOW), Some(Deny::SessionTimeLimit { max: 60 }));
-        assert_eq!(verdict(Some(&f), NOW - 59, NOW), None);
     }
 }
