@@ -54,7 +54,9 @@ mod tests {
 /// from: IPv6 in its compressed form, IPv4-mapped IPv6 (a dual-stack
 /// socket's view of an IPv4 client) as plain IPv4. Not an address: as given.
 pub fn canonical_ip(s: &str) -> String {
-    match s.trim().parse::<std::net::IpAddr>() {
+    // No trimming: what does not parse as it is stays as it is, so that the
+    // spelling is idempotent (found by fuzzing the status parser).
+    match s.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
             None => v6.to_string(),
@@ -74,5 +76,9 @@ mod ip_tests {
         assert_eq!(canonical_ip("::ffff:192.0.2.2"), "192.0.2.2");
         assert_eq!(canonical_ip("2001:DB8:0:0::2"), "2001:db8::2");
         assert_eq!(canonical_ip("not-an-ip"), "not-an-ip");
+        for junk in ["\u{c}001:db8::2", " 192.0.2.2", "2001:db8::2\t"] {
+            assert_eq!(canonical_ip(junk), junk);
+            assert_eq!(canonical_ip(&canonical_ip(junk)), canonical_ip(junk));
+        }
     }
 }
