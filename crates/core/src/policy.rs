@@ -360,7 +360,7 @@ pub fn check_credentials(username: &[u8], password: &[u8]) -> Result<(), Deny> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Lockout;
 
@@ -388,7 +388,8 @@ mod tests {
         }
     }
 
-    fn with(f: impl FnOnce(&mut UserFacts)) -> AuthFacts {
+    /// A good account (alice on plan basic, server nl-1), changed by `f`.
+    pub(crate) fn with(f: impl FnOnce(&mut UserFacts)) -> AuthFacts {
         let mut a = facts();
         f(a.user.as_mut().unwrap());
         a

@@ -85,31 +85,21 @@ pub fn check(facts: &AuthFacts, at: Checkpoint, now: i64) -> Option<Deny> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{PlanFacts, UserFacts};
-    use crate::quota::Period;
+    use crate::policy::UserFacts;
 
     const NOW: i64 = 1_800_000_000;
     const ALL: [Checkpoint; 4] =
         [Checkpoint::Login, Checkpoint::Connect, Checkpoint::Live { connected_at: NOW - 10 }, Checkpoint::Profile];
 
+    /// policy's sample account, with a connection limit of 1 and a
+    /// session limit of 60 s, changed by `f`.
     fn facts(f: impl FnOnce(&mut UserFacts)) -> AuthFacts {
-        let mut u = UserFacts {
-            id: 1,
-            name: "alice".into(),
-            enabled: true,
-            granted: true,
-            plan: Some(PlanFacts {
-                name: "basic".into(),
-                expires_at: None,
-                quota_bytes: Some(1000),
-                period: Period::Month,
-                max_connections: Some(1),
-                max_session_secs: Some(60),
-            }),
-            ..Default::default()
-        };
-        f(&mut u);
-        AuthFacts { server: "nl-1".into(), server_known: true, user: Some(u) }
+        crate::policy::tests::with(|u| {
+            let p = u.plan.as_mut().unwrap();
+            p.max_connections = Some(1);
+            p.max_session_secs = Some(60);
+            f(u)
+        })
     }
 
     /// Which checkpoints refuse these facts.
