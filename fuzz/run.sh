@@ -32,12 +32,18 @@ run() {
     mkdir -p "$scratch/$t"
     cp corpus/"$t"/* "$scratch/$t/"
     log="$scratch/$t.log"
-    if ! "${FUZZ[@]}" run --release "$t" "$scratch/$t" -- -max_len=8192 -print_final_stats=1 "$@" >"$log" 2>&1; then
+    local rc=0 runs
+    "${FUZZ[@]}" run --release "$t" "$scratch/$t" -- -max_len=8192 -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    if grep -q "libFuzzer: run interrupted" "$log"; then
+        echo "$t: interrupted after ${runs:-?} runs, no crash"
+        return 1
+    fi
+    if [ "$rc" -ne 0 ]; then
         tail -n 40 "$log" >&2
         echo "$t: CRASH (artifact under fuzz/artifacts/$t)"
         return 1
     fi
-    local runs; runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     echo "$t: ${runs:-?} runs, no crash"
 }
 
