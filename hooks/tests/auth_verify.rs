@@ -11,7 +11,13 @@ mod common;
 use common::{Env, FAST};
 
 fn setup(name: &str) -> Env {
-    common::env("hooktest", name, "busy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1", &common::alice())
+    setup_with(name, "")
+}
+
+/// `setup`, with more config tables after `[argon2]`.
+fn setup_with(name: &str, toml: &str) -> Env {
+    let base = "busy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1";
+    common::env("hooktest", name, &format!("{base}\n{toml}"), &common::alice())
 }
 
 impl Env {
@@ -196,12 +202,7 @@ extern "C" {
 
 #[test]
 fn lockout_then_unlock() {
-    let e = setup("lockout");
-    std::fs::write(
-        &e.config,
-        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[lockout]\nmax_failures = 3\n",
-    )
-    .unwrap();
+    let e = setup_with("lockout", "[lockout]\nmax_failures = 3\n");
     for _ in 0..3 {
         let (out, _) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &[]);
         assert_eq!(out.status.code(), Some(1));
@@ -219,12 +220,7 @@ fn lockout_then_unlock() {
 /// is the one unknown users get, and the wrong ones keep counting.
 #[test]
 fn a_locked_account_answers_every_password_alike() {
-    let e = setup("lockoracle");
-    std::fs::write(
-        &e.config,
-        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[lockout]\nmax_failures = 3\n",
-    )
-    .unwrap();
+    let e = setup_with("lockoracle", "[lockout]\nmax_failures = 3\n");
     for _ in 0..3 {
         e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &[]);
     }
@@ -473,12 +469,7 @@ fn static_challenge_code_is_single_use() {
 /// accounts themselves, are unaffected.
 #[test]
 fn one_address_cannot_lock_out_every_account() {
-    let e = setup("persource");
-    std::fs::write(
-        &e.config,
-        "database = \"t.db\"\nserver = \"nl-1\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[lockout]\nmax_failures = 3\nper_source = 4\n",
-    )
-    .unwrap();
+    let e = setup_with("persource", "[lockout]\nmax_failures = 3\nper_source = 4\n");
     let cfg = Config::from_file(&e.config).unwrap();
     let c = rusqlite_conn(&cfg);
     let h = password::hash("correct horse", FAST).unwrap();

@@ -3,7 +3,7 @@
 //! per-period usage counters, closing sessions idempotently, and the spool
 //! that keeps a disconnect record when the database cannot be written.
 
-use crate::policy::{AuthFacts, Deny};
+use crate::policy::{AuthFacts, Deny, UserFacts};
 use crate::quota::Period;
 use crate::standing::{self, Checkpoint};
 use crate::store::Store;
@@ -12,13 +12,11 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// What client-connect writes for the user, read inside its transaction
-/// (whether the user may connect at all is `standing::check`'s).
+/// What client-connect alone needs about the user, read inside its
+/// transaction; the rest (may the user connect, expiries, the plan's
+/// limits) is the account loaded for `standing::check`.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectFacts {
-    pub expires_at: Option<i64>,
-    pub plan_expires_at: Option<i64>,
-    pub max_session_secs: Option<i64>,
     pub static_ip: Option<String>,
     pub push: Vec<String>,
     pub redirect_gateway: bool,
@@ -32,7 +30,7 @@ pub fn decide_connect(account: &AuthFacts, f: &ConnectFacts, now: i64, netmask: 
         return Err(d);
     }
     let mut out = Vec::new();
-    if let Some(t) = session_timeout(f, now) {
+    if let Some(t) = account.user.as_ref().and_then(|u| session_timeout(u, now)) {
         out.push(format!("session-timeout {t}"));
     }
     if let Some(ip) = &f.static_ip {
@@ -49,12 +47,17 @@ pub fn decide_connect(account: &AuthFacts, f: &ConnectFacts, now: i64, netmask: 
 
 /// The plan's session limit or the time left until the account or plan
 /// expires, whichever is shorter (at least 1 second).
-pub fn session_timeout(f: &ConnectFacts, now: i64) -> Option<i64> {
-    [f.max_session_secs, f.expires_at.map(|t| t - now), f.plan_expires_at.map(|t| t - now)]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|t| t.max(1))
+pub fn session_timeout(u: &UserFacts, now: i64) -> Option<i64> {
+    let plan = u.plan.as_ref();
+    [
+        plan.and_then(|p| p.max_session_secs),
+        u.expires_at.map(|t| t - now),
+        plan.and_then(|p| p.expires_at).map(|t| t - now),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .map(|t| t.max(1))
 }
 
 /// Identifies one tunnel across client-connect, client-disconnect and the
@@ -88,28 +91,18 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
         tx.query_row("SELECT id FROM servers WHERE name = ?1", [&r.key.server], |x| x.get(0)).optional()?;
     let row = tx
         .query_row(
-            "SELECT u.id, u.expires_at, u.static_ip, p.max_session_secs,
-                    CASE WHEN p.expires_after_secs IS NULL THEN NULL
-                         ELSE coalesce(u.plan_since, 0) + p.expires_after_secs END,
-                    g.push, coalesce(g.redirect_gateway, 0)
-               FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
-              WHERE u.name = ?1",
+            "SELECT u.static_ip, g.push, coalesce(g.redirect_gateway, 0)
+               FROM users u LEFT JOIN groups g ON g.id = u.group_id WHERE u.name = ?1",
             [&r.key.username],
             |x| {
-                Ok((
-                    x.get::<_, i64>(0)?,
-                    ConnectFacts {
-                        expires_at: x.get(1)?,
-                        static_ip: x.get(2)?,
-                        max_session_secs: x.get(3)?,
-                        plan_expires_at: x.get(4)?,
-                        push: x
-                            .get::<_, Option<String>>(5)?
-                            .map(|p| p.lines().map(str::to_string).collect())
-                            .unwrap_or_default(),
-                        redirect_gateway: x.get(6)?,
-                    },
-                ))
+                Ok(ConnectFacts {
+                    static_ip: x.get(0)?,
+                    push: x
+                        .get::<_, Option<String>>(1)?
+                        .map(|p| p.lines().map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    redirect_gateway: x.get(2)?,
+                })
             },
         )
         .optional()?;
@@ -119,12 +112,12 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
     if let (Some(id), Some(started)) = (server_id, r.server_started) {
         close_stale(&tx, id, started, r.now)?;
     }
-    let Some((user_id, facts)) = row else {
+    // Counted under the write lock: two logins racing cannot both pass.
+    let account = crate::auth::load_with(&tx, &r.key.username, &r.key.server, r.now, Default::default())?.facts;
+    let (Some(facts), Some(user_id)) = (row, account.user.as_ref().map(|u| u.id)) else {
         tx.commit()?;
         return Ok(Err(Deny::UnknownUser));
     };
-    // Counted under the write lock: two logins racing cannot both pass.
-    let account = crate::auth::load_with(&tx, &r.key.username, &r.key.server, r.now, Default::default())?.facts;
     let decision = decide_connect(&account, &facts, r.now, &r.netmask);
     if decision.is_ok() {
         tx.execute(
@@ -369,6 +362,7 @@ fn set_aside(dir: &crate::safefs::Dir, name: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PlanFacts;
 
     const NOW: i64 = 1_800_000_000;
 
@@ -376,7 +370,19 @@ mod tests {
         ConnectFacts::default()
     }
 
-    fn account(f: impl FnOnce(&mut crate::policy::UserFacts)) -> AuthFacts {
+    /// Plan p: expiring at `expires_at`, with these limits.
+    fn plan(expires_at: Option<i64>, max_connections: Option<i64>, max_session_secs: Option<i64>) -> PlanFacts {
+        PlanFacts {
+            name: "p".into(),
+            expires_at,
+            quota_bytes: None,
+            period: Period::Month,
+            max_connections,
+            max_session_secs,
+        }
+    }
+
+    fn account(f: impl FnOnce(&mut UserFacts)) -> AuthFacts {
         let mut u = crate::policy::UserFacts {
             id: 1,
             name: "alice".into(),
@@ -396,14 +402,13 @@ mod tests {
     #[test]
     fn directives() {
         let f = ConnectFacts {
-            max_session_secs: Some(8 * 3600),
             static_ip: Some("10.99.0.50".into()),
             push: vec!["route 10.1.0.0 255.255.0.0".into()],
             redirect_gateway: true,
-            ..facts()
         };
+        let eight_hours = account(|u| u.plan = Some(plan(None, None, Some(8 * 3600))));
         assert_eq!(
-            decide_connect(&account(|_| {}), &f, NOW, "255.255.255.0").unwrap(),
+            decide_connect(&eight_hours, &f, NOW, "255.255.255.0").unwrap(),
             vec![
                 "session-timeout 28800",
                 "ifconfig-push 10.99.0.50 255.255.255.0",
@@ -415,11 +420,15 @@ mod tests {
 
     #[test]
     fn session_timeout_is_the_shortest_limit() {
-        let f = ConnectFacts { max_session_secs: Some(3600), expires_at: Some(NOW + 600), ..facts() };
-        assert_eq!(session_timeout(&f, NOW), Some(600));
-        let f = ConnectFacts { max_session_secs: Some(60), plan_expires_at: Some(NOW + 600), ..facts() };
-        assert_eq!(session_timeout(&f, NOW), Some(60));
-        assert_eq!(session_timeout(&facts(), NOW), None);
+        let user = |a: AuthFacts| a.user.unwrap();
+        let u = user(account(|u| {
+            u.plan = Some(plan(None, None, Some(3600)));
+            u.expires_at = Some(NOW + 600)
+        }));
+        assert_eq!(session_timeout(&u, NOW), Some(600));
+        let u = user(account(|u| u.plan = Some(plan(Some(NOW + 600), None, Some(60)))));
+        assert_eq!(session_timeout(&u, NOW), Some(60));
+        assert_eq!(session_timeout(&user(account(|_| {})), NOW), None);
     }
 
     /// client-connect asks the same standing question as auth-verify: a
@@ -427,17 +436,7 @@ mod tests {
     /// connection count.
     #[test]
     fn refusals() {
-        use crate::policy::PlanFacts;
-        let plan = |f: &mut crate::policy::UserFacts, exp: Option<i64>, max: Option<i64>| {
-            f.plan = Some(PlanFacts {
-                name: "p".into(),
-                expires_at: exp,
-                quota_bytes: None,
-                period: Period::Month,
-                max_connections: max,
-                max_session_secs: None,
-            })
-        };
+        let plan = |f: &mut UserFacts, exp: Option<i64>, max: Option<i64>| f.plan = Some(plan(exp, max, None));
         let d = |a: AuthFacts| decide_connect(&a, &facts(), NOW, "m");
         assert_eq!(d(account(|u| u.enabled = false)), Err(Deny::Disabled));
         assert_eq!(d(account(|u| u.expires_at = Some(NOW))), Err(Deny::AccountExpired { at: NOW }));
