@@ -1,4 +1,4 @@
--- tollgate schema, version 2. The one source of truth: embedded in the core
+-- tollgate schema, version 3. The one source of truth: embedded in the core
 -- and applied by `tollgate init`. Times are UTC seconds since the epoch.
 -- PRAGMA user_version carries the version; migrations move it forward.
 
@@ -40,7 +40,8 @@ CREATE TABLE groups (
     push             TEXT    NOT NULL DEFAULT '',  -- one push option per line
     redirect_gateway INTEGER NOT NULL DEFAULT 0,
     all_servers      INTEGER NOT NULL DEFAULT 0,
-    created_at       INTEGER NOT NULL
+    created_at       INTEGER NOT NULL,
+    auth_method      TEXT                          -- members' auth method, NULL = config default
 );
 
 CREATE TABLE users (
@@ -63,7 +64,9 @@ CREATE TABLE users (
     totp_confirmed  INTEGER NOT NULL DEFAULT 0,
     totp_last_step  INTEGER,                       -- replay protection
     created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    auth_method     TEXT,                          -- NULL = the group's, else the config's
+    saved           TEXT                           -- JSON object the post-auth program saved
 );
 CREATE INDEX users_group ON users(group_id);
 
@@ -137,7 +140,9 @@ CREATE TABLE challenges (
     state_id   TEXT    PRIMARY KEY,
     user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     ip         TEXT    NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    kind       TEXT    NOT NULL DEFAULT 'totp',    -- what answers it: 'totp' or 'program'
+    carry      TEXT                                -- JSON: the session's group and address so far
 );
 
 -- Credential failures per client address ([lockout] per_source): an address
@@ -147,4 +152,17 @@ CREATE TABLE source_failures (
     failed_count INTEGER NOT NULL DEFAULT 0,
     failed_since INTEGER,
     locked_until INTEGER
+) WITHOUT ROWID;
+
+-- What the post-auth program chose for one tunnel (group, static address),
+-- from the accepted login until client-connect applies it.
+CREATE TABLE assignments (
+    server_id  INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    real_ip    TEXT    NOT NULL,
+    real_port  INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    group_id   INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    static_ip  TEXT,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (server_id, real_ip, real_port)
 ) WITHOUT ROWID;

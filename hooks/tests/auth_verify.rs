@@ -3,7 +3,6 @@
 //! exit 1 with exactly one log line, never a panic and never exit 0.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tollgate_core::{password, Config};
 
@@ -18,40 +17,6 @@ fn setup(name: &str) -> Env {
 fn setup_with(name: &str, toml: &str) -> Env {
     let base = "busy_timeout = \"1s\"\n[argon2]\nmemory_kib = 256\niterations = 1";
     common::env("hooktest", name, &format!("{base}\n{toml}"), &common::alice())
-}
-
-impl Env {
-    fn creds(&self, content: &[u8]) -> PathBuf {
-        let p = self.dir.join("creds");
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-
-    /// Run the hook with OpenVPN's usual environment plus `extra`, minus `drop`.
-    fn run(&self, file: Option<&Path>, extra: &[(&str, &[u8])], drop: &[&str]) -> (Output, String) {
-        use std::os::unix::ffi::OsStrExt;
-        let reason = self.dir.join("reason");
-        std::fs::write(&reason, b"").unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_auth-verify"));
-        c.env_clear().arg("--config").arg(&self.config);
-        let base: [(&str, &[u8]); 4] = [
-            ("script_type", b"user-pass-verify"),
-            ("untrusted_ip", b"192.0.2.2"),
-            ("untrusted_port", b"40000"),
-            ("auth_failed_reason_file", reason.as_os_str().as_bytes()),
-        ];
-        for (k, v) in base.iter().chain(extra) {
-            if !drop.contains(k) {
-                c.env(k, std::ffi::OsStr::from_bytes(v));
-            }
-        }
-        if let Some(f) = file {
-            c.arg(f);
-        }
-        let out = c.output().unwrap();
-        let reason = String::from_utf8_lossy(&std::fs::read(&reason).unwrap()).into_owned();
-        (out, reason)
-    }
 }
 
 fn assert_denied(out: &Output, reason: &str, log_has: &str) {
@@ -350,10 +315,10 @@ fn malformed_and_foreign_challenge_responses() {
     c.execute_batch(&format!(
         "UPDATE users SET totp_secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', totp_confirmed = 1 WHERE name = 'alice';
          INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('bob', '{h}', 1, 0, 0);
-         INSERT INTO challenges VALUES ('00000000000000000000000000000001', 1, '192.0.2.2', 4000000000);
-         INSERT INTO challenges VALUES ('00000000000000000000000000000002', 2, '192.0.2.2', 4000000000);
-         INSERT INTO challenges VALUES ('00000000000000000000000000000003', 1, '192.0.2.2', 1000);
-         INSERT INTO challenges VALUES ('00000000000000000000000000000004', 1, '198.51.100.7', 4000000000);"
+         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000001', 1, '192.0.2.2', 4000000000);
+         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000002', 2, '192.0.2.2', 4000000000);
+         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000003', 1, '192.0.2.2', 1000);
+         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000004', 1, '198.51.100.7', 4000000000);"
     ))
     .unwrap();
     let cases: [(&[u8], &str); 9] = [

@@ -23,6 +23,11 @@ struct Run {
 impl Env {
     /// Start the hook like OpenVPN does; returns once the hook process exited.
     fn start(&self, creds: &[u8], tag: &str) -> Run {
+        self.start_with(creds, tag, &[])
+    }
+
+    /// `start`, with more variables in the hook's environment.
+    fn start_with(&self, creds: &[u8], tag: &str, extra: &[(&str, &std::ffi::OsStr)]) -> Run {
         let f = self.dir.join(format!("creds-{tag}"));
         std::fs::write(&f, creds).unwrap();
         let control = self.dir.join(format!("acf-{tag}"));
@@ -42,6 +47,7 @@ impl Env {
             .env("untrusted_port", "40000")
             .env("auth_control_file", &control)
             .env("auth_failed_reason_file", &reason)
+            .envs(extra.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(&self.config)
             .arg(&f)
@@ -155,4 +161,40 @@ fn password_renegotiation_of_an_open_tunnel_is_inline() {
     let r = e.start(b"alice\ncorrect horse\n", "new");
     assert_eq!(r.code, Some(2));
     assert_eq!(answer(&r.control, Duration::from_secs(10)), Some(b'1'));
+}
+
+#[test]
+fn a_slow_post_auth_program_is_announced_to_crtext_clients() {
+    use std::os::unix::fs::PermissionsExt;
+    let prog = std::env::temp_dir().join(format!("tg-defer-pending-{}.prog", std::process::id()));
+    std::fs::write(&prog, "#!/bin/sh\ncat >/dev/null\nsleep 1\necho '{\"status\":\"SUCCEED\"}'\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let toml = format!(
+        "[argon2]\nmemory_kib = 256\niterations = 1\n[post_auth]\ncommand = [{:?}]\ntimeout = \"45s\"\npending_text = \"Approve the login on your phone\"",
+        prog.display().to_string()
+    );
+    let e = setup("pending", &toml);
+    let pending = e.dir.join("apf");
+    for (tag, sso, want) in [
+        ("crtext", "webauth,crtext", "55\ncrtext\nCR_TEXT::Approve the login on your phone\n"),
+        ("nocrtext", "webauth", ""),
+    ] {
+        std::fs::write(&pending, "").unwrap();
+        let r = e.start_with(
+            b"alice\ncorrect horse\n",
+            tag,
+            &[("auth_pending_file", pending.as_os_str()), ("IV_SSO", std::ffi::OsStr::new(sso))],
+        );
+        assert_eq!(r.code, Some(2), "{}", std::fs::read_to_string(&r.log).unwrap_or_default());
+        assert!(r.waited < Duration::from_millis(900), "the hook waited for the program: {:?}", r.waited);
+        // The deadline OpenVPN is given covers the program's timeout.
+        assert_eq!(std::fs::read_to_string(&pending).unwrap(), want, "IV_SSO={sso}");
+        assert_eq!(
+            answer(&r.control, Duration::from_secs(10)),
+            Some(b'1'),
+            "{}",
+            std::fs::read_to_string(&r.log).unwrap()
+        );
+    }
+    let _ = std::fs::remove_file(prog);
 }

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use tollgate_core::auth::{self, Request};
+use tollgate_core::method::AuthMethod;
 use tollgate_core::names::check_name;
 use tollgate_core::policy::{check_credentials, Decision};
 use tollgate_core::units::{self, format_duration, format_expiry, format_size, format_time, now};
@@ -462,7 +463,9 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
                 out::json(&r);
             } else {
                 let keys = ["name", "servers", "redirect gateway", "push", "users"];
-                let pairs: Vec<(&str, String)> = keys.iter().copied().zip(group_cells(&r)).collect();
+                let mut pairs: Vec<(&str, String)> = keys.iter().copied().zip(group_cells(&r)).collect();
+                let auth = r["auth_method"].as_str().map_or("- (the config's [auth] method)".into(), str::to_string);
+                pairs.push(("auth method", auth));
                 out::fields(&pairs);
             }
             Ok(())
@@ -492,6 +495,9 @@ fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
     if let Some(all) = a.all_servers {
         c.execute("UPDATE groups SET all_servers = ?2 WHERE id = ?1", params![id, all])?;
     }
+    if let Some(m) = &a.auth {
+        c.execute("UPDATE groups SET auth_method = ?2 WHERE id = ?1", params![id, (m != "default").then_some(m)])?;
+    }
     grant(c, "group", id, &a.server)?;
     revoke(c, "group", id, &a.revoke)?;
     Ok(())
@@ -500,7 +506,7 @@ fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
 fn group_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT g.id, g.name, g.all_servers, g.redirect_gateway, g.push,
-                (SELECT count(*) FROM users u WHERE u.group_id = g.id)
+                (SELECT count(*) FROM users u WHERE u.group_id = g.id), g.auth_method
            FROM groups g WHERE ?1 IS NULL OR g.name = ?1 ORDER BY g.name",
     )?;
     let base = st
@@ -512,13 +518,15 @@ fn group_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
                 r.get::<_, bool>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     base.into_iter()
-        .map(|(id, name, all, rgw, push, users)| {
+        .map(|(id, name, all, rgw, push, users, auth)| {
             Ok(json!({
                 "name": name,
+                "auth_method": auth,
                 "all_servers": all,
                 "servers": granted_servers(c, "group", id)?,
                 "redirect_gateway": rgw,
@@ -579,15 +587,20 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
             Ok(())
         }
         UserCmd::List { json } => {
-            out::listing(json, user_rows(c, None)?, &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"], |r| {
-                let s = |k: &str| out::text(r, k);
-                vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
-            });
+            out::listing(
+                json,
+                user_rows(c, cfg, None)?,
+                &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"],
+                |r| {
+                    let s = |k: &str| out::text(r, k);
+                    vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
+                },
+            );
             Ok(())
         }
         UserCmd::Show { name, json } => {
             id_of(c, "user", &name)?;
-            let r = user_rows(c, Some(&name))?.remove(0);
+            let r = user_rows(c, cfg, Some(&name))?.remove(0);
             if json {
                 out::json(&r);
             } else {
@@ -599,6 +612,7 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
                 out::fields(&[
                     ("name", s("name")),
                     ("state", state_cell(&r)),
+                    ("auth method", format!("{} ({})", s("auth_method"), s("auth_method_from"))),
                     ("plan", s("plan")),
                     ("group", s("group")),
                     ("servers", servers_cell(&r)),
@@ -652,14 +666,32 @@ fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     }
     let expires = a.expires.as_deref().map(units::parse_expiry).transpose()?;
     let static_ip = a.static_ip.as_deref().map(check_ip).transpose()?;
-    let hash = password::hash(&read_password(a.password_stdin, true)?, cfg.argon2)?;
+    let group_method: Option<String> = match group {
+        Some(g) => c.query_row("SELECT auth_method FROM groups WHERE id = ?1", [g], |r| r.get(0))?,
+        None => None,
+    };
+    let (method, _) = tollgate_core::method::resolve(
+        a.auth.as_deref(),
+        a.group.as_deref().map(|g| (g, group_method.as_deref())),
+        cfg.auth_method,
+    )?;
+    if method == AuthMethod::Program && cfg.post_auth.is_none() {
+        eprintln!("tollgate: note: {} uses the program method, but no [post_auth] command is configured: logins fail until one is", a.name);
+    }
+    // A program user's password is the program's business: none is asked
+    // (unless given on stdin, kept for a later switch to local).
+    let hash = if method == AuthMethod::Program && !a.password_stdin {
+        password::NO_PASSWORD.to_string()
+    } else {
+        password::hash(&read_password(a.password_stdin, true)?, cfg.argon2)?
+    };
     let t = now();
     let tx = c.transaction()?;
     tx.execute(
         "INSERT INTO users (name, password_hash, enabled, plan_id, plan_since, group_id, expires_at,
-                            all_servers, static_ip, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-        params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t],
+                            all_servers, static_ip, created_at, updated_at, auth_method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+        params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t, a.auth],
     )?;
     let id = tx.last_insert_rowid();
     grant(&tx, "user", id, &a.server)?;
@@ -700,6 +732,17 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
     if let Some(all) = a.all_servers {
         set("all_servers", &all)?;
     }
+    if let Some(m) = &a.auth {
+        set("auth_method", &(m != "default").then_some(m.as_str()))?;
+        let no_password: bool = tx.query_row(
+            "SELECT password_hash = ?2 FROM users WHERE id = ?1",
+            params![id, password::NO_PASSWORD],
+            |r| r.get(0),
+        )?;
+        if m == "local" && no_password {
+            eprintln!("tollgate: note: {} has no password yet: set one with `tollgate user passwd {}`", a.name, a.name);
+        }
+    }
     grant(&tx, "user", id, &a.server)?;
     revoke(&tx, "user", id, &a.revoke)?;
     tx.commit()?;
@@ -707,19 +750,29 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
     Ok(())
 }
 
-fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Value>> {
     let t = now();
     let mut st = c.prepare(
         "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
                 u.static_ip, u.device_binding, u.max_devices,
                 CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed THEN 'totp' ELSE 'pending' END,
-                u.failed_count, u.locked_until, u.created_at, u.group_id
+                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method
            FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
           WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
     )?;
     let base = st
         .query_map([only], |r| {
             let locked_until: Option<i64> = r.get(12)?;
+            let group: Option<String> = r.get(4)?;
+            let (user_m, group_m): (Option<String>, Option<String>) = (r.get(15)?, r.get(16)?);
+            let (method, from) = match tollgate_core::method::resolve(
+                user_m.as_deref(),
+                group.as_deref().map(|g| (g, group_m.as_deref())),
+                cfg.auth_method,
+            ) {
+                Ok((m, f)) => (m.to_string(), f.to_string()),
+                Err(e) => ("invalid".to_string(), format!("{e:#}")),
+            };
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<i64>>(14)?,
@@ -739,6 +792,8 @@ fn user_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
                     "locked": locked_until.is_some_and(|l| l > t),
                     "locked_until": locked_until.filter(|l| *l > t).map(format_time),
                     "created_at": format_time(r.get(13)?),
+                    "auth_method": method,
+                    "auth_method_from": from,
                 }),
             ))
         })?
@@ -962,8 +1017,9 @@ fn test_auth(
     } else {
         rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
     };
-    let decision = match check_credentials(user.as_bytes(), pw.as_bytes()) {
-        Err(d) => Decision::Deny(d),
+    let peer: std::collections::BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let outcome = match check_credentials(user.as_bytes(), pw.as_bytes()) {
+        Err(d) => auth::Outcome { decision: Decision::Deny(d), ..Default::default() },
         Ok(()) => {
             let req = Request {
                 username: user,
@@ -973,27 +1029,45 @@ fn test_auth(
                 port: None,
                 now: now(),
                 session_state: None,
-                peer: &|k: &str| vars.get(k).cloned(),
+                peer: &peer,
                 server_started: None,
             };
-            auth::authenticate(store, cfg, &req, false)?.decision
+            auth::authenticate(store, cfg, &req, false)?
         }
     };
-    let (code, v) = match &decision {
+    let decision = &outcome.decision;
+    let (code, mut v) = match decision {
         Decision::Accept => (0, json!({"result": "accept", "user": user, "server": server})),
-        Decision::Challenge => (0, json!({"result": "challenge", "user": user, "server": server})),
+        Decision::Challenge => {
+            (0, json!({"result": "challenge", "user": user, "server": server, "prompt": outcome.prompt}))
+        }
         Decision::Deny(d) => (
             1,
             json!({"result": "deny", "user": user, "server": server, "log_reason": d.log_reason(), "client_reason": d.client_reason()}),
         ),
     };
+    v["post_auth"] = json!(outcome.program);
     if json {
         out::json(&v);
-    } else if let Decision::Deny(d) = &decision {
+        return Ok(code);
+    }
+    // Like Access Server's authcli: what the program was given and said.
+    for run in &outcome.program {
+        println!("post-auth program input:");
+        println!("{}", serde_json::to_string_pretty(&run.input)?);
+        println!("post-auth program output ({} ms):", run.elapsed_ms);
+        println!("{}", if run.stdout.trim().is_empty() { "(nothing)" } else { run.stdout.trim_end() });
+        println!("post-auth program result: {}", run.result);
+        println!();
+    }
+    if let Decision::Deny(d) = decision {
         println!("DENY {user} on {server}: {}", d.log_reason());
         println!("client sees: {}", d.client_reason());
-    } else if decision == Decision::Challenge {
-        println!("CHALLENGE {user} on {server}: password right, the client would be asked for its code");
+    } else if *decision == Decision::Challenge {
+        println!(
+            "CHALLENGE {user} on {server}: the client would be asked: {}",
+            outcome.prompt.as_deref().unwrap_or("-")
+        );
     } else {
         println!("ACCEPT {user} on {server}");
     }

@@ -130,8 +130,10 @@ pub enum Cmd {
     },
     /// Run the auth decision for USER as auth-verify would, and print it.
     ///
-    /// Nothing is recorded: no lockout counting, no event. Exits 0 when the
-    /// login would be accepted, 1 when denied.
+    /// The whole flow runs, the post-auth program included: its input (the
+    /// password masked) and output are printed. Nothing is recorded: no
+    /// lockout counting, no event, no saved data, no challenge state. Exits
+    /// 0 when the login would be accepted or challenged, 1 when denied.
     TestAuth {
         user: String,
         /// Server name (default: `server` from the config)
@@ -365,6 +367,9 @@ pub struct GroupArgs {
     /// Grant members every server
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
+    /// Members' auth method, unless set on the user (`default` = the config's [auth] method)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "default"])]
+    pub auth: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -431,6 +436,11 @@ pub struct UserAdd {
     /// Create the account disabled
     #[arg(long)]
     pub disabled: bool,
+    /// Auth method: local (tollgate's password) or program (the post-auth
+    /// program checks the password; no password is asked). Default: the
+    /// group's, else the config's [auth] method.
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program"])]
+    pub auth: Option<String>,
 }
 
 #[derive(Args)]
@@ -463,6 +473,9 @@ pub struct UserSet {
     /// Grant every server (or `--all-servers false`)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
+    /// Auth method: local, program, or `default` (the group's, else the config's)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "default"])]
+    pub auth: Option<String>,
 }
 
 fn main() {

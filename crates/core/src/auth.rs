@@ -4,7 +4,9 @@
 
 use crate::config::{Config, MfaMode};
 use crate::devices::{self, Binding, DeviceVerdict};
+use crate::method::{AuthMethod, MethodSource};
 use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof, UserFacts};
+use crate::post_auth::{self, Question, Status};
 use crate::quota::Period;
 use crate::store::Store;
 use crate::{password, totp};
@@ -23,8 +25,8 @@ pub struct Request<'a> {
     pub now: i64,
     /// OpenVPN's `session_state` (auth-gen-token … external-auth), if any.
     pub session_state: Option<&'a str>,
-    /// The client's peer info (IV_*, UV_* variables).
-    pub peer: &'a dyn Fn(&str) -> Option<String>,
+    /// The client's peer info: every IV_* and UV_* variable it sent.
+    pub peer: &'a std::collections::BTreeMap<String, String>,
     /// When this OpenVPN process started (`daemon_start_time`): open
     /// sessions of this server from before then belong to a process that
     /// is gone and do not count against the connection limit.
@@ -114,6 +116,21 @@ pub struct Loaded {
     /// The user's own device binding mode and limit (None: config default).
     pub device_binding: Option<String>,
     pub max_devices: Option<i64>,
+    /// The auth method as stored on the user and on their group.
+    pub user_method: Option<String>,
+    pub group_method: Option<String>,
+    pub group: Option<String>,
+    /// What the post-auth program saved for this user.
+    pub saved: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Loaded {
+    /// The user's auth method and where it comes from (unknown users: the
+    /// config's).
+    pub fn method(&self, cfg: &Config) -> Result<(AuthMethod, MethodSource)> {
+        let group = self.group.as_deref().map(|g| (g, self.group_method.as_deref()));
+        crate::method::resolve(self.user_method.as_deref(), group, cfg.auth_method)
+    }
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
@@ -133,7 +150,8 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND user_id = u.id)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id),
                     CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step,
-                    u.device_binding, u.max_devices, p.max_session_secs
+                    u.device_binding, u.max_devices, p.max_session_secs,
+                    u.auth_method, g.name, g.auth_method, u.saved
                FROM users u
                LEFT JOIN plans p ON p.id = u.plan_id
                LEFT JOIN groups g ON g.id = u.group_id
@@ -177,10 +195,16 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
                 },
             };
             let dev: (Option<String>, Option<i64>) = (r.get(17)?, r.get(18)?);
-            Ok((user, fail, r.get::<_, String>(7)?, totp, dev))
+            let method: (Option<String>, Option<String>, Option<String>) = (r.get(20)?, r.get(21)?, r.get(22)?);
+            // Saved data that does not parse is dropped rather than fatal:
+            // the program saves it again.
+            let saved = r.get::<_, Option<String>>(23)?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            Ok((user, fail, r.get::<_, String>(7)?, totp, dev, method, saved))
         })
         .optional()?;
-    let Some((mut user, fail, hash, totp, (device_binding, max_devices))) = row else {
+    let Some((mut user, fail, hash, totp, (device_binding, max_devices), (user_method, group, group_method), saved)) =
+        row
+    else {
         return Ok(Loaded {
             facts: AuthFacts { server: server.into(), server_known: server_id.is_some(), user: None },
             password_hash: None,
@@ -188,6 +212,10 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
             totp: Totp::Off,
             device_binding: None,
             max_devices: None,
+            user_method: None,
+            group_method: None,
+            group: None,
+            saved: Default::default(),
         });
     };
     if let Some(p) = &user.plan {
@@ -214,6 +242,10 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
         totp,
         device_binding,
         max_devices,
+        user_method,
+        group_method,
+        group,
+        saved,
     })
 }
 
@@ -231,23 +263,96 @@ fn device_verdict(store: &Store, cfg: &Config, req: &Request, loaded: &Loaded) -
         .prepare_cached("SELECT hwaddr, approved FROM devices WHERE user_id = ?1")?
         .query_map([u.id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let presented = (req.peer)(&cfg.devices.source);
+    let presented = req.peer.get(&cfg.devices.source).cloned();
     Ok(devices::check(mode, max, &registered, presented.as_deref(), &cfg.devices.source))
 }
 
-/// The decision and, for a challenge, the state the client must answer with.
+/// The decision and, for a challenge, what to send the client.
 pub struct Outcome {
     pub decision: Decision,
-    pub challenge_state: Option<String>,
+    /// For a challenge: the reason-file text that asks the client (CRV1).
+    pub prompt: Option<String>,
+    /// Every run of the post-auth program, for `tollgate test-auth`.
+    pub program: Vec<ProgramTrace>,
 }
 
-/// Run the whole decision. The password is always verified (against a dummy
-/// hash for unknown users) so that every attempt costs the same. With
-/// `record`, the outcome updates lockout counters, TOTP replay state,
-/// challenges and the event log; `tollgate test-auth` passes false and
-/// changes nothing.
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            decision: Decision::Deny(Deny::Internal { detail: "no decision".into() }),
+            prompt: None,
+            program: vec![],
+        }
+    }
+}
+
+/// One run of the post-auth program: what it was given (password masked),
+/// what it printed and what tollgate made of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramTrace {
+    pub input: serde_json::Value,
+    pub stdout: String,
+    pub result: String,
+    pub elapsed_ms: u128,
+}
+
+/// What a dynamic challenge waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asks {
+    /// The second factor (TOTP code).
+    Code,
+    /// The post-auth program's question.
+    Program,
+}
+
+impl Asks {
+    fn as_str(self) -> &'static str {
+        match self {
+            Asks::Code => "totp",
+            Asks::Program => "program",
+        }
+    }
+}
+
+/// What the post-auth program chose for the session, carried from the
+/// login to client-connect (and across a challenge).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carry {
+    pub group_id: Option<i64>,
+    pub group: Option<String>,
+    pub static_ip: Option<String>,
+}
+
+impl Carry {
+    fn is_empty(&self) -> bool {
+        self.group_id.is_none() && self.static_ip.is_none()
+    }
+}
+
+/// What the post-auth program said, as far as the flow is concerned.
+enum Said {
+    Pass(Carry),
+    Refuse(Deny),
+    Ask(Question),
+}
+
+/// Everything one attempt needs besides the store.
+struct Attempt<'a> {
+    cfg: &'a Config,
+    req: &'a Request<'a>,
+    record: bool,
+    method: AuthMethod,
+}
+
+/// Run the whole decision, in this order for every method: input checks,
+/// account standing, the method's proof, the second factor, the post-auth
+/// program. Local passwords are always verified (against a dummy hash for
+/// unknown users) so that every attempt costs the same. With `record`, the
+/// outcome updates lockout counters, TOTP replay state, challenges, saved
+/// data and the event log; `tollgate test-auth` passes false and changes
+/// nothing (but does run the program).
 pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Outcome> {
-    let done = |d: Decision| Ok(Outcome { decision: d, challenge_state: None });
+    let mut out = Outcome::default();
     let skip = NotCounted { ip: Some(req.ip), port: req.port, server_started: req.server_started };
     // A reauth on renegotiation: OpenVPN has checked the session token's
     // HMAC and age. Only a token OpenVPN calls valid is accepted; an expired
@@ -260,9 +365,10 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             let d = Decision::Deny(Deny::TokenRejected { state: crate::names::for_log(other) });
             if record {
                 let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
-                record_outcome(store, cfg, req, &loaded, &d, None)?;
+                record_outcome(store, cfg, req, &loaded, &d, None, false)?;
             }
-            return done(d);
+            out.decision = d;
+            return Ok(out);
         }
     };
     let secret = if token {
@@ -270,7 +376,10 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     } else {
         match parse_secret(req.password) {
             Ok(s) => Some(s),
-            Err(d) => return done(Decision::Deny(d)),
+            Err(d) => {
+                out.decision = Decision::Deny(d);
+                return Ok(out);
+            }
         }
     };
     // An address that failed too often is refused before any work, and
@@ -281,84 +390,166 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             let d = Decision::Deny(Deny::SourceBlocked { ip: req.ip.to_string(), until });
             if record {
                 let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
-                record_outcome(store, cfg, req, &loaded, &d, secret.as_ref())?;
+                record_outcome(store, cfg, req, &loaded, &d, secret.as_ref(), false)?;
             }
-            return done(d);
+            out.decision = d;
+            return Ok(out);
         }
     }
-    let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
-    let uid = loaded.facts.user.as_ref().map(|u| u.id);
-    let mut accepted_step = None;
-    let proof = match &secret {
-        None => Proof::Token,
-        Some(Secret::Crv1 { state, code }) => {
-            // Single use: the state goes whatever the answer.
-            let row: Option<(i64, String, i64)> = store
-                .conn
-                .query_row("SELECT user_id, ip, expires_at FROM challenges WHERE state_id = ?1", [state], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?;
-            if record {
-                store.conn.execute("DELETE FROM challenges WHERE state_id = ?1", [state])?;
-            }
-            let problem = match row {
-                None => Some("unknown or already used state"),
-                Some((u, _, _)) if Some(u) != uid => Some("state belongs to another user"),
-                Some((_, ip, _)) if ip != req.ip => Some("state was issued to another address"),
-                Some((_, _, exp)) if exp <= req.now => Some("state expired"),
-                _ => None,
-            };
-            if let Some(p) = problem {
-                let d = Decision::Deny(Deny::BadChallenge { detail: p.into() });
-                if record {
-                    record_outcome(store, cfg, req, &loaded, &d, secret.as_ref())?;
-                }
-                return done(d);
-            }
-            match &loaded.totp {
-                Totp::On { key, last_step } => match totp::verify(key, code, req.now, *last_step) {
-                    Some(step) => {
-                        accepted_step = Some(step);
-                        Proof::Valid
-                    }
-                    None => Proof::BadCode { challenged: true },
-                },
-                Totp::Off | Totp::Unusable => Proof::BadCode { challenged: true },
-            }
-        }
-        Some(Secret::Plain(pw) | Secret::Static { password: pw, .. }) => {
-            let pw_ok = password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2);
-            match (&loaded.totp, &secret) {
-                _ if !pw_ok => Proof::Invalid,
-                (Totp::Off, _) => Proof::Valid,
-                (Totp::Unusable, _) => Proof::FactorUnusable,
-                (Totp::On { key, last_step }, Some(Secret::Static { code, .. })) => {
-                    match totp::verify(key, code, req.now, *last_step) {
-                        Some(step) => {
-                            accepted_step = Some(step);
-                            Proof::Valid
-                        }
-                        None => Proof::BadCode { challenged: false },
-                    }
-                }
-                (Totp::On { .. }, _) if cfg.mfa.mode == MfaMode::Static => Proof::CodeRequired,
-                (Totp::On { .. }, _) => Proof::NeedsCode,
-            }
+    let mut loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
+    let method = match loaded.method(cfg) {
+        Ok((m, _)) => m,
+        Err(e) => {
+            out.decision = Decision::Deny(Deny::Internal { detail: format!("{e:#}") });
+            return Ok(out);
         }
     };
+    let at = Attempt { cfg, req, record, method };
     // Device binding and client checks hold for every way in, a token
     // reauth included (it may be a new connection resuming a session).
-    let mut loaded = loaded;
     let verdict = device_verdict(store, cfg, req, &loaded)?;
     if let Some(u) = loaded.facts.user.as_mut() {
-        u.client_deny = devices::client_check(&cfg.client_checks, req.peer);
+        u.client_deny = devices::client_check(&cfg.client_checks, &|k: &str| req.peer.get(k).cloned());
         if let DeviceVerdict::Refused { deny, .. } = &verdict {
             u.device_deny = Some(deny.clone());
         }
     }
-    let mut decision = policy::decide(&loaded.facts, proof, req.now);
-    let mut challenge_state = None;
+    let uid = loaded.facts.user.as_ref().map(|u| u.id);
+    let mut accepted_step = None;
+    let mut carry = Carry::default();
+    // The post-auth program runs last for local users (a token reauth of a
+    // live tunnel excepted: it must not wait for a program); for `program`
+    // users it is the proof, in the password round.
+    let post_auth_due = cfg.post_auth.is_some() && method == AuthMethod::Local && !token;
+    let mut ran_program = false;
+    let mut decision = match &secret {
+        None => policy::decide(&loaded.facts, Proof::Token, req.now),
+        Some(Secret::Crv1 { state, code }) => {
+            // Single use: the state goes whatever the answer.
+            let row: Option<(i64, String, i64, String, Option<String>)> = store
+                .conn
+                .query_row(
+                    "SELECT user_id, ip, expires_at, kind, carry FROM challenges WHERE state_id = ?1",
+                    [state],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            if record {
+                store.conn.execute("DELETE FROM challenges WHERE state_id = ?1", [state])?;
+            }
+            let problem = match &row {
+                None => Some("unknown or already used state"),
+                Some((u, ..)) if Some(*u) != uid => Some("state belongs to another user"),
+                Some((_, ip, ..)) if ip != req.ip => Some("state was issued to another address"),
+                Some((_, _, exp, ..)) if *exp <= req.now => Some("state expired"),
+                _ => None,
+            };
+            match (problem, row) {
+                (p @ Some(_), _) | (p @ None, None) => {
+                    let p = p.unwrap_or("unknown or already used state");
+                    Decision::Deny(Deny::BadChallenge { detail: p.into() })
+                }
+                (None, Some((.., kind, carried))) => {
+                    carry = carried.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+                    if kind == Asks::Program.as_str() {
+                        // Everything before the program was proven when it
+                        // asked; its answer goes back to it.
+                        let d = policy::decide(&loaded.facts, Proof::Valid, req.now);
+                        if d == Decision::Accept && cfg.post_auth.is_some() {
+                            match call_program(store, &at, &loaded, Some(code), None, &mut out.program)? {
+                                Said::Pass(c) if method == AuthMethod::Program => {
+                                    ran_program = true;
+                                    carry = c;
+                                    // The program proved the user: the
+                                    // second factor (asked for now) follows.
+                                    let proof = match &loaded.totp {
+                                        Totp::Off => Proof::Valid,
+                                        Totp::Unusable => Proof::FactorUnusable,
+                                        Totp::On { .. } => Proof::NeedsCode,
+                                    };
+                                    policy::decide(&loaded.facts, proof, req.now)
+                                }
+                                Said::Pass(c) => {
+                                    ran_program = true;
+                                    carry = c;
+                                    Decision::Accept
+                                }
+                                Said::Refuse(d) => Decision::Deny(d),
+                                Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
+                            }
+                        } else if d == Decision::Accept {
+                            Decision::Deny(Deny::BadChallenge { detail: "no post-auth program is configured".into() })
+                        } else {
+                            d
+                        }
+                    } else {
+                        let proof = match &loaded.totp {
+                            Totp::On { key, last_step } => match totp::verify(key, code, req.now, *last_step) {
+                                Some(step) => {
+                                    accepted_step = Some(step);
+                                    Proof::Valid
+                                }
+                                None => Proof::BadCode { challenged: true },
+                            },
+                            Totp::Off | Totp::Unusable => Proof::BadCode { challenged: true },
+                        };
+                        policy::decide(&loaded.facts, proof, req.now)
+                    }
+                }
+            }
+        }
+        Some(Secret::Plain(pw) | Secret::Static { password: pw, .. }) => match method {
+            AuthMethod::Local => {
+                let pw_ok = password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2);
+                let proof = if pw_ok {
+                    second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step)
+                } else {
+                    Proof::Invalid
+                };
+                policy::decide(&loaded.facts, proof, req.now)
+            }
+            AuthMethod::Program => {
+                // The program may reach out (a push to a phone): not for
+                // an unknown, locked or barred account.
+                match (&loaded.facts.user, policy::gate(&loaded.facts, req.now)) {
+                    (None, _) => {
+                        // Unknown users cost what a local login costs.
+                        password::verify(None, pw, cfg.argon2);
+                        Decision::Deny(Deny::UnknownUser)
+                    }
+                    (_, Some(d @ Deny::Locked { .. })) => Decision::Deny(d),
+                    (_, Some(d)) => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
+                    (Some(_), None) => match call_program(store, &at, &loaded, None, Some(pw), &mut out.program)? {
+                        Said::Pass(c) => {
+                            ran_program = true;
+                            carry = c;
+                            let proof = second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
+                            policy::decide(&loaded.facts, proof, req.now)
+                        }
+                        Said::Refuse(d) => Decision::Deny(d),
+                        Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
+                    },
+                }
+            }
+        },
+    };
+    // A second factor the password round could not check: ask for it.
+    if decision == Decision::Challenge && out.prompt.is_none() {
+        let q = Question { text: "Enter your authenticator code".into(), echo: true };
+        decision = ask(&mut out, store, &at, &loaded, Asks::Code, &q, &carry)?;
+    }
+    // The post-auth program, last, for logins tollgate has accepted.
+    if decision == Decision::Accept && post_auth_due && !ran_program {
+        decision = match call_program(store, &at, &loaded, None, None, &mut out.program)? {
+            Said::Pass(c) => {
+                ran_program = true;
+                carry = c;
+                Decision::Accept
+            }
+            Said::Refuse(d) => Decision::Deny(d),
+            Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
+        };
+    }
     if record {
         // Claim the code's step atomically: two logins racing with the same
         // code cannot both pass.
@@ -372,28 +563,184 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 decision = Decision::Deny(Deny::BadCode { challenged });
             }
         }
-        if let (Decision::Challenge, Some(id)) = (&decision, uid) {
-            let state = crate::openvpn::random_hex(16);
-            store.conn.execute(
-                "INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![state, id, req.ip, req.now + cfg.mfa.challenge_ttl_secs],
-            )?;
-            challenge_state = Some(state);
-        }
-        record_outcome(store, cfg, req, &loaded, &decision, secret.as_ref())?;
+        record_outcome(store, cfg, req, &loaded, &decision, secret.as_ref(), ran_program)?;
         if let Some(id) = uid {
             record_device(store, id, &verdict, &decision, req.now)?;
+            if decision == Decision::Accept && !carry.is_empty() {
+                assign(store, req, id, &carry)?;
+            }
         }
-        if decision == Decision::Accept {
+        if decision == Decision::Accept && method == AuthMethod::Local {
             if let Some(Secret::Plain(pw) | Secret::Static { password: pw, .. }) = &secret {
                 maybe_rehash(store, cfg, pw, &loaded)?;
             }
         }
-    } else if decision == Decision::Challenge {
-        challenge_state = Some("(test-auth: no state issued)".into());
     }
-    Ok(Outcome { decision, challenge_state })
+    out.decision = decision;
+    Ok(out)
 }
+
+/// The second factor, once the password (or the program) proved the user.
+fn second_factor(cfg: &Config, t: &Totp, secret: Option<&Secret>, now: i64, accepted_step: &mut Option<i64>) -> Proof {
+    match (t, secret) {
+        (Totp::Off, _) => Proof::Valid,
+        (Totp::Unusable, _) => Proof::FactorUnusable,
+        (Totp::On { key, last_step }, Some(Secret::Static { code, .. })) => {
+            match totp::verify(key, code, now, *last_step) {
+                Some(step) => {
+                    *accepted_step = Some(step);
+                    Proof::Valid
+                }
+                None => Proof::BadCode { challenged: false },
+            }
+        }
+        (Totp::On { .. }, _) if cfg.mfa.mode == MfaMode::Static => Proof::CodeRequired,
+        (Totp::On { .. }, _) => Proof::NeedsCode,
+    }
+}
+
+/// Issue a dynamic challenge (CRV1): the state, what answers it and what
+/// the session carries so far. test-auth issues none.
+fn ask(
+    out: &mut Outcome,
+    store: &Store,
+    at: &Attempt,
+    loaded: &Loaded,
+    asks: Asks,
+    q: &Question,
+    carry: &Carry,
+) -> Result<Decision> {
+    let Some(uid) = loaded.facts.user.as_ref().map(|u| u.id) else {
+        return Ok(Decision::Deny(Deny::UnknownUser));
+    };
+    let state = if at.record {
+        let state = crate::openvpn::random_hex(16);
+        let carried = (!carry.is_empty()).then(|| serde_json::to_string(carry)).transpose()?;
+        store.conn.execute(
+            "INSERT INTO challenges (state_id, user_id, ip, expires_at, kind, carry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![state, uid, at.req.ip, at.req.now + at.cfg.mfa.challenge_ttl_secs, asks.as_str(), carried],
+        )?;
+        state
+    } else {
+        "(test-auth: no state issued)".to_string()
+    };
+    out.prompt = Some(crv1_question(&state, at.req.username, q));
+    Ok(Decision::Challenge)
+}
+
+/// Run the post-auth program for this attempt and apply what it saved.
+fn call_program(
+    store: &mut Store,
+    at: &Attempt,
+    loaded: &Loaded,
+    answer: Option<&str>,
+    password: Option<&str>,
+    trace: &mut Vec<ProgramTrace>,
+) -> Result<Said> {
+    let Some(pa) = &at.cfg.post_auth else {
+        return Ok(Said::Refuse(Deny::ProgramFailed { detail: "no [post_auth] command configured".into() }));
+    };
+    let Some(u) = &loaded.facts.user else { return Ok(Said::Refuse(Deny::UnknownUser)) };
+    let req = at.req;
+    // A password renegotiation of an open tunnel (no auth-gen-token).
+    let reauth = match req.port {
+        Some(port) => crate::sessions::tunnel_is_open(store, req.server, req.ip, port).unwrap_or(false),
+        None => false,
+    };
+    let (status, reason) = match at.method {
+        AuthMethod::Program => (Status::Fail, "not authenticated yet: the program decides (auth method program)"),
+        AuthMethod::Local => (Status::Succeed, "password ok"),
+    };
+    let input = post_auth::Input {
+        authcred: post_auth::AuthCred {
+            username: req.username.to_string(),
+            client_ip_addr: req.ip.to_string(),
+            client_hw_addr: req.peer.get("IV_HWADDR").cloned(),
+            static_response: answer.map(str::to_string),
+            password: password.filter(|_| at.method == AuthMethod::Program).map(str::to_string),
+        },
+        attributes: post_auth::Attributes { client_info: req.peer.clone(), vpn_auth: true, reauth },
+        authret: post_auth::AuthRet {
+            status,
+            user: u.name.clone(),
+            reason: reason.to_string(),
+            group: loaded.group.clone(),
+        },
+        info: post_auth::Info {
+            auth_method: at.method,
+            server: req.server.to_string(),
+            plan: u.plan.as_ref().map(|p| p.name.clone()),
+            groups: loaded.group.iter().cloned().collect(),
+            saved: loaded.saved.clone(),
+        },
+    };
+    let run = post_auth::run(pa, &input);
+    let said = match &run.result {
+        Err(e) => Said::Refuse(Deny::ProgramFailed { detail: e.clone() }),
+        Ok(reply) => {
+            if at.record && !reply.save.is_empty() {
+                let Some(merged) = post_auth::merge_saved(&loaded.saved, &reply.save) else {
+                    return Ok(Said::Refuse(Deny::ProgramFailed { detail: "saved data would exceed 64 KiB".into() }));
+                };
+                store.conn.execute(
+                    "UPDATE users SET saved = ?2 WHERE id = ?1",
+                    params![u.id, serde_json::to_string(&merged)?],
+                )?;
+            }
+            let group_id: Option<Option<i64>> = match &reply.group {
+                None => Some(None),
+                Some(g) => store
+                    .conn
+                    .query_row("SELECT id FROM groups WHERE name = ?1", [g], |r| r.get(0))
+                    .optional()?
+                    .map(Some),
+            };
+            match (group_id, &reply.challenge, reply.status) {
+                (None, _, _) => Said::Refuse(Deny::ProgramFailed {
+                    detail: format!("it named group {}, which does not exist", reply.group.as_deref().unwrap_or("")),
+                }),
+                (_, Some(q), _) => Said::Ask(q.clone()),
+                (Some(group_id), None, Status::Succeed) => Said::Pass(Carry {
+                    group_id,
+                    group: reply.group.clone(),
+                    static_ip: reply.static_ip.map(|ip| ip.to_string()),
+                }),
+                (Some(_), None, Status::Fail) => {
+                    let (log, client) = (reply.reason.clone(), reply.client_reason.clone());
+                    Said::Refuse(match at.method {
+                        AuthMethod::Program => Deny::ProgramRefused { log, client },
+                        AuthMethod::Local => Deny::ProgramVeto { log, client },
+                    })
+                }
+            }
+        }
+    };
+    trace.push(ProgramTrace {
+        input: post_auth::masked(&input),
+        stdout: run.stdout,
+        result: match &said {
+            Said::Pass(_) => "SUCCEED".into(),
+            Said::Refuse(d) => format!("deny: {}", d.log_reason()),
+            Said::Ask(q) => format!("challenge: {}", q.text),
+        },
+        elapsed_ms: run.elapsed.as_millis(),
+    });
+    Ok(said)
+}
+
+/// What the program chose, kept for client-connect of this tunnel.
+fn assign(store: &Store, req: &Request, user_id: i64, c: &Carry) -> Result<()> {
+    let Some(port) = req.port else { return Ok(()) };
+    store.conn.execute(
+        "INSERT OR REPLACE INTO assignments (server_id, real_ip, real_port, user_id, group_id, static_ip, expires_at)
+         SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM servers WHERE name = ?1",
+        params![req.server, req.ip, port, user_id, c.group_id, c.static_ip, req.now + ASSIGNMENT_TTL],
+    )?;
+    Ok(())
+}
+
+/// How long the program's choices wait for client-connect.
+pub const ASSIGNMENT_TTL: i64 = 600;
 
 /// Devices change only after a fully successful login (password and second
 /// factor): a guesser never claims a slot. A manual-mode device the right
@@ -425,9 +772,10 @@ fn record_device(store: &Store, user_id: i64, v: &DeviceVerdict, d: &Decision, n
     Ok(())
 }
 
-/// The reason-file text that asks the client for its code (CRV1).
-pub fn crv1_prompt(state: &str, username: &str) -> String {
-    format!("CRV1:R,E:{state}:{}:Enter your authenticator code", BASE64.encode(username.as_bytes()))
+/// The reason-file text that asks the client a question (CRV1).
+pub fn crv1_question(state: &str, username: &str, q: &Question) -> String {
+    let flags = if q.echo { "R,E" } else { "R" };
+    format!("CRV1:{flags}:{state}:{}:{}", BASE64.encode(username.as_bytes()), q.text)
 }
 
 /// The failure counters of one client address.
@@ -445,6 +793,7 @@ fn record_outcome(
     loaded: &Loaded,
     d: &Decision,
     secret: Option<&Secret>,
+    ran_program: bool,
 ) -> Result<()> {
     let tx = store.write_tx()?;
     if let Some(u) = &loaded.facts.user {
@@ -494,10 +843,11 @@ fn record_outcome(
         (Some(Secret::Crv1 { .. }), _) => "challenge response",
         _ => "password",
     };
+    let plus = if ran_program { " + post-auth program" } else { "" };
     let (result, reason) = match d {
-        Decision::Accept => ("accept", format!("ok ({how})")),
+        Decision::Accept => ("accept", format!("ok ({how}{plus})")),
         Decision::Deny(deny) => ("deny", deny.log_reason()),
-        Decision::Challenge => ("challenge", "password ok, code requested".to_string()),
+        Decision::Challenge => ("challenge", "challenge sent (second factor or post-auth program)".to_string()),
     };
     tx.prepare_cached(
         "INSERT INTO auth_events (at, username, server, ip, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -556,6 +906,9 @@ mod tests {
 
     #[test]
     fn crv1_prompt_format() {
-        assert_eq!(crv1_prompt("ab", "alice"), "CRV1:R,E:ab:YWxpY2U=:Enter your authenticator code");
+        let q = Question { text: "Enter your authenticator code".into(), echo: true };
+        assert_eq!(crv1_question("ab", "alice", &q), "CRV1:R,E:ab:YWxpY2U=:Enter your authenticator code");
+        let q = Question { text: "PIN?".into(), echo: false };
+        assert_eq!(crv1_question("ab", "alice", &q), "CRV1:R:ab:YWxpY2U=:PIN?");
     }
 }

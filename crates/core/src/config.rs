@@ -33,7 +33,27 @@ pub struct Config {
     pub defer: Defer,
     pub devices: Devices,
     pub client_checks: crate::devices::ClientRules,
+    /// The auth method of users and groups that name none (`[auth] method`).
+    pub auth_method: crate::method::AuthMethod,
+    /// The post-auth program, if one is configured.
+    pub post_auth: Option<PostAuth>,
 }
+
+/// `[post_auth]`: the program run after tollgate's own checks (or instead
+/// of the password check, for users whose method is `program`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostAuth {
+    /// argv, run without a shell; the first element is an absolute path.
+    pub command: Vec<String>,
+    pub timeout_secs: u64,
+    /// Shown to clients that announce `crtext` while the program runs.
+    pub pending_text: String,
+}
+
+pub const DEFAULT_PENDING_TEXT: &str = "Waiting for your login to be approved";
+/// The longest `[post_auth] timeout` allowed: OpenVPN's pending window is
+/// capped by hand-window and reneg-sec/2 anyway.
+pub const MAX_POST_AUTH_TIMEOUT: u64 = 300;
 
 /// Device binding defaults (a user's own setting wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +167,8 @@ impl Default for Config {
             defer: Defer::Auto,
             devices: Devices::default(),
             client_checks: Default::default(),
+            auth_method: crate::method::AuthMethod::Local,
+            post_auth: None,
         }
     }
 }
@@ -167,6 +189,22 @@ struct RawConfig {
     defer: Option<String>,
     devices: Option<RawDevices>,
     client_checks: Option<RawClientChecks>,
+    auth: Option<RawAuth>,
+    post_auth: Option<RawPostAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    method: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostAuth {
+    command: Vec<String>,
+    timeout: Option<String>,
+    pending_text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -339,6 +377,17 @@ impl Config {
             }
             cfg.client_checks.require = req;
         }
+        if let Some(a) = raw.auth {
+            if let Some(m) = a.method {
+                cfg.auth_method = m.parse().context("auth.method")?;
+            }
+        }
+        if let Some(p) = raw.post_auth {
+            cfg.post_auth = Some(PostAuth::from_raw(p)?);
+        }
+        if cfg.auth_method == crate::method::AuthMethod::Program && cfg.post_auth.is_none() {
+            bail!("auth.method is \"program\" but there is no [post_auth] command");
+        }
         if let Some(m) = raw.mfa {
             if let Some(mode) = m.mode {
                 cfg.mfa.mode = match mode.as_str() {
@@ -362,6 +411,33 @@ impl Config {
     }
 }
 
+impl PostAuth {
+    fn from_raw(p: RawPostAuth) -> Result<PostAuth> {
+        match p.command.first() {
+            None => bail!("post_auth.command must name a program: [\"/etc/tollgate/post-auth\", ...]"),
+            Some(prog) if !prog.starts_with('/') => {
+                bail!("post_auth.command must start with an absolute path (it runs without a shell or PATH), not {prog:?}")
+            }
+            Some(_) => {}
+        }
+        if p.command.iter().any(|a| a.contains('\0')) {
+            bail!("post_auth.command must not contain NUL characters");
+        }
+        let timeout_secs = match p.timeout {
+            None => 10,
+            Some(t) => parse_duration(&t).context("post_auth.timeout")? as u64,
+        };
+        if !(1..=MAX_POST_AUTH_TIMEOUT).contains(&timeout_secs) {
+            bail!("post_auth.timeout must be between 1s and {MAX_POST_AUTH_TIMEOUT}s");
+        }
+        let pending_text = p.pending_text.unwrap_or_else(|| DEFAULT_PENDING_TEXT.to_string());
+        if pending_text.is_empty() || pending_text.len() > 200 || pending_text.chars().any(char::is_control) {
+            bail!("post_auth.pending_text must be 1 to 200 characters on one line");
+        }
+        Ok(PostAuth { command: p.command, timeout_secs, pending_text })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +455,31 @@ mod tests {
         assert_eq!(c.lockout.max_failures, 3);
         assert_eq!(c.lockout.window_secs, 60);
         assert_eq!(c.argon2.m_cost_kib, 8192);
+    }
+
+    #[test]
+    fn auth_method_and_post_auth() {
+        use crate::method::AuthMethod;
+        let c = Config::parse("").unwrap();
+        assert_eq!((c.auth_method, c.post_auth), (AuthMethod::Local, None));
+        let c = Config::parse(
+            "[auth]\nmethod = \"program\"\n[post_auth]\ncommand = [\"/usr/bin/x\", \"-v\"]\ntimeout = \"20s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.auth_method, AuthMethod::Program);
+        let p = c.post_auth.unwrap();
+        assert_eq!((p.command.len(), p.timeout_secs, p.pending_text.as_str()), (2, 20, DEFAULT_PENDING_TEXT));
+        for (bad, why) in [
+            ("[auth]\nmethod = \"program\"\n", "no [post_auth]"),
+            ("[auth]\nmethod = \"kerberos\"\n", "kerberos"),
+            ("[post_auth]\ncommand = []\n", "must name a program"),
+            ("[post_auth]\ncommand = [\"post-auth\"]\n", "absolute path"),
+            ("[post_auth]\ncommand = [\"/x\"]\ntimeout = \"1h\"\n", "between 1s"),
+            ("[post_auth]\ncommand = [\"/x\"]\npending_text = \"a\\nb\"\n", "one line"),
+        ] {
+            let e = format!("{:#}", Config::parse(bad).unwrap_err());
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod config;
 pub mod devices;
+pub mod method;
 pub mod mgmt;
 pub mod names;
 pub mod openvpn;
 pub mod password;
 pub mod policy;
+pub mod post_auth;
 pub mod profile;
 pub mod quota;
 pub mod safefs;

@@ -33,6 +33,23 @@ pub fn for_log(s: &str) -> String {
     out
 }
 
+/// Untrusted text (a program's reason, say) as one bounded line: control
+/// characters and line breaks become spaces, runs of space collapse.
+pub fn one_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for word in s.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.chars().count() > max_chars {
+        out = out.chars().take(max_chars).collect();
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,7 +85,7 @@ pub fn canonical_ip(s: &str) -> String {
 
 #[cfg(test)]
 mod ip_tests {
-    use super::canonical_ip;
+    use super::{canonical_ip, one_line};
 
     #[test]
     fn addresses_have_one_spelling() {
@@ -80,5 +97,11 @@ mod ip_tests {
             assert_eq!(canonical_ip(junk), junk);
             assert_eq!(canonical_ip(&canonical_ip(junk)), canonical_ip(junk));
         }
+    }
+
+    #[test]
+    fn one_line_collapses_and_bounds() {
+        assert_eq!(one_line("  a\nb\t\x07c  ", 10), "a b c");
+        assert_eq!(one_line("abcdef", 3), "abc…");
     }
 }

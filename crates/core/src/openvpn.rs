@@ -57,6 +57,16 @@ pub fn env_str(name: &str) -> Option<String> {
     env(name).map(|v| crate::names::for_log(&String::from_utf8_lossy(&v)))
 }
 
+/// The client's peer info from the hook's environment: every IV_* and
+/// UV_* variable, as text for logs and lookups.
+pub fn peer_info() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("IV_") || k.starts_with("UV_"))
+        .filter_map(|k| env_str(&k).map(|v| (k, v)))
+        .collect()
+}
+
 pub struct Credentials {
     pub username: Vec<u8>,
     pub password: Vec<u8>,

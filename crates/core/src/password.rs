@@ -31,6 +31,10 @@ pub fn hash(password: &str, p: Argon2Params) -> Result<String> {
 /// same work is done against a dummy hash and the answer is false. A stored
 /// hash that does not parse is a mismatch, never a panic. The comparison of
 /// the derived keys inside argon2 is constant-time.
+/// The stored hash of an account that has no tollgate password (its auth
+/// method checks passwords elsewhere). No password verifies against it.
+pub const NO_PASSWORD: &str = "!";
+
 pub fn verify(phc: Option<&str>, password: &str, p: Argon2Params) -> bool {
     match phc.and_then(|s| PasswordHash::new(s).ok()) {
         Some(parsed) => {

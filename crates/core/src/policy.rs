@@ -144,6 +144,27 @@ pub enum Deny {
     Internal {
         detail: String,
     },
+    /// A `program` user's program said FAIL: a wrong password, as far as
+    /// tollgate can tell (it counts toward the lockout).
+    ProgramRefused {
+        log: Option<String>,
+        client: Option<String>,
+    },
+    /// The post-auth program vetoed a login tollgate had accepted.
+    ProgramVeto {
+        log: Option<String>,
+        client: Option<String>,
+    },
+    /// The post-auth program could not give an answer (it failed to start,
+    /// exited non-zero, died, timed out, or printed no valid reply).
+    ProgramFailed {
+        detail: String,
+    },
+    /// A `program` user whose account may not log in: the program (which
+    /// would check the password) was not run.
+    NotChecked {
+        standing: String,
+    },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -193,6 +214,14 @@ impl Deny {
             Deny::DeviceLimit { id, max } => format!("device {id} refused: {max} device(s) already registered"),
             Deny::ClientRejected { log, .. } => format!("client check: {log}"),
             Deny::Internal { detail } => format!("internal error: {detail}"),
+            Deny::ProgramRefused { log, .. } => {
+                format!("post-auth program refused the login: {}", log.as_deref().unwrap_or("no reason given"))
+            }
+            Deny::ProgramVeto { log, .. } => {
+                format!("post-auth program vetoed the login: {}", log.as_deref().unwrap_or("no reason given"))
+            }
+            Deny::ProgramFailed { detail } => format!("post-auth program failed: {detail}"),
+            Deny::NotChecked { standing } => format!("{standing} (the post-auth program was not run)"),
         }
     }
 
@@ -204,6 +233,8 @@ impl Deny {
             // A locked account answers every attempt alike, right password
             // or not: otherwise the lock is an oracle for the password.
             Deny::Malformed { .. }
+            | Deny::NotChecked { .. }
+            | Deny::ProgramRefused { client: None, .. }
             | Deny::UnknownUser
             | Deny::BadPassword
             | Deny::BadCode { challenged: false }
@@ -241,6 +272,11 @@ impl Deny {
             }
             Deny::ClientRejected { client, .. } => client.clone(),
             Deny::Internal { .. } => "server error, try again later".into(),
+            Deny::ProgramRefused { client: Some(c), .. } => c.clone(),
+            Deny::ProgramVeto { client, .. } => {
+                client.clone().unwrap_or_else(|| "access denied by the server's login policy".into())
+            }
+            Deny::ProgramFailed { .. } => "login could not be completed, try again later".into(),
         }
     }
 
@@ -252,7 +288,13 @@ impl Deny {
 
     /// Whether this deny counts toward the lockout.
     pub fn is_credential_failure(&self) -> bool {
-        matches!(self, Deny::BadPassword | Deny::BadCode { .. } | Deny::Locked { bad_proof: true, .. })
+        matches!(
+            self,
+            Deny::BadPassword
+                | Deny::BadCode { .. }
+                | Deny::Locked { bad_proof: true, .. }
+                | Deny::ProgramRefused { .. }
+        )
     }
 }
 
@@ -295,6 +337,16 @@ pub fn decide(facts: &AuthFacts, proof: Proof, now: i64) -> Decision {
                 .into(),
         }),
         _ => Decision::Accept,
+    }
+}
+
+/// What must hold before a method with side effects runs (the program may
+/// send a push to a phone): no lock, and an account in good standing that
+/// passes the client and device checks. None: go ahead.
+pub fn gate(facts: &AuthFacts, now: i64) -> Option<Deny> {
+    match decide(facts, Proof::Valid, now) {
+        Decision::Deny(d) => Some(d),
+        Decision::Accept | Decision::Challenge => None,
     }
 }
 

@@ -118,6 +118,41 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
         tx.commit()?;
         return Ok(Err(Deny::UnknownUser));
     };
+    // What the post-auth program chose for this tunnel at login wins over
+    // the account's own group and address; it is used once.
+    let mut facts = facts;
+    if let Some(id) = server_id {
+        let chosen = tx
+            .query_row(
+                "SELECT a.group_id, a.static_ip, g.push, coalesce(g.redirect_gateway, 0)
+                   FROM assignments a LEFT JOIN groups g ON g.id = a.group_id
+                  WHERE a.server_id = ?1 AND a.real_ip = ?2 AND a.real_port = ?3 AND a.user_id = ?4
+                    AND a.expires_at > ?5",
+                params![id, r.key.real_ip, r.key.real_port, user_id, r.now],
+                |x| {
+                    Ok((
+                        x.get::<_, Option<i64>>(0)?,
+                        x.get::<_, Option<String>>(1)?,
+                        x.get::<_, Option<String>>(2)?,
+                        x.get::<_, bool>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((group, ip, push, redirect)) = chosen {
+            if group.is_some() {
+                facts.push = push.map(|p| p.lines().map(str::to_string).collect()).unwrap_or_default();
+                facts.redirect_gateway = redirect;
+            }
+            if ip.is_some() {
+                facts.static_ip = ip;
+            }
+        }
+        tx.execute(
+            "DELETE FROM assignments WHERE server_id = ?1 AND real_ip = ?2 AND real_port = ?3",
+            params![id, r.key.real_ip, r.key.real_port],
+        )?;
+    }
     let decision = decide_connect(&account, &facts, r.now, &r.netmask);
     if decision.is_ok() {
         tx.execute(

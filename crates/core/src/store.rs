@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -26,6 +26,24 @@ const MIGRATE_2: &str = "CREATE TABLE source_failures (
     failed_count INTEGER NOT NULL DEFAULT 0,
     failed_since INTEGER,
     locked_until INTEGER
+) WITHOUT ROWID;";
+
+/// Version 2 → 3: auth methods, the post-auth program's saved data, its
+/// challenges and its per-tunnel choices.
+const MIGRATE_3: &str = "ALTER TABLE groups ADD COLUMN auth_method TEXT;
+ALTER TABLE users ADD COLUMN auth_method TEXT;
+ALTER TABLE users ADD COLUMN saved TEXT;
+ALTER TABLE challenges ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';
+ALTER TABLE challenges ADD COLUMN carry TEXT;
+CREATE TABLE assignments (
+    server_id  INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    real_ip    TEXT    NOT NULL,
+    real_port  INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    group_id   INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    static_ip  TEXT,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (server_id, real_ip, real_port)
 ) WITHOUT ROWID;";
 
 pub struct Store {
@@ -117,6 +135,9 @@ impl Store {
             // Each step moves one version forward, in order.
             if v < 2 {
                 tx.execute_batch(MIGRATE_2).context("cannot migrate to schema version 2")?;
+            }
+            if v < 3 {
+                tx.execute_batch(MIGRATE_3).context("cannot migrate to schema version 3")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -253,23 +274,59 @@ pub(crate) mod tests {
         Store::open_hook(&cfg).unwrap();
     }
 
+    /// Every table's columns (name, type, not null, default, key) and
+    /// every index: what a migrated database must share with a new one.
+    fn shape(c: &Connection) -> Vec<String> {
+        let mut out = Vec::new();
+        let objects: Vec<(String, String)> = c
+            .prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (kind, name) in objects {
+            out.push(format!("{kind} {name}"));
+            if kind == "table" {
+                let mut st = c.prepare(&format!("PRAGMA table_info({name})")).unwrap();
+                let cols = st
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "  {} {} notnull={} default={:?} pk={}",
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, i64>(5)?
+                        ))
+                    })
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                out.extend(cols);
+            }
+        }
+        out
+    }
+
     #[test]
-    fn migrates_version_1_to_the_current_schema() {
-        let (_d, cfg) = temp_config();
-        let (s, _) = Store::init(&cfg).unwrap();
-        s.conn.execute_batch("DROP TABLE source_failures; PRAGMA user_version = 1;").unwrap();
-        drop(s);
-        assert!(Store::open_hook(&cfg).is_err(), "hooks refuse an old schema");
-        let (s, before) = Store::init(&cfg).unwrap();
-        assert_eq!((before, s.version().unwrap()), (1, SCHEMA_VERSION));
-        // The migrated database has what a new one has.
-        let tables = |c: &Connection| -> String {
-            c.query_row("SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name)", [], |r| r.get(0)).unwrap()
-        };
+    fn migrates_older_versions_to_the_current_schema() {
         let (_d2, cfg2) = temp_config();
         let (fresh, _) = Store::init(&cfg2).unwrap();
-        let norm = |t: String| t.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert_eq!(norm(tables(&s.conn)), norm(tables(&fresh.conn)));
+        let want = shape(&fresh.conn);
+        // Version 2 as released, and version 1 (version 2 less its table).
+        let v2 = include_str!("../testdata/schema-v2.sql");
+        for (version, extra) in [(2, ""), (1, "DROP TABLE source_failures;")] {
+            let (_d, cfg) = temp_config();
+            let c = Connection::open(&cfg.database).unwrap();
+            c.execute_batch(v2).unwrap();
+            c.execute_batch(&format!("{extra} PRAGMA user_version = {version};")).unwrap();
+            drop(c);
+            assert!(Store::open_hook(&cfg).is_err(), "hooks refuse an old schema");
+            let (s, before) = Store::init(&cfg).unwrap();
+            assert_eq!((before, s.version().unwrap()), (version, SCHEMA_VERSION));
+            assert_eq!(shape(&s.conn), want, "migrated from version {version}");
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub fn run(
     }
     rep.events_pruned = store.conn.execute("DELETE FROM auth_events WHERE at < ?1", [now - cfg.retention_secs])?;
     store.conn.execute("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
+    store.conn.execute("DELETE FROM assignments WHERE expires_at < ?1", [now])?;
     // Address counters whose window and block are both over.
     store.conn.execute(
         "DELETE FROM source_failures WHERE coalesce(locked_until, 0) <= ?1 AND coalesce(failed_since, 0) <= ?2",

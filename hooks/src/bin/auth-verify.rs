@@ -28,7 +28,8 @@ use tollgate_core::policy::{check_credentials, Decision, Deny};
 use tollgate_core::{units, Config, Store};
 
 const HOOK: &str = "tollgate auth-verify";
-/// The longest a deferred worker may take before the supervisor denies.
+/// The longest a deferred worker may take before the supervisor denies
+/// (longer with a post-auth program: its timeout, plus room).
 const WORKER_DEADLINE: Duration = Duration::from_secs(30);
 /// Scheduling priority of the deferred work (19 = lowest).
 const WORKER_NICE: libc::c_int = 10;
@@ -107,8 +108,11 @@ fn run() -> i32 {
     // unused until OpenVPN next polls the control file, which on a
     // long-lived tunnel is every 8 s: decide it inline. Only such setups pay
     // for this look-up; with auth-gen-token it never runs.
+    // With a post-auth program configured, a renegotiation runs it too
+    // (reauth = true), so it is deferred like a login.
     let renegotiation = || {
-        session_state.is_none()
+        cfg.post_auth.is_none()
+            && session_state.is_none()
             && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
                 Store::open_hook(&cfg)
                     .and_then(|s| tollgate_core::sessions::tunnel_is_open(&s, &ctx.server, &ctx.ip, port))
@@ -116,16 +120,21 @@ fn run() -> i32 {
             })
     };
     match (cfg.defer, control) {
-        (Defer::Auto, Some(control)) if !token_reauth && !renegotiation() => match deferred(&control, &ctx, || {
-            let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
-            decide(&dctx, &cfg, &username, &password, session_state.as_deref())
-        }) {
-            Ok(()) => 2,
-            Err(e) => {
-                eprintln!("{HOOK}: cannot defer ({e}), deciding inline");
-                inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref()))
+        (Defer::Auto, Some(control)) if !token_reauth && !renegotiation() => {
+            match deferred(&control, &ctx, &cfg, || {
+                let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
+                decide(&dctx, &cfg, &username, &password, session_state.as_deref())
+            }) {
+                Ok(()) => {
+                    announce_pending(&cfg);
+                    2
+                }
+                Err(e) => {
+                    eprintln!("{HOOK}: cannot defer ({e}), deciding inline");
+                    inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref()))
+                }
             }
-        },
+        }
         _ => inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref())),
     }
 }
@@ -144,15 +153,15 @@ fn decide(ctx: &Ctx, cfg: &Config, username: &str, password: &str, session_state
         port: openvpn::env_i64("untrusted_port").ok(),
         now: units::now(),
         session_state,
-        peer: &openvpn::env_str,
+        peer: &openvpn::peer_info(),
         server_started: openvpn::env_i64("daemon_start_time").ok(),
     };
-    match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.challenge_state)) {
-        Ok((Decision::Challenge, Some(state))) => {
-            // Dynamic challenge: the client asks for the code and reconnects
-            // with CRV1::<state>::<code>.
+    match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.prompt)) {
+        Ok((Decision::Challenge, Some(prompt))) => {
+            // Dynamic challenge: the client asks the question and
+            // reconnects with CRV1::<state>::<answer>.
             eprintln!("{HOOK}: CHALLENGE user={} ip={} server={}{}", ctx.user, ctx.ip, ctx.server, ctx.how);
-            Verdict::Reject(auth::crv1_prompt(&state, username))
+            Verdict::Reject(prompt)
         }
         Ok((Decision::Challenge, None)) => deny(ctx, &Deny::Internal { detail: "challenge without state".into() }),
         Ok((Decision::Accept, _)) => {
@@ -215,9 +224,34 @@ fn set_name(name: &[u8]) {
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
 }
 
+/// While a post-auth program runs (a push approval may take a while), tell
+/// a client that announced `crtext` (IV_SSO) what is going on. OpenVPN
+/// reads auth_pending_file right after the hook exits 2, then sends
+/// AUTH_PENDING and extends the login's deadline to the timeout given here.
+fn announce_pending(cfg: &Config) {
+    let Some(pa) = &cfg.post_auth else { return };
+    let Some(path) = std::env::var_os("auth_pending_file") else { return };
+    let sso = openvpn::env_str("IV_SSO").unwrap_or_default();
+    if !sso.split(',').any(|m| m.trim() == "crtext") {
+        return;
+    }
+    let body = format!("{}\ncrtext\nCR_TEXT::{}\n", worker_deadline(cfg).as_secs(), pa.pending_text);
+    if let Err(e) = openvpn::write_atomic(Path::new(&path), body.as_bytes()) {
+        eprintln!("{HOOK}: cannot write auth_pending_file: {e}");
+    }
+}
+
+/// How long the deferred worker may take: the post-auth program's timeout
+/// and some room for the rest, at least WORKER_DEADLINE.
+fn worker_deadline(cfg: &Config) -> Duration {
+    let program = cfg.post_auth.as_ref().map_or(0, |p| p.timeout_secs + 10);
+    WORKER_DEADLINE.max(Duration::from_secs(program))
+}
+
 /// Fork a detached supervisor that forks the worker and guarantees an
 /// answer. Returns in the hook process, which then exits 2 at once.
-fn deferred(control: &Path, ctx: &Ctx, work: impl FnOnce() -> Verdict) -> Result<(), String> {
+fn deferred(control: &Path, ctx: &Ctx, cfg: &Config, work: impl FnOnce() -> Verdict) -> Result<(), String> {
+    let deadline = worker_deadline(cfg);
     // SAFETY: the hook is single-threaded here; the children only run Rust
     // code of this program and exit through process::exit.
     match unsafe { libc::fork() } {
@@ -260,11 +294,11 @@ fn deferred(control: &Path, ctx: &Ctx, work: impl FnOnce() -> Verdict) -> Result
         if r < 0 {
             break "worker lost".to_string();
         }
-        if start.elapsed() > WORKER_DEADLINE {
+        if start.elapsed() > deadline {
             // SAFETY: killing our own child.
             unsafe { libc::kill(worker, libc::SIGKILL) };
             unsafe { libc::waitpid(worker, &mut status, 0) };
-            break format!("worker took longer than {}s", WORKER_DEADLINE.as_secs());
+            break format!("worker took longer than {}s", deadline.as_secs());
         }
         std::thread::sleep(Duration::from_millis(5));
     };

@@ -2,7 +2,8 @@
 //! config and an initialised database, removed when the test ends.
 #![allow(dead_code)] // each test file uses its own part of this
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use tollgate_core::config::Argon2Params;
 use tollgate_core::{password, Config, Store};
 
@@ -44,4 +45,39 @@ pub fn env(prefix: &str, name: &str, toml: &str, sql: &str) -> Env {
 pub fn alice() -> String {
     let h = password::hash("correct horse", FAST).unwrap();
     format!("INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('alice', '{h}', 1, 0, 0);")
+}
+
+impl Env {
+    /// A credentials file (via-file) with `content`.
+    pub fn creds(&self, content: &[u8]) -> PathBuf {
+        let p = self.dir.join("creds");
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Run the hook with OpenVPN's usual environment plus `extra`, minus `drop`.
+    pub fn run(&self, file: Option<&Path>, extra: &[(&str, &[u8])], drop: &[&str]) -> (Output, String) {
+        use std::os::unix::ffi::OsStrExt;
+        let reason = self.dir.join("reason");
+        std::fs::write(&reason, b"").unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_auth-verify"));
+        c.env_clear().arg("--config").arg(&self.config);
+        let base: [(&str, &[u8]); 4] = [
+            ("script_type", b"user-pass-verify"),
+            ("untrusted_ip", b"192.0.2.2"),
+            ("untrusted_port", b"40000"),
+            ("auth_failed_reason_file", reason.as_os_str().as_bytes()),
+        ];
+        for (k, v) in base.iter().chain(extra) {
+            if !drop.contains(k) {
+                c.env(k, std::ffi::OsStr::from_bytes(v));
+            }
+        }
+        if let Some(f) = file {
+            c.arg(f);
+        }
+        let out = c.output().unwrap();
+        let reason = String::from_utf8_lossy(&std::fs::read(&reason).unwrap()).into_owned();
+        (out, reason)
+    }
 }
