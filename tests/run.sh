@@ -24,6 +24,9 @@ cargo build --release --locked || exit 1
 echo "== unit and integration tests"
 cargo test --locked || exit 1
 
+echo "== shipped post-auth examples"
+bash examples/post-auth/test.sh || exit 1
+
 # A short run of every fuzz target (the full campaign: docs/fuzzing.md).
 echo "== fuzz smoke (10 s per target)"
 bash fuzz/run.sh smoke 10 || exit 1

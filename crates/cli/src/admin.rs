@@ -623,6 +623,7 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
                     ("second factor", s("mfa_state")),
                     ("failed logins", s("failed_count")),
                     ("locked until", s("locked_until")),
+                    ("saved by program", s("saved")),
                     ("created", s("created_at")),
                 ]);
             }
@@ -743,6 +744,9 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
             eprintln!("tollgate: note: {} has no password yet: set one with `tollgate user passwd {}`", a.name, a.name);
         }
     }
+    if a.clear_saved {
+        set("saved", &rusqlite::types::Null)?;
+    }
     grant(&tx, "user", id, &a.server)?;
     revoke(&tx, "user", id, &a.revoke)?;
     tx.commit()?;
@@ -756,7 +760,7 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
         "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
                 u.static_ip, u.device_binding, u.max_devices,
                 CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed THEN 'totp' ELSE 'pending' END,
-                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method
+                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method, u.saved
            FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
           WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
     )?;
@@ -794,6 +798,7 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
                     "created_at": format_time(r.get(13)?),
                     "auth_method": method,
                     "auth_method_from": from,
+                    "saved": r.get::<_, Option<String>>(17)?.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
                 }),
             ))
         })?
@@ -1017,6 +1022,10 @@ fn test_auth(
     } else {
         rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
     };
+    // As root, never run a program that someone else could have changed.
+    if let Some(pa) = &cfg.post_auth {
+        tollgate_core::post_auth::check_trusted(std::path::Path::new(&pa.command[0]))?;
+    }
     let peer: std::collections::BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let outcome = match check_credentials(user.as_bytes(), pw.as_bytes()) {
         Err(d) => auth::Outcome { decision: Decision::Deny(d), ..Default::default() },

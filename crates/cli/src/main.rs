@@ -476,6 +476,9 @@ pub struct UserSet {
     /// Auth method: local, program, or `default` (the group's, else the config's)
     #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "default"])]
     pub auth: Option<String>,
+    /// Forget what the post-auth program saved for the user
+    #[arg(long)]
+    pub clear_saved: bool,
 }
 
 fn main() {

@@ -911,4 +911,118 @@ mod tests {
         let q = Question { text: "PIN?".into(), echo: false };
         assert_eq!(crv1_question("ab", "alice", &q), "CRV1:R:ab:YWxpY2U=:PIN?");
     }
+
+    /// The flow for every method and outcome, against a real database and
+    /// a real program (a shell script that answers per user).
+    #[test]
+    fn flow_for_every_method_and_outcome() {
+        use crate::config::{Argon2Params, PostAuth};
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, mut cfg) = crate::store::tests::temp_config();
+        let prog = dir.path.join("prog");
+        std::fs::write(
+            &prog,
+            r#"#!/bin/sh
+in=$(cat)
+case "$in" in
+  *'"static_response":"42"'*) echo '{"status":"SUCCEED","group":"lab"}' ;;
+  *'"static_response"'*) echo '{"status":"FAIL","client_reason":"wrong answer"}' ;;
+  *'"user":"l-veto"'*) echo '{"status":"FAIL","reason":"policy","client_reason":"not today"}' ;;
+  *'"user":"l-ask"'*|*'"user":"p-ask"'*) echo '{"status":"SUCCEED","challenge":{"text":"Answer?"}}' ;;
+  *'"user":"l-crash"'*|*'"user":"p-crash"'*) exit 7 ;;
+  *'"password":"good"'*) echo '{"status":"SUCCEED","static_ip":"10.8.0.5"}' ;;
+  *'"password"'*) echo '{"status":"FAIL","reason":"bad"}' ;;
+  *) echo '{"status":"SUCCEED"}' ;;
+esac
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        cfg.post_auth =
+            Some(PostAuth { command: vec![prog.display().to_string()], timeout_secs: 5, pending_text: "x".into() });
+        let (mut store, _) = crate::store::Store::init(&cfg).unwrap();
+        let hash = password::hash("good", cfg.argon2).unwrap();
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO groups (name, created_at) VALUES ('lab', 0);
+                 INSERT INTO users (name, password_hash, all_servers, auth_method, enabled, created_at, updated_at) VALUES
+                   ('l-ok', '{hash}', 1, 'local', 1, 0, 0), ('l-veto', '{hash}', 1, 'local', 1, 0, 0),
+                   ('l-ask', '{hash}', 1, 'local', 1, 0, 0), ('l-crash', '{hash}', 1, 'local', 1, 0, 0),
+                   ('l-off', '{hash}', 1, 'local', 0, 0, 0),
+                   ('p-ok', '!', 1, 'program', 1, 0, 0), ('p-ask', '!', 1, 'program', 1, 0, 0),
+                   ('p-crash', '!', 1, 'program', 1, 0, 0), ('p-off', '!', 1, 'program', 0, 0, 0);"
+            ))
+            .unwrap();
+        let peer = Default::default();
+        let mut attempt = |store: &mut Store, user: &str, pw: &str| {
+            let req = Request {
+                username: user,
+                password: pw,
+                server: "s",
+                ip: "192.0.2.9",
+                port: Some(5000),
+                now: 1_800_000_000,
+                session_state: None,
+                peer: &peer,
+                server_started: None,
+            };
+            authenticate(store, &cfg, &req, true).unwrap()
+        };
+        let deny = |o: &Outcome| match &o.decision {
+            Decision::Deny(d) => d.log_reason(),
+            other => format!("{other:?}"),
+        };
+        // (user, password, what the log reason must say; "" = accept)
+        let cases = [
+            ("l-ok", "good", ""),
+            ("l-ok", "bad", "wrong password"),
+            ("l-veto", "good", "vetoed the login: policy"),
+            ("l-crash", "good", "post-auth program failed: exited with status 7"),
+            ("l-off", "good", "account disabled"),
+            ("p-ok", "good", ""),
+            ("p-ok", "bad", "refused the login: bad"),
+            ("p-crash", "good", "post-auth program failed: exited with status 7"),
+            ("p-off", "good", "account disabled (the post-auth program was not run)"),
+            ("nobody", "good", "unknown user"),
+        ];
+        for (user, pw, want) in cases {
+            let o = attempt(&mut store, user, pw);
+            if want.is_empty() {
+                assert_eq!(o.decision, Decision::Accept, "{user}/{pw}: {}", deny(&o));
+            } else {
+                assert!(deny(&o).contains(want), "{user}/{pw}: {}", deny(&o));
+            }
+        }
+        // The program's address for p-ok waits for client-connect.
+        let ip: String = store.conn.query_row("SELECT static_ip FROM assignments", [], |r| r.get(0)).unwrap();
+        assert_eq!(ip, "10.8.0.5");
+        // A question, for either method: asked, then answered wrong, then right.
+        for user in ["l-ask", "p-ask"] {
+            for (answer, want) in [("7", "wrong answer"), ("42", "")] {
+                let o = attempt(&mut store, user, "good");
+                assert_eq!(o.decision, Decision::Challenge, "{user}: {}", deny(&o));
+                let prompt = o.prompt.unwrap();
+                assert!(prompt.starts_with("CRV1:R:") && prompt.ends_with(":Answer?"), "{prompt}");
+                let state = prompt.split(':').nth(2).unwrap();
+                let o = attempt(&mut store, user, &format!("CRV1::{state}::{answer}"));
+                match want {
+                    "" => assert_eq!(o.decision, Decision::Accept, "{user}: {}", deny(&o)),
+                    w => assert_eq!(
+                        o.decision.clone(),
+                        Decision::Deny(match user {
+                            "l-ask" => Deny::ProgramVeto { log: None, client: Some(w.into()) },
+                            _ => Deny::ProgramRefused { log: None, client: Some(w.into()) },
+                        })
+                    ),
+                }
+            }
+        }
+        // Each run is traced for test-auth, the password masked.
+        let o = attempt(&mut store, "p-ok", "good");
+        assert_eq!(o.program.len(), 1);
+        assert_eq!(o.program[0].input["authcred"]["password"], "********");
+    }
 }

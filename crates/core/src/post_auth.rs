@@ -194,6 +194,43 @@ pub fn masked(input: &Input) -> Value {
     v
 }
 
+/// When running as root (`tollgate test-auth`): refuse a program that a
+/// user other than root could have changed: the file, or a directory
+/// above it, not root's or writable by others (a root-owned sticky
+/// directory such as /tmp excepted: nobody else can replace root's entries
+/// in it). The hooks run as the OpenVPN user and need no such check.
+pub fn check_trusted(prog: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let mut p = Some(prog);
+    while let Some(cur) = p {
+        let m = std::fs::symlink_metadata(cur)
+            .map_err(|e| anyhow::anyhow!("cannot check post-auth program {}: {e}", prog.display()))?;
+        let sticky_dir = m.is_dir() && m.mode() & 0o1000 != 0;
+        let bad = if m.file_type().is_symlink() {
+            Some("is a symbolic link")
+        } else if m.uid() != 0 {
+            Some("is not owned by root")
+        } else if m.mode() & 0o022 != 0 && !sticky_dir {
+            Some("is writable by group or others")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            anyhow::bail!(
+                "refusing to run post-auth program {} as root: {} {why} (run test-auth as the OpenVPN user, or fix the permissions)",
+                prog.display(),
+                cur.display()
+            );
+        }
+        p = cur.parent().filter(|q| !q.as_os_str().is_empty());
+    }
+    Ok(())
+}
+
 /// One run of the program: the reply, or a one-line reason to deny.
 pub struct Run {
     pub result: Result<Reply, String>,
