@@ -152,3 +152,51 @@ fn sweep_refuses_an_unknown_server() {
     let o = e.tollgate(&["sweep", "--server", "nl-1", "--status", status.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
+
+/// Auth methods on users and groups, and what `user show` says of them.
+#[test]
+fn auth_methods_and_where_they_come_from() {
+    let e = env("methods", "INSERT INTO groups (name, auth_method, created_at) VALUES ('contractors', 'program', 0);");
+    let out = e.tollgate(&["user", "add", "bob", "--group", "contractors"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(e.query("SELECT password_hash FROM users WHERE name = 'bob'"), "Text(\"!\")", "no password asked");
+    let show = |u: &str| String::from_utf8_lossy(&e.tollgate(&["user", "show", u], "").stdout).into_owned();
+    assert!(show("bob").contains("program (from group contractors)"), "{}", show("bob"));
+    assert!(show("alice").contains("local (the config's [auth] method)"), "{}", show("alice"));
+    assert!(e.tollgate(&["user", "set", "bob", "--auth", "local"], "").status.success());
+    assert!(show("bob").contains("local (set on the user)"), "{}", show("bob"));
+    let out = e.tollgate(&["user", "set", "bob", "--auth", "ldap"], "");
+    assert!(!out.status.success(), "an unknown method is refused");
+    assert!(e.tollgate(&["user", "set", "bob", "--auth", "default"], "").status.success());
+    assert!(show("bob").contains("program (from group contractors)"));
+}
+
+/// As root, test-auth never runs a post-auth program that someone else
+/// could have changed.
+#[test]
+fn test_auth_as_root_refuses_a_program_others_can_change() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (the suite runs as root)");
+        return;
+    }
+    let e = env("trusted", "UPDATE users SET all_servers = 1;");
+    let bin = e.dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let prog = bin.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\necho '{\"status\":\"SUCCEED\"}'\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &e.config,
+        format!("database = \"t.db\"\nserver = \"nl-1\"\n[post_auth]\ncommand = [{:?}]\n", prog.display().to_string()),
+    )
+    .unwrap();
+    for (mode, ok) in [(0o755, true), (0o775, false)] {
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = e.tollgate(&["test-auth", "alice", "--password-stdin"], "whatever-pw\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.contains("refusing to run post-auth program"), !ok, "mode {mode:o}: {err}");
+    }
+}
