@@ -1023,8 +1023,15 @@ fn test_auth(
         rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
     };
     // As root, never run a program that someone else could have changed.
+    // The program, and any file named in its argv (a script handed to an
+    // interpreter, a rule file).
     if let Some(pa) = &cfg.post_auth {
-        tollgate_core::post_auth::check_trusted(std::path::Path::new(&pa.command[0]))?;
+        for (i, arg) in pa.command.iter().enumerate() {
+            let p = std::path::Path::new(arg);
+            if i == 0 || (p.is_absolute() && p.is_file()) {
+                tollgate_core::post_auth::check_trusted(p)?;
+            }
+        }
     }
     let peer: std::collections::BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let outcome = match check_credentials(user.as_bytes(), pw.as_bytes()) {

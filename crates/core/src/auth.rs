@@ -321,6 +321,14 @@ pub struct Carry {
     pub group_id: Option<i64>,
     pub group: Option<String>,
     pub static_ip: Option<String>,
+    /// The program asked its question with status FAIL: whatever the
+    /// answer, the login fails (a program may ask to hide its verdict).
+    #[serde(default)]
+    pub asked_fail: bool,
+    /// The user's auth method when the challenge was issued: an answer
+    /// after the method changed is refused.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 impl Carry {
@@ -333,7 +341,8 @@ impl Carry {
 enum Said {
     Pass(Carry),
     Refuse(Deny),
-    Ask(Question),
+    /// A question, and the status the program gave with it.
+    Ask(Question, Status),
 }
 
 /// Everything one attempt needs besides the store.
@@ -425,18 +434,17 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     let mut decision = match &secret {
         None => policy::decide(&loaded.facts, Proof::Token, req.now),
         Some(Secret::Crv1 { state, code }) => {
-            // Single use: the state goes whatever the answer.
+            // Single use: the state goes whatever the answer, and of two
+            // answers racing only the one that deleted it goes on.
+            let sql = if record {
+                "DELETE FROM challenges WHERE state_id = ?1 RETURNING user_id, ip, expires_at, kind, carry"
+            } else {
+                "SELECT user_id, ip, expires_at, kind, carry FROM challenges WHERE state_id = ?1"
+            };
             let row: Option<(i64, String, i64, String, Option<String>)> = store
                 .conn
-                .query_row(
-                    "SELECT user_id, ip, expires_at, kind, carry FROM challenges WHERE state_id = ?1",
-                    [state],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )
+                .query_row(sql, [state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .optional()?;
-            if record {
-                store.conn.execute("DELETE FROM challenges WHERE state_id = ?1", [state])?;
-            }
             let problem = match &row {
                 None => Some("unknown or already used state"),
                 Some((u, ..)) if Some(*u) != uid => Some("state belongs to another user"),
@@ -451,12 +459,15 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 }
                 (None, Some((.., kind, carried))) => {
                     carry = carried.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
-                    if kind == Asks::Program.as_str() {
+                    if carry.method.as_deref().is_some_and(|m| m != method.as_str()) {
+                        Decision::Deny(Deny::BadChallenge { detail: "the user's auth method changed since".into() })
+                    } else if kind == Asks::Program.as_str() {
                         // Everything before the program was proven when it
                         // asked; its answer goes back to it.
                         let d = policy::decide(&loaded.facts, Proof::Valid, req.now);
                         if d == Decision::Accept && cfg.post_auth.is_some() {
-                            match call_program(store, &at, &loaded, Some(code), None, &mut out.program)? {
+                            let asked_fail = carry.asked_fail;
+                            match call_program(store, &at, &loaded, Some(code), None, asked_fail, &mut out.program)? {
                                 Said::Pass(c) if method == AuthMethod::Program => {
                                     ran_program = true;
                                     carry = c;
@@ -475,7 +486,10 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                                     Decision::Accept
                                 }
                                 Said::Refuse(d) => Decision::Deny(d),
-                                Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
+                                Said::Ask(q, st) => {
+                                    let c = Carry { asked_fail: st == Status::Fail, ..carry.clone() };
+                                    ask(&mut out, store, &at, &loaded, Asks::Program, &q, &c)?
+                                }
                             }
                         } else if d == Decision::Accept {
                             Decision::Deny(Deny::BadChallenge { detail: "no post-auth program is configured".into() })
@@ -519,16 +533,22 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }
                     (_, Some(d @ Deny::Locked { .. })) => Decision::Deny(d),
                     (_, Some(d)) => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
-                    (Some(_), None) => match call_program(store, &at, &loaded, None, Some(pw), &mut out.program)? {
-                        Said::Pass(c) => {
-                            ran_program = true;
-                            carry = c;
-                            let proof = second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
-                            policy::decide(&loaded.facts, proof, req.now)
+                    (Some(_), None) => {
+                        match call_program(store, &at, &loaded, None, Some(pw), false, &mut out.program)? {
+                            Said::Pass(c) => {
+                                ran_program = true;
+                                carry = c;
+                                let proof =
+                                    second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
+                                policy::decide(&loaded.facts, proof, req.now)
+                            }
+                            Said::Refuse(d) => Decision::Deny(d),
+                            Said::Ask(q, st) => {
+                                let c = Carry { asked_fail: st == Status::Fail, ..carry.clone() };
+                                ask(&mut out, store, &at, &loaded, Asks::Program, &q, &c)?
+                            }
                         }
-                        Said::Refuse(d) => Decision::Deny(d),
-                        Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
-                    },
+                    }
                 }
             }
         },
@@ -540,20 +560,24 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     }
     // The post-auth program, last, for logins tollgate has accepted.
     if decision == Decision::Accept && post_auth_due && !ran_program {
-        decision = match call_program(store, &at, &loaded, None, None, &mut out.program)? {
+        decision = match call_program(store, &at, &loaded, None, None, false, &mut out.program)? {
             Said::Pass(c) => {
                 ran_program = true;
                 carry = c;
                 Decision::Accept
             }
             Said::Refuse(d) => Decision::Deny(d),
-            Said::Ask(q) => ask(&mut out, store, &at, &loaded, Asks::Program, &q, &carry)?,
+            Said::Ask(q, st) => {
+                let c = Carry { asked_fail: st == Status::Fail, ..carry.clone() };
+                ask(&mut out, store, &at, &loaded, Asks::Program, &q, &c)?
+            }
         };
     }
     if record {
         // Claim the code's step atomically: two logins racing with the same
         // code cannot both pass.
-        if let (Decision::Accept, Some(step), Some(id)) = (&decision, accepted_step, uid) {
+        // (Also when the program then asks its question: the code was used.)
+        if let (Decision::Accept | Decision::Challenge, Some(step), Some(id)) = (&decision, accepted_step, uid) {
             let n = store.conn.execute(
                 "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
                 params![id, step],
@@ -566,7 +590,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         record_outcome(store, cfg, req, &loaded, &decision, secret.as_ref(), ran_program)?;
         if let Some(id) = uid {
             record_device(store, id, &verdict, &decision, req.now)?;
-            if decision == Decision::Accept && !carry.is_empty() {
+            if decision == Decision::Accept {
                 assign(store, req, id, &carry)?;
             }
         }
@@ -615,7 +639,7 @@ fn ask(
     };
     let state = if at.record {
         let state = crate::openvpn::random_hex(16);
-        let carried = (!carry.is_empty()).then(|| serde_json::to_string(carry)).transpose()?;
+        let carried = serde_json::to_string(&Carry { method: Some(at.method.as_str().into()), ..carry.clone() })?;
         store.conn.execute(
             "INSERT INTO challenges (state_id, user_id, ip, expires_at, kind, carry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![state, uid, at.req.ip, at.req.now + at.cfg.mfa.challenge_ttl_secs, asks.as_str(), carried],
@@ -635,6 +659,7 @@ fn call_program(
     loaded: &Loaded,
     answer: Option<&str>,
     password: Option<&str>,
+    asked_fail: bool,
     trace: &mut Vec<ProgramTrace>,
 ) -> Result<Said> {
     let Some(pa) = &at.cfg.post_auth else {
@@ -647,9 +672,17 @@ fn call_program(
         Some(port) => crate::sessions::tunnel_is_open(store, req.server, req.ip, port).unwrap_or(false),
         None => false,
     };
-    let (status, reason) = match at.method {
-        AuthMethod::Program => (Status::Fail, "not authenticated yet: the program decides (auth method program)"),
-        AuthMethod::Local => (Status::Succeed, "password ok"),
+    // As decided so far. The answer to the program's own question carries
+    // the status the program gave when it asked.
+    let (status, reason) = match (at.method, answer, asked_fail) {
+        (_, Some(_), true) => (Status::Fail, "the program said FAIL when it asked its question"),
+        (AuthMethod::Program, Some(_), false) => {
+            (Status::Succeed, "the program said SUCCEED when it asked its question")
+        }
+        (AuthMethod::Program, None, _) => {
+            (Status::Fail, "not authenticated yet: the program decides (auth method program)")
+        }
+        (AuthMethod::Local, ..) => (Status::Succeed, "password ok"),
     };
     let input = post_auth::Input {
         authcred: post_auth::AuthCred {
@@ -678,15 +711,7 @@ fn call_program(
     let said = match &run.result {
         Err(e) => Said::Refuse(Deny::ProgramFailed { detail: e.clone() }),
         Ok(reply) => {
-            if at.record && !reply.save.is_empty() {
-                let Some(merged) = post_auth::merge_saved(&loaded.saved, &reply.save) else {
-                    return Ok(Said::Refuse(Deny::ProgramFailed { detail: "saved data would exceed 64 KiB".into() }));
-                };
-                store.conn.execute(
-                    "UPDATE users SET saved = ?2 WHERE id = ?1",
-                    params![u.id, serde_json::to_string(&merged)?],
-                )?;
-            }
+            // Checked before anything is applied: a reply at fault changes nothing.
             let group_id: Option<Option<i64>> = match &reply.group {
                 None => Some(None),
                 Some(g) => store
@@ -695,15 +720,39 @@ fn call_program(
                     .optional()?
                     .map(Some),
             };
+            let merged = post_auth::merge_saved(&loaded.saved, &reply.save);
+            match (&group_id, &merged) {
+                (None, _) => {}
+                (_, None) => {}
+                (Some(_), Some(m)) if at.record && !reply.save.is_empty() => {
+                    store.conn.execute(
+                        "UPDATE users SET saved = ?2 WHERE id = ?1",
+                        params![u.id, serde_json::to_string(m)?],
+                    )?;
+                }
+                _ => {}
+            }
+            let refused_before = || {
+                let log = Some("it said FAIL when it asked its question".to_string());
+                match at.method {
+                    AuthMethod::Program => Deny::ProgramRefused { log, client: reply.client_reason.clone() },
+                    AuthMethod::Local => Deny::ProgramVeto { log, client: reply.client_reason.clone() },
+                }
+            };
             match (group_id, &reply.challenge, reply.status) {
                 (None, _, _) => Said::Refuse(Deny::ProgramFailed {
                     detail: format!("it named group {}, which does not exist", reply.group.as_deref().unwrap_or("")),
                 }),
-                (_, Some(q), _) => Said::Ask(q.clone()),
+                _ if merged.is_none() => {
+                    Said::Refuse(Deny::ProgramFailed { detail: "saved data would exceed 64 KiB".into() })
+                }
+                (_, Some(q), st) => Said::Ask(q.clone(), if asked_fail { Status::Fail } else { st }),
+                (Some(_), None, Status::Succeed) if asked_fail => Said::Refuse(refused_before()),
                 (Some(group_id), None, Status::Succeed) => Said::Pass(Carry {
                     group_id,
                     group: reply.group.clone(),
                     static_ip: reply.static_ip.map(|ip| ip.to_string()),
+                    ..Carry::default()
                 }),
                 (Some(_), None, Status::Fail) => {
                     let (log, client) = (reply.reason.clone(), reply.client_reason.clone());
@@ -721,16 +770,25 @@ fn call_program(
         result: match &said {
             Said::Pass(_) => "SUCCEED".into(),
             Said::Refuse(d) => format!("deny: {}", d.log_reason()),
-            Said::Ask(q) => format!("challenge: {}", q.text),
+            Said::Ask(q, _) => format!("challenge: {}", q.text),
         },
         elapsed_ms: run.elapsed.as_millis(),
     });
     Ok(said)
 }
 
-/// What the program chose, kept for client-connect of this tunnel.
+/// What the program chose, kept for client-connect of this tunnel; a
+/// login without a choice clears an older one for the same tunnel.
 fn assign(store: &Store, req: &Request, user_id: i64, c: &Carry) -> Result<()> {
     let Some(port) = req.port else { return Ok(()) };
+    if c.is_empty() {
+        store.conn.execute(
+            "DELETE FROM assignments WHERE real_ip = ?2 AND real_port = ?3
+                AND server_id = (SELECT id FROM servers WHERE name = ?1)",
+            params![req.server, req.ip, port],
+        )?;
+        return Ok(());
+    }
     store.conn.execute(
         "INSERT OR REPLACE INTO assignments (server_id, real_ip, real_port, user_id, group_id, static_ip, expires_at)
          SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM servers WHERE name = ?1",
@@ -926,9 +984,11 @@ mod tests {
 in=$(cat)
 case "$in" in
   *'"static_response":"42"'*) echo '{"status":"SUCCEED","group":"lab"}' ;;
+  *'"password":"good"'*'"user":"p-hide"'*) echo '{"status":"SUCCEED","challenge":{"text":"PIN?"}}' ;;
+  *'"user":"p-hide"'*) echo '{"status":"FAIL","challenge":{"text":"PIN?"}}' ;;
   *'"static_response"'*) echo '{"status":"FAIL","client_reason":"wrong answer"}' ;;
   *'"user":"l-veto"'*) echo '{"status":"FAIL","reason":"policy","client_reason":"not today"}' ;;
-  *'"user":"l-ask"'*|*'"user":"p-ask"'*) echo '{"status":"SUCCEED","challenge":{"text":"Answer?"}}' ;;
+  *'"user":"l-ask"'*|*'"user":"l-ask2"'*|*'"user":"p-ask"'*) echo '{"status":"SUCCEED","challenge":{"text":"Answer?"}}' ;;
   *'"user":"l-crash"'*|*'"user":"p-crash"'*) exit 7 ;;
   *'"password":"good"'*) echo '{"status":"SUCCEED","static_ip":"10.8.0.5"}' ;;
   *'"password"'*) echo '{"status":"FAIL","reason":"bad"}' ;;
@@ -953,7 +1013,10 @@ esac
                    ('l-ask', '{hash}', 1, 'local', 1, 0, 0), ('l-crash', '{hash}', 1, 'local', 1, 0, 0),
                    ('l-off', '{hash}', 1, 'local', 0, 0, 0),
                    ('p-ok', '!', 1, 'program', 1, 0, 0), ('p-ask', '!', 1, 'program', 1, 0, 0),
-                   ('p-crash', '!', 1, 'program', 1, 0, 0), ('p-off', '!', 1, 'program', 0, 0, 0);"
+                   ('p-crash', '!', 1, 'program', 1, 0, 0), ('p-off', '!', 1, 'program', 0, 0, 0),
+                   ('p-hide', '!', 1, 'program', 1, 0, 0);
+                 INSERT INTO users (name, password_hash, all_servers, auth_method, totp_secret, totp_confirmed, created_at, updated_at)
+                   VALUES ('l-ask2', '{hash}', 1, 'local', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 1, 0, 0);"
             ))
             .unwrap();
         let peer = Default::default();
@@ -1020,6 +1083,32 @@ esac
                 }
             }
         }
+        // A program that asks with FAIL (hiding its verdict on the
+        // password) fails the login whatever the answer; with SUCCEED the
+        // right answer passes.
+        let ask_then = |store: &mut Store, user: &str, pw: &str, answer: &str| {
+            let o = attempt(store, user, pw);
+            assert_eq!(o.decision, Decision::Challenge, "{user}: {}", deny(&o));
+            let state = o.prompt.unwrap().split(':').nth(2).unwrap().to_string();
+            attempt(store, user, &format!("CRV1::{state}::{answer}"))
+        };
+        let o = ask_then(&mut store, "p-hide", "bad", "42");
+        assert!(deny(&o).contains("it said FAIL when it asked its question"), "{}", deny(&o));
+        assert_eq!(ask_then(&mut store, "p-hide", "good", "42").decision, Decision::Accept);
+        // An answer after the user's method changed is refused.
+        let o = attempt(&mut store, "l-ask", "good");
+        let state = o.prompt.unwrap().split(':').nth(2).unwrap().to_string();
+        store.conn.execute("UPDATE users SET auth_method = 'program' WHERE name = 'l-ask'", []).unwrap();
+        let o = attempt(&mut store, "l-ask", &format!("CRV1::{state}::42"));
+        assert!(deny(&o).contains("auth method changed"), "{}", deny(&o));
+        // A TOTP code accepted before the program asked is spent.
+        let key = totp::decode_secret("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+        let code = totp::code_at(&key, totp::step_of(1_800_000_000));
+        let scrv1 = format!("SCRV1:{}:{}", BASE64.encode(b"good"), BASE64.encode(code.as_bytes()));
+        assert_eq!(attempt(&mut store, "l-ask2", &scrv1).decision, Decision::Challenge);
+        let o = attempt(&mut store, "l-ask2", &scrv1);
+        assert!(deny(&o).contains("wrong or reused authenticator code"), "{}", deny(&o));
+
         // Each run is traced for test-auth, the password masked.
         let o = attempt(&mut store, "p-ok", "good");
         assert_eq!(o.program.len(), 1);

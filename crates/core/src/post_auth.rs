@@ -274,7 +274,15 @@ fn run_raw(pa: &PostAuth, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
         .stderr(Stdio::piped())
         // Its own process group: a timeout kills whatever it started too.
         .process_group(0);
-    let mut child = match cmd.spawn() {
+    // A program that exits without reading its input must not kill us
+    // with SIGPIPE (the admin CLI restores the default disposition); the
+    // child gets the default back from std before exec.
+    // SAFETY: changing a signal disposition; restored below.
+    let old_sigpipe = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let spawned = cmd.spawn();
+    // SAFETY: restoring what was there.
+    unsafe { libc::signal(libc::SIGPIPE, old_sigpipe) };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return (Err(format!("cannot run {prog}: {e}")), Vec::new()),
     };
@@ -282,40 +290,92 @@ fn run_raw(pa: &PostAuth, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
     let deadline = Instant::now() + Duration::from_secs(pa.timeout_secs);
     let mut stdin = child.stdin.take();
     let body = body.to_vec();
-    // A program that never reads its input must not block us: write from
-    // a thread, and a program that exits early just closes the pipe.
-    let writer = std::thread::spawn(move || {
+    // Written from a thread that is never waited for: a program that does
+    // not read its input cannot block us, and one that exits early closes
+    // the pipe (EPIPE, not SIGPIPE: the hooks ignore it, as Rust programs do).
+    std::thread::spawn(move || {
         if let Some(s) = stdin.as_mut() {
             let _ = s.write_all(&body);
         }
     });
-    let reader = |pipe: Option<Box<dyn Read + Send>>, cap: usize| {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // stdout: up to one byte past the limit, then the pipe is closed (the
+    // program's next write fails: it said too much). stderr: read to the
+    // end, so that a chatty program is not broken by it, keeping the tail.
+    let reader = |which: usize, pipe: Option<Box<dyn Read + Send>>, keep_tail: bool, cap: usize| {
+        let tx = tx.clone();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
-            if let Some(p) = pipe {
-                let _ = p.take(cap as u64 + 1).read_to_end(&mut buf);
+            if let Some(mut p) = pipe {
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match p.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    if buf.len() > cap {
+                        if !keep_tail {
+                            buf.truncate(cap + 1);
+                            break;
+                        }
+                        buf.drain(..buf.len() - cap);
+                    }
+                }
             }
-            buf
-        })
+            let _ = tx.send((which, buf));
+        });
     };
-    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), MAX_OUTPUT);
-    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), 4096);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Ok(s),
-            Ok(None) if Instant::now() >= deadline => break Err(format!("timed out after {}s", pa.timeout_secs)),
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+    reader(0, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), false, MAX_OUTPUT);
+    reader(1, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), true, 4096);
+    // Wait for it to end without reaping it, so that its process group
+    // cannot have been recycled when we kill it below.
+    let ended = || -> std::io::Result<bool> {
+        // SAFETY: siginfo_t is plain data; waitid fills it for our child.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: waitid on our own child, with a valid siginfo_t.
+        if unsafe { libc::waitid(libc::P_PID, pgid as libc::id_t, &mut info, flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: si_pid is set (or left zero) by waitid.
+        Ok(unsafe { info.si_pid() } != 0)
+    };
+    let outcome = loop {
+        match ended() {
+            Ok(true) => break Ok(()),
+            Ok(false) if Instant::now() >= deadline => break Err(format!("timed out after {}s", pa.timeout_secs)),
+            Ok(false) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => break Err(format!("lost the program: {e}")),
         }
     };
-    // Whatever it left behind goes with it: children still holding the
-    // pipes would otherwise keep us waiting.
-    // SAFETY: signalling the process group we created.
+    // Whatever it left behind in its group goes with it: children still
+    // holding the pipes would otherwise keep us waiting.
+    // SAFETY: signalling the process group we created, its leader unreaped.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let _ = child.wait();
-    let _ = writer.join();
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
+    let status = match (outcome, child.wait()) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Ok(s)) => Ok(s),
+        (Ok(()), Err(e)) => Err(format!("lost the program: {e}")),
+    };
+    // A process that left the group (setsid) may still hold the pipes:
+    // wait a moment for them, never longer.
+    let (mut out, mut err, mut open) = (Vec::new(), Vec::new(), 2);
+    let grace = Instant::now() + Duration::from_secs(1);
+    while open > 0 {
+        match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+            Ok((0, b)) => out = b,
+            Ok((_, b)) => err = b,
+            Err(_) => break,
+        }
+        open -= 1;
+    }
+    let status = match status {
+        Ok(_) if open > 0 => {
+            Err("its output stayed open after it ended (a process it started outside its process group holds it)"
+                .to_string())
+        }
+        s => s,
+    };
     let stderr_hint = || {
         let e = String::from_utf8_lossy(&err);
         let line = e.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
@@ -438,6 +498,8 @@ mod tests {
             ("echo garbage", "not the expected JSON"),
             ("head -c 70000 /dev/zero | tr '\\0' x", "over 64 KiB"),
             ("sleep 30 & sleep 30", "timed out after 1s"),
+            ("setsid sleep 5 & echo '{\"status\":\"SUCCEED\"}'", "output stayed open"),
+            ("head -c 100000 /dev/zero >&2; echo last words >&2; exit 4", "exited with status 4 (stderr: last words)"),
         ];
         for (script, want) in cases {
             let start = Instant::now();
