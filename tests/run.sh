@@ -14,8 +14,14 @@ fi
 
 # Packages the tests use, installed when missing (one apt-get update at most).
 . install/packages.sh
-ensure_packages tests/run.sh openvpn=openvpn ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 \
+# Debian's slapd package starts a directory server of its own when it is
+# installed; the LDAP tests run their own, so one installed here is stopped.
+fresh_slapd=$(command -v slapd >/dev/null || echo yes)
+ensure_packages tests/run.sh slapd=slapd openvpn=openvpn ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 \
     iptables=iptables debootstrap=debootstrap systemd-nspawn=systemd-container cc=gcc,libc6-dev
+if [ -n "$fresh_slapd" ]; then
+    service slapd stop >/dev/null 2>&1 || pkill -x slapd || true
+fi
 if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200; fi
 
 echo "== build (release)"

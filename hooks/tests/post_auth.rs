@@ -213,12 +213,7 @@ fn program_user_with_second_factor_and_standing() {
     // A disabled program user: the program (a push, maybe) is not run.
     s.conn.execute_batch("UPDATE users SET enabled = 0 WHERE name = 'pat'").unwrap();
     let (out, reason) = e.run(Some(&e.creds(b"pat\npat-pw\n")), &[], &[]);
-    assert_denied(
-        &out,
-        &reason,
-        "account disabled (the post-auth program was not run)",
-        "invalid username or password",
-    );
+    assert_denied(&out, &reason, "account disabled (the password was not checked)", "invalid username or password");
     assert!(!prog.with_extension("prog.in").exists(), "the program ran for a disabled user");
     // With TOTP, the code is asked after the program, and the program's
     // address survives the challenge.

@@ -173,7 +173,7 @@ setup() {
     chmod 755 "$W"
     mkdir -p "$W/bin" "$W/db" "$W/tmp"
     cp "$BIN"/tollgate "$BIN"/auth-verify "$W/bin/"
-    for b in client-connect client-disconnect gen-ovpn; do
+    for b in client-connect client-disconnect gen-ovpn tollgate-directory; do
         [ -x "$BIN/$b" ] && cp "$BIN/$b" "$W/bin/"
     done
     chmod 755 "$W/bin"/*

@@ -679,9 +679,9 @@ fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     if method == AuthMethod::Program && cfg.post_auth.is_none() {
         eprintln!("tollgate: note: {} uses the program method, but no [post_auth] command is configured: logins fail until one is", a.name);
     }
-    // A program user's password is the program's business: none is asked
-    // (unless given on stdin, kept for a later switch to local).
-    let hash = if method == AuthMethod::Program && !a.password_stdin {
+    // A program or directory user's password is checked elsewhere: none is
+    // asked (unless given on stdin, kept for a later switch to local).
+    let hash = if method != AuthMethod::Local && !a.password_stdin {
         password::NO_PASSWORD.to_string()
     } else {
         password::hash(&read_password(a.password_stdin, true)?, cfg.argon2)?
@@ -1063,6 +1063,7 @@ fn test_auth(
         ),
     };
     v["post_auth"] = json!(outcome.program);
+    v["provisioned_on_plan"] = json!(outcome.provisioned);
     if json {
         out::json(&v);
         return Ok(code);
@@ -1075,6 +1076,9 @@ fn test_auth(
         println!("{}", if run.stdout.trim().is_empty() { "(nothing)" } else { run.stdout.trim_end() });
         println!("post-auth program result: {}", run.result);
         println!();
+    }
+    if let Some(plan) = &outcome.provisioned {
+        println!("the directory accepted {user}: a login would create the account on plan {plan}");
     }
     if let Decision::Deny(d) = decision {
         println!("DENY {user} on {server}: {}", d.log_reason());

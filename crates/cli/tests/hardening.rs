@@ -165,7 +165,7 @@ fn auth_methods_and_where_they_come_from() {
     assert!(show("alice").contains("local (the config's [auth] method)"), "{}", show("alice"));
     assert!(e.tollgate(&["user", "set", "bob", "--auth", "local"], "").status.success());
     assert!(show("bob").contains("local (set on the user)"), "{}", show("bob"));
-    let out = e.tollgate(&["user", "set", "bob", "--auth", "ldap"], "");
+    let out = e.tollgate(&["user", "set", "bob", "--auth", "kerberos"], "");
     assert!(!out.status.success(), "an unknown method is refused");
     assert!(e.tollgate(&["user", "set", "bob", "--auth", "default"], "").status.success());
     assert!(show("bob").contains("program (from group contractors)"));

@@ -9,7 +9,7 @@ use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof
 use crate::post_auth::{self, Question, Status};
 use crate::quota::Period;
 use crate::store::Store;
-use crate::{password, totp};
+use crate::{directory, password, totp};
 use anyhow::Result;
 use data_encoding::BASE64;
 use rusqlite::{params, OptionalExtension};
@@ -122,6 +122,8 @@ pub struct Loaded {
     pub group: Option<String>,
     /// What the post-auth program saved for this user.
     pub saved: serde_json::Map<String, serde_json::Value>,
+    /// For `ldap` users, once the directory accepted: DN and groups.
+    pub directory: Option<serde_json::Value>,
 }
 
 impl Loaded {
@@ -216,6 +218,7 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
             group_method: None,
             group: None,
             saved: Default::default(),
+            directory: None,
         });
     };
     if let Some(p) = &user.plan {
@@ -246,6 +249,7 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
         group_method,
         group,
         saved,
+        directory: None,
     })
 }
 
@@ -274,6 +278,9 @@ pub struct Outcome {
     pub prompt: Option<String>,
     /// Every run of the post-auth program, for `tollgate test-auth`.
     pub program: Vec<ProgramTrace>,
+    /// A directory user's account was created (or, in test-auth, would be)
+    /// on this plan.
+    pub provisioned: Option<String>,
 }
 
 impl Default for Outcome {
@@ -282,6 +289,7 @@ impl Default for Outcome {
             decision: Decision::Deny(Deny::Internal { detail: "no decision".into() }),
             prompt: None,
             program: vec![],
+            provisioned: None,
         }
     }
 }
@@ -416,20 +424,14 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     let at = Attempt { cfg, req, record, method };
     // Device binding and client checks hold for every way in, a token
     // reauth included (it may be a new connection resuming a session).
-    let verdict = device_verdict(store, cfg, req, &loaded)?;
-    if let Some(u) = loaded.facts.user.as_mut() {
-        u.client_deny = devices::client_check(&cfg.client_checks, &|k: &str| req.peer.get(k).cloned());
-        if let DeviceVerdict::Refused { deny, .. } = &verdict {
-            u.device_deny = Some(deny.clone());
-        }
-    }
-    let uid = loaded.facts.user.as_ref().map(|u| u.id);
+    let mut verdict = client_and_device_checks(store, cfg, req, &mut loaded)?;
+    let mut uid = loaded.facts.user.as_ref().map(|u| u.id);
     let mut accepted_step = None;
     let mut carry = Carry::default();
     // The post-auth program runs last for local users (a token reauth of a
     // live tunnel excepted: it must not wait for a program); for `program`
     // users it is the proof, in the password round.
-    let post_auth_due = cfg.post_auth.is_some() && method == AuthMethod::Local && !token;
+    let post_auth_due = cfg.post_auth.is_some() && method != AuthMethod::Program && !token;
     let mut ran_program = false;
     let mut decision = match &secret {
         None => policy::decide(&loaded.facts, Proof::Token, req.now),
@@ -551,6 +553,49 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }
                 }
             }
+            AuthMethod::Ldap => {
+                let known = loaded.facts.user.is_some();
+                match policy::gate(&loaded.facts, req.now) {
+                    // Nobody to ask about: unknown users cost what a local
+                    // login costs, unless they may be provisioned.
+                    _ if !known && cfg.provision_plan.is_none() => {
+                        password::verify(None, pw, cfg.argon2);
+                        Decision::Deny(Deny::UnknownUser)
+                    }
+                    Some(d @ Deny::Locked { .. }) if known => Decision::Deny(d),
+                    Some(d) if known => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
+                    _ => match directory::check(cfg, "ldap", req.username, pw) {
+                        directory::Answer::Reject { reason } => {
+                            Decision::Deny(Deny::DirectoryRefused { detail: reason })
+                        }
+                        directory::Answer::Unavailable { server, reason } => {
+                            Decision::Deny(Deny::DirectoryUnavailable { server, detail: reason })
+                        }
+                        directory::Answer::NotInGroup { group } => Decision::Deny(Deny::NotInRequiredGroup { group }),
+                        directory::Answer::Accept { dn, groups } => {
+                            match directory_user(store, &at, &loaded, &groups)? {
+                                Some(d) => Decision::Deny(d),
+                                None if !record && !known => {
+                                    out.provisioned = cfg.provision_plan.clone();
+                                    Decision::Accept
+                                }
+                                None => {
+                                    // The account as it is now (provisioned,
+                                    // its group from the directory).
+                                    loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
+                                    verdict = client_and_device_checks(store, cfg, req, &mut loaded)?;
+                                    uid = loaded.facts.user.as_ref().map(|u| u.id);
+                                    out.provisioned = (!known).then(|| cfg.provision_plan.clone()).flatten();
+                                    loaded.directory = Some(serde_json::json!({ "dn": dn, "groups": groups }));
+                                    let proof =
+                                        second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
+                                    policy::decide(&loaded.facts, proof, req.now)
+                                }
+                            }
+                        }
+                    },
+                }
+            }
         },
     };
     // A second factor the password round could not check: ask for it.
@@ -602,6 +647,81 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     }
     out.decision = decision;
     Ok(out)
+}
+
+/// Device binding and the client checks, into the account's facts; the
+/// device verdict, to record after the decision.
+fn client_and_device_checks(store: &Store, cfg: &Config, req: &Request, loaded: &mut Loaded) -> Result<DeviceVerdict> {
+    let verdict = device_verdict(store, cfg, req, loaded)?;
+    if let Some(u) = loaded.facts.user.as_mut() {
+        u.client_deny = devices::client_check(&cfg.client_checks, &|k: &str| req.peer.get(k).cloned());
+        if let DeviceVerdict::Refused { deny, .. } = &verdict {
+            u.device_deny = Some(deny.clone());
+        }
+    }
+    Ok(verdict)
+}
+
+/// After the directory accepted: create the account of an unknown user
+/// (provisioning) and set the user's group from the directory's groups.
+/// test-auth changes nothing. Returns a deny when the config names a plan
+/// or group that does not exist.
+fn directory_user(store: &mut Store, at: &Attempt, loaded: &Loaded, groups: &[String]) -> Result<Option<Deny>> {
+    let cfg = at.cfg;
+    let mapping = cfg.ldap.as_ref().map(|l| l.groups.as_slice()).unwrap_or_default();
+    let group = directory::map_group(mapping, groups);
+    let group_id: Option<i64> = match group {
+        Some(g) => match store.conn.query_row("SELECT id FROM groups WHERE name = ?1", [g], |r| r.get(0)).optional()? {
+            Some(id) => Some(id),
+            None => {
+                return Ok(Some(Deny::Internal {
+                    detail: format!("[ldap.groups] maps to group {g}, which does not exist (tollgate group add {g})"),
+                }))
+            }
+        },
+        None => None,
+    };
+    if !at.record {
+        return Ok(None);
+    }
+    let tx = store.write_tx()?;
+    let user_id = match &loaded.facts.user {
+        Some(u) => u.id,
+        None => {
+            let plan = cfg.provision_plan.as_deref().unwrap_or_default();
+            let Some(plan_id): Option<i64> =
+                tx.query_row("SELECT id FROM plans WHERE name = ?1", [plan], |r| r.get(0)).optional()?
+            else {
+                return Ok(Some(Deny::Internal {
+                    detail: format!("auth.provision_plan names plan {plan}, which does not exist"),
+                }));
+            };
+            if crate::names::check_name("user", at.req.username).is_err() {
+                return Ok(Some(Deny::Internal {
+                    detail: "the directory accepted a name tollgate cannot use as a user name: not provisioned".into(),
+                }));
+            }
+            // The account may use the server it logged in to; the plan and
+            // the group bring the rest.
+            tx.execute(
+                "INSERT INTO users (name, password_hash, plan_id, plan_since, auth_method, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4)",
+                params![at.req.username, password::NO_PASSWORD, plan_id, at.req.now, at.method.as_str()],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO grants (server_id, user_id) SELECT id, ?2 FROM servers WHERE name = ?1",
+                params![at.req.server, id],
+            )?;
+            id
+        }
+    };
+    // With a mapping, the directory decides the group at every login.
+    if !mapping.is_empty() {
+        tx.execute("UPDATE users SET group_id = ?2 WHERE id = ?1", params![user_id, group_id])?;
+    }
+    tx.commit()?;
+    Ok(None)
 }
 
 /// The second factor, once the password (or the program) proved the user.
@@ -683,6 +803,7 @@ fn call_program(
             (Status::Fail, "not authenticated yet: the program decides (auth method program)")
         }
         (AuthMethod::Local, ..) => (Status::Succeed, "password ok"),
+        (AuthMethod::Ldap, ..) => (Status::Succeed, "password ok (directory)"),
     };
     let input = post_auth::Input {
         authcred: post_auth::AuthCred {
@@ -705,6 +826,7 @@ fn call_program(
             plan: u.plan.as_ref().map(|p| p.name.clone()),
             groups: loaded.group.iter().cloned().collect(),
             saved: loaded.saved.clone(),
+            ldap: loaded.directory.clone(),
         },
     };
     let run = post_auth::run(pa, &input);
@@ -736,7 +858,9 @@ fn call_program(
                 let log = Some("it said FAIL when it asked its question".to_string());
                 match at.method {
                     AuthMethod::Program => Deny::ProgramRefused { log, client: reply.client_reason.clone() },
-                    AuthMethod::Local => Deny::ProgramVeto { log, client: reply.client_reason.clone() },
+                    AuthMethod::Local | AuthMethod::Ldap => {
+                        Deny::ProgramVeto { log, client: reply.client_reason.clone() }
+                    }
                 }
             };
             match (group_id, &reply.challenge, reply.status) {
@@ -758,7 +882,7 @@ fn call_program(
                     let (log, client) = (reply.reason.clone(), reply.client_reason.clone());
                     Said::Refuse(match at.method {
                         AuthMethod::Program => Deny::ProgramRefused { log, client },
-                        AuthMethod::Local => Deny::ProgramVeto { log, client },
+                        AuthMethod::Local | AuthMethod::Ldap => Deny::ProgramVeto { log, client },
                     })
                 }
             }
@@ -1020,7 +1144,7 @@ esac
             ))
             .unwrap();
         let peer = Default::default();
-        let mut attempt = |store: &mut Store, user: &str, pw: &str| {
+        let attempt = |store: &mut Store, user: &str, pw: &str| {
             let req = Request {
                 username: user,
                 password: pw,
@@ -1048,7 +1172,7 @@ esac
             ("p-ok", "good", ""),
             ("p-ok", "bad", "refused the login: bad"),
             ("p-crash", "good", "post-auth program failed: exited with status 7"),
-            ("p-off", "good", "account disabled (the post-auth program was not run)"),
+            ("p-off", "good", "account disabled (the password was not checked)"),
             ("nobody", "good", "unknown user"),
         ];
         for (user, pw, want) in cases {

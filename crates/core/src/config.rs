@@ -37,6 +37,40 @@ pub struct Config {
     pub auth_method: crate::method::AuthMethod,
     /// The post-auth program, if one is configured.
     pub post_auth: Option<PostAuth>,
+    /// `[auth] provision_plan`: unknown users who pass a directory method
+    /// get an account on this plan.
+    pub provision_plan: Option<String>,
+    pub ldap: Option<Ldap>,
+    /// The executable that talks to directories (`tollgate-directory`).
+    pub directory_helper: Option<PathBuf>,
+}
+
+/// `[ldap]`: where and how to check a password against a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ldap {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    /// The service account for search-then-bind (with its password file).
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub base_dn: Option<String>,
+    /// `{username}` is replaced by the escaped (RFC 4515) username.
+    pub user_filter: String,
+    /// Direct bind instead of a search: a DN template with `{username}`.
+    pub user_dn: Option<String>,
+    pub starttls: bool,
+    /// CA certificates (PEM) for ldaps:// and StartTLS; default: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A group DN the user must be in.
+    pub required_group: Option<String>,
+    /// The user attribute that lists groups (directories with memberOf).
+    pub group_attribute: String,
+    /// Group search instead: under this base, with `group_filter` (`{dn}`).
+    pub group_search_base: Option<String>,
+    pub group_filter: String,
+    pub timeout_secs: u64,
+    /// Directory group DN → tollgate group, first match wins.
+    pub groups: Vec<(String, String)>,
 }
 
 /// `[post_auth]`: the program run after tollgate's own checks (or instead
@@ -169,6 +203,9 @@ impl Default for Config {
             client_checks: Default::default(),
             auth_method: crate::method::AuthMethod::Local,
             post_auth: None,
+            provision_plan: None,
+            ldap: None,
+            directory_helper: None,
         }
     }
 }
@@ -191,12 +228,34 @@ struct RawConfig {
     client_checks: Option<RawClientChecks>,
     auth: Option<RawAuth>,
     post_auth: Option<RawPostAuth>,
+    ldap: Option<RawLdap>,
+    directory_helper: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     method: Option<String>,
+    provision_plan: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLdap {
+    url: String,
+    bind_dn: Option<String>,
+    bind_password_file: Option<PathBuf>,
+    base_dn: Option<String>,
+    user_filter: Option<String>,
+    user_dn: Option<String>,
+    starttls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    required_group: Option<String>,
+    group_attribute: Option<String>,
+    group_search_base: Option<String>,
+    group_filter: Option<String>,
+    timeout: Option<String>,
+    groups: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -381,6 +440,17 @@ impl Config {
             if let Some(m) = a.method {
                 cfg.auth_method = m.parse().context("auth.method")?;
             }
+            if let Some(p) = a.provision_plan {
+                crate::names::check_name("plan", &p).context("auth.provision_plan")?;
+                cfg.provision_plan = Some(p);
+            }
+        }
+        if let Some(l) = raw.ldap {
+            cfg.ldap = Some(Ldap::from_raw(l).context("ldap")?);
+        }
+        cfg.directory_helper = raw.directory_helper;
+        if cfg.auth_method == crate::method::AuthMethod::Ldap && cfg.ldap.is_none() {
+            bail!("auth.method is \"ldap\" but there is no [ldap] section");
         }
         if let Some(p) = raw.post_auth {
             cfg.post_auth = Some(PostAuth::from_raw(p)?);
@@ -408,6 +478,57 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+}
+
+impl Ldap {
+    fn from_raw(l: RawLdap) -> Result<Ldap> {
+        if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
+            bail!("url must start with ldap:// or ldaps://, not {:?}", l.url);
+        }
+        let user_filter = l.user_filter.unwrap_or_else(|| "(uid={username})".into());
+        match (&l.user_dn, &l.bind_dn, &l.bind_password_file, &l.base_dn) {
+            (Some(t), ..) if !t.contains("{username}") => bail!("user_dn must contain {{username}}"),
+            (Some(_), ..) => {}
+            (None, Some(_), Some(_), Some(_)) if user_filter.contains("{username}") => {}
+            (None, Some(_), Some(_), Some(_)) => bail!("user_filter must contain {{username}}"),
+            (None, ..) => {
+                bail!("set user_dn (direct bind) or bind_dn, bind_password_file and base_dn (search, then bind)")
+            }
+        }
+        let group_filter = l.group_filter.unwrap_or_else(|| "(member={dn})".into());
+        if l.group_search_base.is_some() && !group_filter.contains("{dn}") {
+            bail!("group_filter must contain {{dn}}");
+        }
+        let timeout_secs = match l.timeout {
+            None => 5,
+            Some(t) => parse_duration(&t).context("timeout")? as u64,
+        };
+        if !(1..=60).contains(&timeout_secs) {
+            bail!("timeout must be between 1s and 60s");
+        }
+        let mut groups = Vec::new();
+        for (dn, g) in l.groups.unwrap_or_default() {
+            let Some(g) = g.as_str() else { bail!("groups: {dn:?} must map to a group name") };
+            crate::names::check_name("group", g).context("groups")?;
+            groups.push((dn, g.to_string()));
+        }
+        Ok(Ldap {
+            url: l.url,
+            bind_dn: l.bind_dn,
+            bind_password_file: l.bind_password_file,
+            base_dn: l.base_dn,
+            user_filter,
+            user_dn: l.user_dn,
+            starttls: l.starttls.unwrap_or(false),
+            ca_file: l.ca_file,
+            required_group: l.required_group,
+            group_attribute: l.group_attribute.unwrap_or_else(|| "memberOf".into()),
+            group_search_base: l.group_search_base,
+            group_filter,
+            timeout_secs,
+            groups,
+        })
     }
 }
 
@@ -476,6 +597,33 @@ mod tests {
             ("[post_auth]\ncommand = [\"post-auth\"]\n", "absolute path"),
             ("[post_auth]\ncommand = [\"/x\"]\ntimeout = \"1h\"\n", "between 1s"),
             ("[post_auth]\ncommand = [\"/x\"]\npending_text = \"a\\nb\"\n", "one line"),
+        ] {
+            let e = format!("{:#}", Config::parse(bad).unwrap_err());
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ldap_section() {
+        let c = Config::parse(
+            "[auth]\nmethod = \"ldap\"\nprovision_plan = \"basic\"\n[ldap]\nurl = \"ldap://127.0.0.1:389\"\nbind_dn = \"cn=r\"\nbind_password_file = \"/x\"\nbase_dn = \"dc=e\"\n[ldap.groups]\n\"cn=z\" = \"zeta\"\n\"cn=a\" = \"alpha\"\n",
+        )
+        .unwrap();
+        let l = c.ldap.unwrap();
+        assert_eq!(l.user_filter, "(uid={username})");
+        assert_eq!(l.timeout_secs, 5);
+        let order: Vec<&str> = l.groups.iter().map(|(_, g)| g.as_str()).collect();
+        assert_eq!(order, ["zeta", "alpha"], "first match wins: the file's order is kept");
+        assert_eq!(c.provision_plan.as_deref(), Some("basic"));
+        for (bad, why) in [
+            ("[auth]\nmethod = \"ldap\"\n", "no [ldap] section"),
+            ("[ldap]\nurl = \"http://x\"\nuser_dn = \"uid={username}\"\n", "ldap:// or ldaps://"),
+            ("[ldap]\nurl = \"ldap://x\"\n", "set user_dn"),
+            ("[ldap]\nurl = \"ldap://x\"\nuser_dn = \"uid=alice\"\n", "must contain {username}"),
+            (
+                "[ldap]\nurl = \"ldap://x\"\nuser_dn = \"uid={username}\"\n[ldap.groups]\n\"cn=a\" = 1\n",
+                "must map to a group",
+            ),
         ] {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(e.contains(why), "{bad:?}: {e}");

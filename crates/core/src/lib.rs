@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod devices;
+pub mod directory;
 pub mod method;
 pub mod mgmt;
 pub mod names;

@@ -4,6 +4,8 @@
 //! - `local`: the argon2id hash in tollgate's database (the default).
 //! - `program`: the post-auth program authenticates (Access Server's
 //!   "PAS-only"); tollgate keeps no password for such users.
+//! - `ldap`: a bind to the company's directory proves the password (see
+//!   `directory`); users may be provisioned on their first login.
 //!
 //! Whatever the method, the rest of the flow is the same (see `auth`):
 //! account standing, then the method's proof, then the second factor, then
@@ -18,15 +20,17 @@ use std::fmt;
 pub enum AuthMethod {
     Local,
     Program,
+    Ldap,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 2] = [AuthMethod::Local, AuthMethod::Program];
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::Local, AuthMethod::Program, AuthMethod::Ldap];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Local => "local",
             AuthMethod::Program => "program",
+            AuthMethod::Ldap => "ldap",
         }
     }
 }
@@ -42,7 +46,7 @@ impl std::str::FromStr for AuthMethod {
     fn from_str(s: &str) -> anyhow::Result<AuthMethod> {
         match AuthMethod::ALL.into_iter().find(|m| m.as_str() == s) {
             Some(m) => Ok(m),
-            None => bail!("auth method must be local or program, not {s:?}"),
+            None => bail!("auth method must be local, program or ldap, not {s:?}"),
         }
     }
 }
@@ -100,7 +104,7 @@ mod tests {
             resolve(Some("local"), Some(("staff", Some("program"))), Program).unwrap(),
             (Local, MethodSource::User)
         );
-        assert!(resolve(Some("ldap"), None, Local).is_err(), "an unknown stored method is an error");
+        assert!(resolve(Some("kerberos"), None, Local).is_err(), "an unknown stored method is an error");
         assert_eq!("program".parse::<AuthMethod>().unwrap(), Program);
     }
 }

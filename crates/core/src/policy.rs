@@ -160,10 +160,24 @@ pub enum Deny {
     ProgramFailed {
         detail: String,
     },
-    /// A `program` user whose account may not log in: the program (which
-    /// would check the password) was not run.
+    /// A `program` or directory user whose account may not log in: the
+    /// password was not checked (nothing was asked of the program or the
+    /// directory).
     NotChecked {
         standing: String,
+    },
+    /// The directory refused the password (or does not know the user).
+    DirectoryRefused {
+        detail: String,
+    },
+    /// The password is right but the user is not in `required_group`.
+    NotInRequiredGroup {
+        group: String,
+    },
+    /// The directory could not answer: never a reason to let anyone in.
+    DirectoryUnavailable {
+        server: String,
+        detail: String,
     },
 }
 
@@ -221,7 +235,10 @@ impl Deny {
                 format!("post-auth program vetoed the login: {}", log.as_deref().unwrap_or("no reason given"))
             }
             Deny::ProgramFailed { detail } => format!("post-auth program failed: {detail}"),
-            Deny::NotChecked { standing } => format!("{standing} (the post-auth program was not run)"),
+            Deny::NotChecked { standing } => format!("{standing} (the password was not checked)"),
+            Deny::DirectoryRefused { detail } => format!("directory refused the login: {detail}"),
+            Deny::NotInRequiredGroup { group } => format!("not a member of the required group {group}"),
+            Deny::DirectoryUnavailable { server, detail } => format!("directory {server} unavailable: {detail}"),
         }
     }
 
@@ -235,6 +252,7 @@ impl Deny {
             Deny::Malformed { .. }
             | Deny::NotChecked { .. }
             | Deny::ProgramRefused { client: None, .. }
+            | Deny::DirectoryRefused { .. }
             | Deny::UnknownUser
             | Deny::BadPassword
             | Deny::BadCode { challenged: false }
@@ -277,6 +295,8 @@ impl Deny {
                 client.clone().unwrap_or_else(|| "access denied by the server's login policy".into())
             }
             Deny::ProgramFailed { .. } => "login could not be completed, try again later".into(),
+            Deny::NotInRequiredGroup { .. } => "your account is not in the group allowed to use this VPN".into(),
+            Deny::DirectoryUnavailable { .. } => "authentication service unavailable, try again later".into(),
         }
     }
 
@@ -294,6 +314,7 @@ impl Deny {
                 | Deny::BadCode { .. }
                 | Deny::Locked { bad_proof: true, .. }
                 | Deny::ProgramRefused { .. }
+                | Deny::DirectoryRefused { .. }
         )
     }
 }

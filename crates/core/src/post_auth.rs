@@ -71,6 +71,9 @@ pub struct Info {
     pub plan: Option<String>,
     pub groups: Vec<String>,
     pub saved: Map<String, Value>,
+    /// For `ldap` users: the user's DN and directory groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,17 +255,19 @@ pub fn run(pa: &PostAuth, input: &Input) -> Run {
             }
         }
     };
-    let (result, out) = run_raw(pa, &body);
+    let (result, out) = run_command(&pa.command, pa.timeout_secs, &body);
     let stdout = String::from_utf8_lossy(&out[..out.len().min(MAX_OUTPUT)]).into_owned();
     let result = result.and_then(|()| parse_reply(&out));
     Run { result, stdout, elapsed: start.elapsed() }
 }
 
-/// Spawn, feed, collect, time out. Returns what stdout held in any case.
-fn run_raw(pa: &PostAuth, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
-    let prog = &pa.command[0];
+/// Spawn `command`, feed it `body`, collect its stdout (at most 64 KiB),
+/// and kill it after `timeout_secs`. Returns what stdout held in any case.
+/// Also runs the directory helper.
+pub(crate) fn run_command(command: &[String], timeout_secs: u64, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
+    let Some(prog) = command.first() else { return (Err("no command".into()), Vec::new()) };
     let mut cmd = Command::new(prog);
-    cmd.args(&pa.command[1..])
+    cmd.args(&command[1..])
         // The hook's environment holds OpenVPN's variables, and with
         // via-env the password: none of it reaches the program.
         .env_clear()
@@ -287,7 +292,7 @@ fn run_raw(pa: &PostAuth, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
         Err(e) => return (Err(format!("cannot run {prog}: {e}")), Vec::new()),
     };
     let pgid = child.id() as libc::pid_t;
-    let deadline = Instant::now() + Duration::from_secs(pa.timeout_secs);
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let mut stdin = child.stdin.take();
     let body = body.to_vec();
     // Written from a thread that is never waited for: a program that does
@@ -343,7 +348,7 @@ fn run_raw(pa: &PostAuth, body: &[u8]) -> (Result<(), String>, Vec<u8>) {
     let outcome = loop {
         match ended() {
             Ok(true) => break Ok(()),
-            Ok(false) if Instant::now() >= deadline => break Err(format!("timed out after {}s", pa.timeout_secs)),
+            Ok(false) if Instant::now() >= deadline => break Err(format!("timed out after {timeout_secs}s")),
             Ok(false) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => break Err(format!("lost the program: {e}")),
         }
@@ -474,6 +479,7 @@ mod tests {
                 plan: None,
                 groups: vec![],
                 saved: Map::new(),
+                ldap: None,
             },
         }
     }
@@ -498,7 +504,7 @@ mod tests {
             ("echo garbage", "not the expected JSON"),
             ("head -c 70000 /dev/zero | tr '\\0' x", "over 64 KiB"),
             ("sleep 30 & sleep 30", "timed out after 1s"),
-            ("setsid sleep 5 & echo '{\"status\":\"SUCCEED\"}'", "output stayed open"),
+            ("setsid sleep 5 & sleep 0.3; echo '{\"status\":\"SUCCEED\"}'", "output stayed open"),
             ("head -c 100000 /dev/zero >&2; echo last words >&2; exit 4", "exited with status 4 (stderr: last words)"),
         ];
         for (script, want) in cases {
