@@ -8,6 +8,7 @@ Usage: bash install/install.sh [OPTIONS]
 
 Builds tollgate from this source tree and installs it:
   hooks            /usr/local/libexec/tollgate/{auth-verify,client-connect,client-disconnect}
+                   and tollgate-directory (the LDAP client the auth worker runs)
   admin tools      /usr/local/bin/tollgate, /usr/local/bin/gen-ovpn
   docs             /usr/local/share/doc/tollgate/{admin-guide,design}.md
   config           /etc/tollgate/tollgate.toml  (root:nogroup 0640, kept if present)
@@ -102,7 +103,7 @@ OVPN_DIR=/etc/openvpn/server
 RUN_DIR=/run/openvpn-server
 DOC=/usr/local/share/doc/tollgate
 UNITS=/etc/systemd/system
-HOOKS="auth-verify client-connect client-disconnect"
+HOOKS="auth-verify client-connect client-disconnect tollgate-directory"
 TOOLS="tollgate gen-ovpn"
 HAVE_SYSTEMD=0
 [ -d /run/systemd/system ] && HAVE_SYSTEMD=1
