@@ -8,22 +8,37 @@
 command -v slapd >/dev/null || PATH=$PATH:/usr/sbin
 command -v slapd >/dev/null || { echo "slapd is not installed (tests/run.sh installs it)"; exit 1; }
 LDAP_PORT=3890
+LDAPS_PORT=6360
 BASE=dc=example,dc=org
-setup "[auth]
-method = \"ldap\"
-provision_plan = \"staffplan\"
+setup
+cp "$W/tollgate.toml" "$W/base.toml"
+# use_ldap URL [STARTTLS CA_FILE]: the config's [ldap] section (the hooks
+# read the config at every call).
+use_ldap() {
+    local ca=""
+    [ -n "${3:-}" ] && ca="ca_file = \"$3\""
+    cp "$W/base.toml" "$W/tollgate.toml"
+    cat >> "$W/tollgate.toml" <<CONF
+[auth]
+method = "ldap"
+provision_plan = "staffplan"
 [ldap]
-url = \"ldap://127.0.0.1:$LDAP_PORT\"
-bind_dn = \"cn=reader,$BASE\"
-bind_password_file = \"$W/ldap.secret\"
-base_dn = \"ou=people,$BASE\"
-user_filter = \"(&(objectClass=inetOrgPerson)(uid={username}))\"
-required_group = \"cn=vpn,ou=groups,$BASE\"
-group_search_base = \"ou=groups,$BASE\"
-group_filter = \"(&(objectClass=groupOfNames)(member={dn}))\"
-timeout = \"3s\"
+url = "$1"
+starttls = ${2:-false}
+$ca
+bind_dn = "cn=reader,$BASE"
+bind_password_file = "$W/ldap.secret"
+base_dn = "ou=people,$BASE"
+user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))"
+required_group = "cn=vpn,ou=groups,$BASE"
+group_search_base = "ou=groups,$BASE"
+group_filter = "(&(objectClass=groupOfNames)(member={dn}))"
+timeout = "3s"
 [ldap.groups]
-\"cn=eng,ou=groups,$BASE\" = \"eng\""
+"cn=eng,ou=groups,$BASE" = "eng"
+CONF
+}
+use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
 # The service account's password: readable by the hooks' group only.
 printf 'reader pw 42\n' > "$W/ldap.secret"
@@ -31,6 +46,19 @@ chown root:nogroup "$W/ldap.secret"
 chmod 640 "$W/ldap.secret"
 
 mkdir -p "$W/ldap/db"
+# A certificate for the directory at 127.0.0.1, from the test CA; and a
+# second CA that did not sign it.
+(
+    cd "$W/pki" &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ldap.key -out ldap.csr \
+            -subj /CN=127.0.0.1 2>/dev/null &&
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > ldap.ext &&
+        openssl x509 -req -in ldap.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out ldap.crt -days 2 \
+            -extfile ldap.ext 2>/dev/null &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key \
+            -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null
+) || { echo "LDAP certificate setup failed"; exit 1; }
+chmod 644 "$W/pki/ca.crt" "$W/pki/other-ca.crt"
 cat > "$W/ldap/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -38,6 +66,9 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile $W/slapd.pid
+TLSCACertificateFile $W/pki/ca.crt
+TLSCertificateFile $W/pki/ldap.crt
+TLSCertificateKeyFile $W/pki/ldap.key
 database mdb
 maxsize 10485760
 suffix "$BASE"
@@ -61,7 +92,8 @@ person() { printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\
 } > "$W/ldap/data.ldif"
 slapadd -q -f "$W/ldap/slapd.conf" -l "$W/ldap/data.ldif" || { echo "slapadd failed"; exit 1; }
 start_slapd() {
-    ip netns exec "$NS_SRV" slapd -f "$W/ldap/slapd.conf" -h "ldap://127.0.0.1:$LDAP_PORT/" || return 1
+    ip netns exec "$NS_SRV" slapd -f "$W/ldap/slapd.conf" \
+        -h "ldap://127.0.0.1:$LDAP_PORT/ ldaps://127.0.0.1:$LDAPS_PORT/" || return 1
     wait_for "$W/slapd.pid" . 10
 }
 start_slapd || { echo "slapd did not start"; exit 1; }
@@ -91,6 +123,20 @@ for bad in '*)(uid=*' 'alice)(|(uid=*' '*' 'lara)(uid=*'; do
     check "the name '$bad' never authenticates" login_refused i1 "$bad" 'lara pass 123' 'invalid username or password'
 done
 check "no account was provisioned for an injection attempt" bash -c "! '$W/bin/tollgate' --config '$W/tollgate.toml' user list | grep -q ')'"
+
+# TLS: StartTLS and ldaps with the CA that signed the directory's
+# certificate; another CA is a refusal as "unavailable", never a fallback.
+use_ldap "ldap://127.0.0.1:$LDAP_PORT" true "$W/pki/ca.crt"
+check "StartTLS with the directory's CA" login_ok t1 lara 'lara pass 123'
+use_ldap "ldap://127.0.0.1:$LDAP_PORT" true "$W/pki/other-ca.crt"
+check "StartTLS really runs: with another CA it is refused as unavailable" \
+    login_refused t0 lara 'lara pass 123' 'authentication service unavailable'
+use_ldap "ldaps://127.0.0.1:$LDAPS_PORT" false "$W/pki/ca.crt"
+check "ldaps with the directory's CA" login_ok t2 lara 'lara pass 123'
+use_ldap "ldaps://127.0.0.1:$LDAPS_PORT" false "$W/pki/other-ca.crt"
+check "ldaps with a CA that did not sign the directory's certificate is refused as unavailable" \
+    login_refused t3 lara 'lara pass 123' 'authentication service unavailable'
+use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
 # The directory stops: a prompt refusal with the "unavailable" reason, no lockout.
 kill "$(cat "$W/slapd.pid")"
