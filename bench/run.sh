@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tollgate's benchmarks, side by side in one run. As root on Debian 12:
 #   bash bench/run.sh          (about 10 minutes)
-#   bash bench/run.sh 4 3      only sections 4 and 3
+#   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP, not in the default run)
 # Results go to stdout; docs/benchmarks.md records a run and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ fi
 
 if want 5; then
 echo "== 5: binary sizes"
-for b in auth-verify client-connect client-disconnect tollgate gen-ovpn; do
+for b in auth-verify client-connect client-disconnect tollgate-directory tollgate gen-ovpn; do
     printf '%-18s %9d bytes  %s\n' "$b" "$(stat -c %s "$B/$b")" "$(ldd "$B/$b" 2>&1 | tr -d '\t' | head -n 1)"
 done
 
@@ -52,4 +52,36 @@ fi
 if want 3; then
 echo "== 3: login storm of 20 on a real server"
 for mode in bare deferred inline python; do bash bench/storm.sh $mode | grep '^storm'; done
+fi
+
+if want 6; then
+echo "== 6: deferred auth of a local user and of an ldap user (slapd on loopback)"
+PATH=$PATH:/usr/sbin
+command -v slapd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd >/dev/null
+. tests/e2e/slapd.sh
+slapd_prepare "$W/ldap"
+{ ldap_person dana 'dana pass 123'; ldap_group vpn dana; } | slapd_load "$W/ldap"
+slapd -f "$W/ldap/slapd.conf" -h "ldap://127.0.0.1:3891/"
+trap 'kill "$(cat "$W/ldap/slapd.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$W"' EXIT
+cat > "$W/ldap.toml" <<CONF
+database = "$W/ldap.db"
+server = "nl-1"
+[ldap]
+url = "ldap://127.0.0.1:3891"
+bind_dn = "cn=reader,$LDAP_BASE"
+bind_password_file = "$W/ldap/reader.secret"
+base_dn = "ou=people,$LDAP_BASE"
+required_group = "cn=vpn,ou=groups,$LDAP_BASE"
+group_search_base = "ou=groups,$LDAP_BASE"
+CONF
+tg6() { "$B/tollgate" --config "$W/ldap.toml" "$@" >/dev/null; }
+tg6 init
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/ca.key" -out "$W/ca.crt" \
+    -days 1 -subj /CN=bench 2>/dev/null
+openvpn --genkey tls-crypt "$W/tc.key"
+tg6 server add nl-1 --host 192.0.2.1 --ca "$W/ca.crt" --tls-crypt "$W/tc.key"
+echo 'local pass 123' | tg6 user add lou --password-stdin --server nl-1
+tg6 user add dana --auth ldap --server nl-1
+"$B/tollgate-bench" decide "$B" "$W/ldap.toml" lou 'local pass 123' 200
+"$B/tollgate-bench" decide "$B" "$W/ldap.toml" dana 'dana pass 123' 200
 fi

@@ -8,6 +8,9 @@
 //!   tollgate-bench hooks DIR CONFIG RUNS           p50/p99 of every hook
 //!   tollgate-bench auth CONFIG RUNS                auth-verify inline only
 //!   tollgate-bench python DIR CONFIG RUNS PYHOOK   the Python reference hook
+//!   tollgate-bench decide DIR CONFIG USER PW RUNS  deferred auth of one user:
+//!                                                  what OpenVPN waits for, and
+//!                                                  the time to the decision
 
 use anyhow::{bail, Context, Result};
 use rusqlite::params;
@@ -31,7 +34,14 @@ fn main() -> Result<()> {
         Some("hooks") => hooks(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("auth") => auth_only(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("python") => python(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?, Path::new(&arg(4)?)),
-        _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python … (see bench/run.sh)"),
+        Some("decide") => decide(
+            Path::new(&arg(1)?),
+            Path::new(&arg(2)?),
+            &arg(3)?,
+            &arg(4)?,
+            arg(5)?.parse()?,
+        ),
+        _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python|decide … (see bench/run.sh)"),
     }
 }
 
@@ -96,7 +106,11 @@ fn add_sessions(db: &Path, n: i64) -> Result<()> {
 /// One child, timed from spawn to reap; returns (wall time, peak RSS KiB, exit code).
 fn timed(cmd: &mut Command) -> Result<(Duration, i64, i32)> {
     // Hook log lines would drown the figures; OpenVPN gets them in its log.
-    cmd.stderr(std::process::Stdio::null());
+    // (TG_BENCH_STDERR=FILE keeps them, to see why a run failed.)
+    match std::env::var_os("TG_BENCH_STDERR") {
+        Some(f) => cmd.stderr(std::fs::OpenOptions::new().create(true).append(true).open(f)?),
+        None => cmd.stderr(std::process::Stdio::null()),
+    };
     let t = Instant::now();
     let child = cmd.spawn()?;
     let mut status = 0;
@@ -167,7 +181,6 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tg-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let reason = dir.join("reason");
-    let ctl = dir.join("control");
     let cfg = Config::from_file(config)?;
     let users: i64 = Store::open_admin(&cfg)?.conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
     let user = |i: usize| format!("user{}", (i as i64 * 7919) % users);
@@ -184,7 +197,10 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
         }
         inline.push(d);
         r_inline = r_inline.max(rss);
-        // deferred: OpenVPN waits only until exit 2.
+        // deferred: OpenVPN waits only until exit 2. A fresh control file
+        // per attempt, as OpenVPN makes: the previous attempt's supervisor
+        // may still be checking its own.
+        let ctl = dir.join(format!("control-{i}"));
         std::fs::write(&ctl, b"")?;
         let (d, rss, code) = timed(&mut auth_cmd(bin, config, &creds, Some(&ctl), &reason))?;
         if code != 2 {
@@ -277,6 +293,39 @@ fn python(_bin: &Path, config: &Path, runs: usize, pyhook: &Path) -> Result<()> 
         rss = rss.max(r);
     }
     print("python reference hook (inline)", &stats(v, rss));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Deferred auth of one user, RUNS times: the hook's exit 2 (what OpenVPN
+/// waits for) and the answer in the control file (when the client learns
+/// the decision, less OpenVPN's polling), both from the spawn.
+fn decide(bin: &Path, config: &Path, user: &str, pw: &str, runs: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("tg-bench-d-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let reason = dir.join("reason");
+    let creds = creds_file(&dir, user, pw)?;
+    let (mut wait, mut decided, mut rss) = (vec![], vec![], 0);
+    for i in 0..runs {
+        // A fresh control file per attempt, as OpenVPN makes: the previous
+        // attempt's supervisor may still be checking its own.
+        let ctl = dir.join(format!("control-{i}"));
+        std::fs::write(&ctl, b"")?;
+        let t = Instant::now();
+        let (d, r, code) = timed(&mut auth_cmd(bin, config, &creds, Some(&ctl), &reason))?;
+        if code != 2 {
+            bail!("deferred auth of {user} returned {code}");
+        }
+        await_answer(&ctl);
+        decided.push(t.elapsed());
+        if std::fs::read(&ctl)? != b"1" {
+            bail!("{user} was refused: {}", std::fs::read_to_string(&reason).unwrap_or_default());
+        }
+        wait.push(d);
+        rss = rss.max(r);
+    }
+    print(&format!("{user}: OpenVPN waits"), &stats(wait, rss));
+    print(&format!("{user}: decision"), &stats(decided, 0));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

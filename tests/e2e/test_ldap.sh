@@ -9,7 +9,7 @@ command -v slapd >/dev/null || PATH=$PATH:/usr/sbin
 command -v slapd >/dev/null || { echo "slapd is not installed (tests/run.sh installs it)"; exit 1; }
 LDAP_PORT=3890
 LDAPS_PORT=6360
-BASE=dc=example,dc=org
+BASE=dc=example,dc=org   # as in slapd.sh
 setup
 cp "$W/tollgate.toml" "$W/base.toml"
 # use_ldap URL [STARTTLS CA_FILE]: the config's [ldap] section (the hooks
@@ -40,12 +40,8 @@ CONF
 }
 use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
-# The service account's password: readable by the hooks' group only.
-printf 'reader pw 42\n' > "$W/ldap.secret"
-chown root:nogroup "$W/ldap.secret"
-chmod 640 "$W/ldap.secret"
-
-mkdir -p "$W/ldap/db"
+. "$(dirname "$0")/slapd.sh"
+SLAPD_PID=$W/slapd.pid   # where lib.sh's cleanup finds it
 # A certificate for the directory at 127.0.0.1, from the test CA; and a
 # second CA that did not sign it.
 (
@@ -59,38 +55,19 @@ mkdir -p "$W/ldap/db"
             -out other-ca.crt -days 2 -subj /CN=other-ca 2>/dev/null
 ) || { echo "LDAP certificate setup failed"; exit 1; }
 chmod 644 "$W/pki/ca.crt" "$W/pki/other-ca.crt"
-cat > "$W/ldap/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile $W/slapd.pid
-TLSCACertificateFile $W/pki/ca.crt
-TLSCertificateFile $W/pki/ldap.crt
-TLSCertificateKeyFile $W/pki/ldap.key
-database mdb
-maxsize 10485760
-suffix "$BASE"
-rootdn "cn=admin,$BASE"
-directory $W/ldap/db
-access to attrs=userPassword by self =xw by anonymous auth by * none
-access to * by users read by * none
-CONF
-person() { printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nuserPassword: %s\n\n' "$1" "$BASE" "$1" "$1" "$1" "$2"; }
+slapd_prepare "$W/ldap" "$W/pki/ldap.crt" "$W/pki/ldap.key" "$W/pki/ca.crt" || exit 1
 {
-    printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: example\n\n' "$BASE"
-    printf 'dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n' "$BASE"
-    printf 'dn: ou=groups,%s\nobjectClass: organizationalUnit\nou: groups\n\n' "$BASE"
-    printf 'dn: cn=reader,%s\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\nuserPassword: reader pw 42\n\n' "$BASE"
-    person lara 'lara pass 123'
-    person eve 'eve pass 456'
-    person otto 'otto pass 789'
-    person alice 'alice pass 000'
-    printf 'dn: cn=vpn,ou=groups,%s\nobjectClass: groupOfNames\ncn: vpn\nmember: uid=lara,ou=people,%s\nmember: uid=eve,ou=people,%s\nmember: uid=alice,ou=people,%s\n\n' "$BASE" "$BASE" "$BASE" "$BASE"
-    printf 'dn: cn=eng,ou=groups,%s\nobjectClass: groupOfNames\ncn: eng\nmember: uid=eve,ou=people,%s\n\n' "$BASE" "$BASE"
-} > "$W/ldap/data.ldif"
-slapadd -q -f "$W/ldap/slapd.conf" -l "$W/ldap/data.ldif" || { echo "slapadd failed"; exit 1; }
+    ldap_person lara 'lara pass 123'
+    ldap_person eve 'eve pass 456'
+    ldap_person otto 'otto pass 789'
+    ldap_person alice 'alice pass 000'
+    ldap_group vpn lara eve alice
+    ldap_group eng eve
+} | slapd_load "$W/ldap" || exit 1
+# The service account's password: readable by the hooks' group only.
+cp "$W/ldap/reader.secret" "$W/ldap.secret"
+chown root:nogroup "$W/ldap.secret"
+chmod 640 "$W/ldap.secret"
 start_slapd() {
     ip netns exec "$NS_SRV" slapd -f "$W/ldap/slapd.conf" \
         -h "ldap://127.0.0.1:$LDAP_PORT/ ldaps://127.0.0.1:$LDAPS_PORT/" || return 1
