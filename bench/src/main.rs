@@ -34,13 +34,7 @@ fn main() -> Result<()> {
         Some("hooks") => hooks(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("auth") => auth_only(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("python") => python(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?, Path::new(&arg(4)?)),
-        Some("decide") => decide(
-            Path::new(&arg(1)?),
-            Path::new(&arg(2)?),
-            &arg(3)?,
-            &arg(4)?,
-            arg(5)?.parse()?,
-        ),
+        Some("decide") => decide(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, arg(5)?.parse()?),
         _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python|decide … (see bench/run.sh)"),
     }
 }

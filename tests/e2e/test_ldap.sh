@@ -86,6 +86,21 @@ t_provisioned() {
 }
 check "the provisioned account records the ldap method and the configured plan" t_provisioned
 check "a wrong directory password is refused" login_refused l2 lara 'lara pass 124' 'invalid username or password'
+check "a wrong directory password counts toward the lockout" \
+    bash -c "[ \"\$('$W/bin/tollgate' --config '$W/tollgate.toml' user show lara --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"failed_count\"])')\" = 1 ]"
+check "another spelling of a name (LARA) is refused and gets no account of its own" \
+    login_refused c1 LARA 'lara pass 123' 'invalid username or password'
+check "no account LARA was provisioned" bash -c "! '$W/bin/tollgate' --config '$W/tollgate.toml' user show LARA >/dev/null 2>&1"
+# test-auth where the hooks run: the directory listens in the server's namespace.
+tg_srv() { ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" "$@"; }
+t_test_auth() {
+    local known fresh
+    known=$(echo 'lara pass 123' | tg_srv test-auth lara --password-stdin)
+    fresh=$(echo 'alice pass 000' | tg_srv test-auth alice --password-stdin)
+    grep -q '^ACCEPT lara' <<<"$known" && grep -q 'would create the account on plan staffplan' <<<"$fresh" &&
+        ! tg user show alice >/dev/null 2>&1
+}
+check "tollgate test-auth asks the directory, and creates no account" t_test_auth
 check "a user outside the required group is refused with a reason" \
     login_refused o1 otto 'otto pass 789' 'not in the group allowed'
 check "an unknown name is refused" login_refused n1 nobody 'x pass 999' 'invalid username or password'
@@ -96,6 +111,12 @@ t_eng_route() {
 }
 check "an eng member gets the eng group's pushed route" t_eng_route
 disconnect_all
+t_disabled() {
+    tg user disable eve >/dev/null
+    login_refused x1 eve 'eve pass 456' 'invalid username or password' || return 1
+    grep -q "DENY user=eve .*account disabled (the password was not checked)" "$W/srv.log"
+}
+check "a disabled directory user is refused without asking the directory" t_disabled
 for bad in '*)(uid=*' 'alice)(|(uid=*' '*' 'lara)(uid=*'; do
     check "the name '$bad' never authenticates" login_refused i1 "$bad" 'lara pass 123' 'invalid username or password'
 done
@@ -116,9 +137,10 @@ check "ldaps with a CA that did not sign the directory's certificate is refused 
 use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
 # The directory stops: a prompt refusal with the "unavailable" reason, no lockout.
-kill "$(cat "$W/slapd.pid")"
+slapd_pid=$(cat "$W/slapd.pid")
+kill "$slapd_pid"
 wait_for_gone() { local i; for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
-wait_for_gone "$(cat "$W/slapd.pid")"
+wait_for_gone "$slapd_pid"
 t_down() {
     local t0=$SECONDS before
     before=$(tg user show lara --json | json 'd["failed_count"]')

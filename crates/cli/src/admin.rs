@@ -1023,8 +1023,11 @@ fn test_auth(
         rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
     };
     // As root, never run a program that someone else could have changed.
-    // The program, and any file named in its argv (a script handed to an
-    // interpreter, a rule file).
+    // The directory helper, the program, and any file named in the
+    // program's argv (a script handed to an interpreter, a rule file).
+    if cfg.ldap.is_some() {
+        tollgate_core::post_auth::check_trusted(&tollgate_core::directory::helper_path(cfg))?;
+    }
     if let Some(pa) = &cfg.post_auth {
         for (i, arg) in pa.command.iter().enumerate() {
             let p = std::path::Path::new(arg);

@@ -337,6 +337,10 @@ pub struct Carry {
     /// after the method changed is refused.
     #[serde(default)]
     pub method: Option<String>,
+    /// What the directory said of the user (DN, groups), for the post-auth
+    /// program in the answer's round.
+    #[serde(default)]
+    pub directory: Option<serde_json::Value>,
 }
 
 impl Carry {
@@ -461,6 +465,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 }
                 (None, Some((.., kind, carried))) => {
                     carry = carried.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+                    loaded.directory = carry.directory.clone();
                     if carry.method.as_deref().is_some_and(|m| m != method.as_str()) {
                         Decision::Deny(Deny::BadChallenge { detail: "the user's auth method changed since".into() })
                     } else if kind == Asks::Program.as_str() {
@@ -558,7 +563,10 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 match policy::gate(&loaded.facts, req.now) {
                     // Nobody to ask about: unknown users cost what a local
                     // login costs, unless they may be provisioned.
-                    _ if !known && cfg.provision_plan.is_none() => {
+                    _ if !known
+                        && (cfg.provision_plan.is_none()
+                            || crate::names::check_name("user", req.username).is_err()) =>
+                    {
                         password::verify(None, pw, cfg.argon2);
                         Decision::Deny(Deny::UnknownUser)
                     }
@@ -681,6 +689,14 @@ fn directory_user(store: &mut Store, at: &Attempt, loaded: &Loaded, groups: &[St
         },
         None => None,
     };
+    let plan = cfg.provision_plan.as_deref().unwrap_or_default();
+    let plan_id: Option<i64> =
+        store.conn.query_row("SELECT id FROM plans WHERE name = ?1", [plan], |r| r.get(0)).optional()?;
+    if loaded.facts.user.is_none() && plan_id.is_none() {
+        return Ok(Some(Deny::Internal {
+            detail: format!("auth.provision_plan names plan {plan}, which does not exist"),
+        }));
+    }
     if !at.record {
         return Ok(None);
     }
@@ -688,31 +704,21 @@ fn directory_user(store: &mut Store, at: &Attempt, loaded: &Loaded, groups: &[St
     let user_id = match &loaded.facts.user {
         Some(u) => u.id,
         None => {
-            let plan = cfg.provision_plan.as_deref().unwrap_or_default();
-            let Some(plan_id): Option<i64> =
-                tx.query_row("SELECT id FROM plans WHERE name = ?1", [plan], |r| r.get(0)).optional()?
-            else {
-                return Ok(Some(Deny::Internal {
-                    detail: format!("auth.provision_plan names plan {plan}, which does not exist"),
-                }));
-            };
-            if crate::names::check_name("user", at.req.username).is_err() {
-                return Ok(Some(Deny::Internal {
-                    detail: "the directory accepted a name tollgate cannot use as a user name: not provisioned".into(),
-                }));
-            }
             // The account may use the server it logged in to; the plan and
-            // the group bring the rest.
-            tx.execute(
+            // the group bring the rest. Two first logins at once: one
+            // creates it, the other finds it.
+            let created = tx.execute(
                 "INSERT INTO users (name, password_hash, plan_id, plan_since, auth_method, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4) ON CONFLICT (name) DO NOTHING",
                 params![at.req.username, password::NO_PASSWORD, plan_id, at.req.now, at.method.as_str()],
             )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO grants (server_id, user_id) SELECT id, ?2 FROM servers WHERE name = ?1",
-                params![at.req.server, id],
-            )?;
+            let id: i64 = tx.query_row("SELECT id FROM users WHERE name = ?1", [at.req.username], |r| r.get(0))?;
+            if created == 1 {
+                tx.execute(
+                    "INSERT INTO grants (server_id, user_id) SELECT id, ?2 FROM servers WHERE name = ?1",
+                    params![at.req.server, id],
+                )?;
+            }
             id
         }
     };
@@ -759,7 +765,11 @@ fn ask(
     };
     let state = if at.record {
         let state = crate::openvpn::random_hex(16);
-        let carried = serde_json::to_string(&Carry { method: Some(at.method.as_str().into()), ..carry.clone() })?;
+        let carried = serde_json::to_string(&Carry {
+            method: Some(at.method.as_str().into()),
+            directory: loaded.directory.clone().or_else(|| carry.directory.clone()),
+            ..carry.clone()
+        })?;
         store.conn.execute(
             "INSERT INTO challenges (state_id, user_id, ip, expires_at, kind, carry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![state, uid, at.req.ip, at.req.now + at.cfg.mfa.challenge_ttl_secs, asks.as_str(), carried],

@@ -65,6 +65,9 @@ pub struct Ldap {
     pub required_group: Option<String>,
     /// The user attribute that lists groups (directories with memberOf).
     pub group_attribute: String,
+    /// The attribute that must hold exactly the name the client sent
+    /// (`uid`; `sAMAccountName` on Active Directory).
+    pub name_attribute: String,
     /// Group search instead: under this base, with `group_filter` (`{dn}`).
     pub group_search_base: Option<String>,
     pub group_filter: String,
@@ -252,6 +255,8 @@ struct RawLdap {
     ca_file: Option<PathBuf>,
     required_group: Option<String>,
     group_attribute: Option<String>,
+    name_attribute: Option<String>,
+    allow_plaintext: Option<bool>,
     group_search_base: Option<String>,
     group_filter: Option<String>,
     timeout: Option<String>,
@@ -486,6 +491,14 @@ impl Ldap {
         if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
             bail!("url must start with ldap:// or ldaps://, not {:?}", l.url);
         }
+        // Passwords in clear only to this host, or when the admin says so.
+        let tls = l.url.starts_with("ldaps://") || l.starttls == Some(true);
+        let host = l.url.split("://").nth(1).unwrap_or("").split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !tls && !loopback && l.allow_plaintext != Some(true) {
+            bail!("{} sends passwords in clear: use ldaps://, starttls = true, or allow_plaintext = true", l.url);
+        }
         let user_filter = l.user_filter.unwrap_or_else(|| "(uid={username})".into());
         match (&l.user_dn, &l.bind_dn, &l.bind_password_file, &l.base_dn) {
             (Some(t), ..) if !t.contains("{username}") => bail!("user_dn must contain {{username}}"),
@@ -524,6 +537,7 @@ impl Ldap {
             ca_file: l.ca_file,
             required_group: l.required_group,
             group_attribute: l.group_attribute.unwrap_or_else(|| "memberOf".into()),
+            name_attribute: l.name_attribute.unwrap_or_else(|| "uid".into()),
             group_search_base: l.group_search_base,
             group_filter,
             timeout_secs,
@@ -611,6 +625,12 @@ mod tests {
         .unwrap();
         let l = c.ldap.unwrap();
         assert_eq!(l.user_filter, "(uid={username})");
+        assert_eq!(l.name_attribute, "uid");
+        for ok in ["ldaps://ldap.example.org", "ldap://[::1]:389", "ldap://localhost"] {
+            Config::parse(&format!("[ldap]\nurl = \"{ok}\"\nuser_dn = \"uid={{username}}\"\n")).unwrap();
+        }
+        Config::parse("[ldap]\nurl = \"ldap://h\"\nstarttls = true\nuser_dn = \"uid={username}\"\n").unwrap();
+        Config::parse("[ldap]\nurl = \"ldap://h\"\nallow_plaintext = true\nuser_dn = \"uid={username}\"\n").unwrap();
         assert_eq!(l.timeout_secs, 5);
         let order: Vec<&str> = l.groups.iter().map(|(_, g)| g.as_str()).collect();
         assert_eq!(order, ["zeta", "alpha"], "first match wins: the file's order is kept");
@@ -618,6 +638,7 @@ mod tests {
         for (bad, why) in [
             ("[auth]\nmethod = \"ldap\"\n", "no [ldap] section"),
             ("[ldap]\nurl = \"http://x\"\nuser_dn = \"uid={username}\"\n", "ldap:// or ldaps://"),
+            ("[ldap]\nurl = \"ldap://ldap.example.org\"\nuser_dn = \"uid={username}\"\n", "in clear"),
             ("[ldap]\nurl = \"ldap://x\"\n", "set user_dn"),
             ("[ldap]\nurl = \"ldap://x\"\nuser_dn = \"uid=alice\"\n", "must contain {username}"),
             (

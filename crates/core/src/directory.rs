@@ -50,12 +50,19 @@ pub fn helper_path(cfg: &Config) -> PathBuf {
     }
 }
 
+/// The longest the helper may take: each directory step is bounded by
+/// `[ldap] timeout` (connect, service bind, search, user bind, groups);
+/// the whole, by three of them and two seconds more.
+pub fn deadline_secs(cfg: &Config) -> u64 {
+    cfg.ldap.as_ref().map_or(0, |l| l.timeout_secs * 3 + 2)
+}
+
 /// Ask the directory. Any fault of the helper itself is `Unavailable`.
 pub fn check(cfg: &Config, backend: &str, username: &str, password: &str) -> Answer {
     let server = cfg.ldap.as_ref().map_or_else(|| backend.to_string(), |l| l.url.clone());
-    let Some(ldap) = &cfg.ldap else {
+    if cfg.ldap.is_none() {
         return Answer::Unavailable { server, reason: "no [ldap] section in the config".into() };
-    };
+    }
     let mut argv = vec![helper_path(cfg).display().to_string()];
     if let Some(p) = &cfg.path {
         argv.push("--config".into());
@@ -66,9 +73,7 @@ pub fn check(cfg: &Config, backend: &str, username: &str, password: &str) -> Ans
         Ok(b) => b,
         Err(e) => return Answer::Unavailable { server, reason: format!("cannot encode the request: {e}") },
     };
-    // The helper keeps to the directory's timeout; a little more for it
-    // to start, connect and answer.
-    let (r, out) = crate::post_auth::run_command(&argv, ldap.timeout_secs * 3 + 2, &body);
+    let (r, out) = crate::post_auth::run_command(&argv, deadline_secs(cfg), &body);
     if let Err(e) = r {
         return Answer::Unavailable { server, reason: format!("tollgate-directory failed: {e}") };
     }

@@ -71,6 +71,11 @@ fn check_inner(cfg: &Ldap, username: &str, password: &str) -> Result<Answer, Sto
     let timeout = Duration::from_secs(cfg.timeout_secs);
     let mut ldap = connect(cfg)?;
     let group_attr = cfg.group_attribute.as_str();
+    let name_attr = cfg.name_attribute.as_str();
+    // The entry's own name, to compare with what the client sent: the
+    // directory matches names without regard to case, tollgate's accounts
+    // do not, and "ALICE" must not become a second account of alice's.
+    let mut names: Vec<String> = Vec::new();
     let (dn, mut groups) = match &cfg.user_dn {
         Some(template) => (template.replace("{username}", &dn_escape(username)), Vec::new()),
         None => {
@@ -90,8 +95,10 @@ fn check_inner(cfg: &Ldap, username: &str, password: &str) -> Result<Answer, Sto
             }
             let filter = cfg.user_filter.replace("{username}", &ldap_escape(username));
             let base = cfg.base_dn.as_deref().unwrap_or_default();
-            let (entries, _) =
-                ldap.with_timeout(timeout).search(base, Scope::Subtree, &filter, vec![group_attr])?.success()?;
+            let (entries, _) = ldap
+                .with_timeout(timeout)
+                .search(base, Scope::Subtree, &filter, vec![group_attr, name_attr])?
+                .success()?;
             match entries.len() {
                 0 => return Err(Stop::Reject("no such user in the directory".into())),
                 1 => {}
@@ -99,6 +106,7 @@ fn check_inner(cfg: &Ldap, username: &str, password: &str) -> Result<Answer, Sto
             }
             let e = SearchEntry::construct(entries.into_iter().next().expect("one entry"));
             let groups = e.attrs.get(group_attr).cloned().unwrap_or_default();
+            names = e.attrs.get(name_attr).cloned().unwrap_or_default();
             (e.dn, groups)
         }
     };
@@ -113,13 +121,26 @@ fn check_inner(cfg: &Ldap, username: &str, password: &str) -> Result<Answer, Sto
         let filter = cfg.group_filter.replace("{dn}", &ldap_escape(dn.as_str()));
         let (entries, _) = ldap.with_timeout(timeout).search(base, Scope::Subtree, &filter, vec!["1.1"])?.success()?;
         groups = entries.into_iter().map(|e| SearchEntry::construct(e).dn).collect();
-    } else if cfg.user_dn.is_some() {
-        // Direct bind: the user reads its own entry's groups.
-        let (entries, _) =
-            ldap.with_timeout(timeout).search(&dn, Scope::Base, "(objectClass=*)", vec![group_attr])?.success()?;
+    }
+    if cfg.user_dn.is_some() {
+        // Direct bind: the user reads its own entry's name (and groups).
+        let (entries, _) = ldap
+            .with_timeout(timeout)
+            .search(&dn, Scope::Base, "(objectClass=*)", vec![group_attr, name_attr])?
+            .success()?;
         if let Some(e) = entries.into_iter().next() {
-            groups = SearchEntry::construct(e).attrs.get(group_attr).cloned().unwrap_or_default();
+            let e = SearchEntry::construct(e);
+            names = e.attrs.get(name_attr).cloned().unwrap_or_default();
+            if cfg.group_search_base.is_none() {
+                groups = e.attrs.get(group_attr).cloned().unwrap_or_default();
+            }
         }
+    }
+    if !names.iter().any(|n| n == username) {
+        return Err(Stop::Reject(format!(
+            "the entry's {name_attr} is not exactly the name given ({})",
+            if names.is_empty() { "it has none".to_string() } else { names.join(", ") }
+        )));
     }
     let _ = ldap.unbind();
     if let Some(required) = &cfg.required_group {

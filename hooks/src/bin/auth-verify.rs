@@ -109,9 +109,11 @@ fn run() -> i32 {
     // long-lived tunnel is every 8 s: decide it inline. Only such setups pay
     // for this look-up; with auth-gen-token it never runs.
     // With a post-auth program configured, a renegotiation runs it too
-    // (reauth = true), so it is deferred like a login.
+    // (reauth = true), and with a directory it may ask the directory: both
+    // are deferred like a login.
     let renegotiation = || {
         cfg.post_auth.is_none()
+            && cfg.ldap.is_none()
             && session_state.is_none()
             && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
                 Store::open_hook(&cfg)
@@ -241,11 +243,12 @@ fn announce_pending(cfg: &Config) {
     }
 }
 
-/// How long the deferred worker may take: the post-auth program's timeout
-/// and some room for the rest, at least WORKER_DEADLINE.
+/// How long the deferred worker may take: the post-auth program's and the
+/// directory's limits and some room for the rest, at least WORKER_DEADLINE.
 fn worker_deadline(cfg: &Config) -> Duration {
-    let program = cfg.post_auth.as_ref().map_or(0, |p| p.timeout_secs + 10);
-    WORKER_DEADLINE.max(Duration::from_secs(program))
+    let program = cfg.post_auth.as_ref().map_or(0, |p| p.timeout_secs);
+    let directory = cfg.ldap.as_ref().map_or(0, |_| tollgate_core::directory::deadline_secs(cfg));
+    WORKER_DEADLINE.max(Duration::from_secs(program + directory + 10))
 }
 
 /// Fork a detached supervisor that forks the worker and guarantees an
