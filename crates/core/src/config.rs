@@ -639,10 +639,10 @@ mod tests {
             ("[auth]\nmethod = \"ldap\"\n", "no [ldap] section"),
             ("[ldap]\nurl = \"http://x\"\nuser_dn = \"uid={username}\"\n", "ldap:// or ldaps://"),
             ("[ldap]\nurl = \"ldap://ldap.example.org\"\nuser_dn = \"uid={username}\"\n", "in clear"),
-            ("[ldap]\nurl = \"ldap://x\"\n", "set user_dn"),
-            ("[ldap]\nurl = \"ldap://x\"\nuser_dn = \"uid=alice\"\n", "must contain {username}"),
+            ("[ldap]\nurl = \"ldaps://x\"\n", "set user_dn"),
+            ("[ldap]\nurl = \"ldaps://x\"\nuser_dn = \"uid=alice\"\n", "must contain {username}"),
             (
-                "[ldap]\nurl = \"ldap://x\"\nuser_dn = \"uid={username}\"\n[ldap.groups]\n\"cn=a\" = 1\n",
+                "[ldap]\nurl = \"ldaps://x\"\nuser_dn = \"uid={username}\"\n[ldap.groups]\n\"cn=a\" = 1\n",
                 "must map to a group",
             ),
         ] {
