@@ -12,11 +12,17 @@ LDAPS_PORT=6360
 BASE=dc=example,dc=org   # as in slapd.sh
 setup
 cp "$W/tollgate.toml" "$W/base.toml"
-# use_ldap URL [STARTTLS CA_FILE]: the config's [ldap] section (the hooks
-# read the config at every call).
+# use_ldap URL [STARTTLS CA_FILE [direct]]: the config's [ldap] section
+# (the hooks read the config at every call); "direct": bind with a DN
+# template instead of search-then-bind.
 use_ldap() {
-    local ca=""
+    local ca="" lookup
     [ -n "${3:-}" ] && ca="ca_file = \"$3\""
+    lookup="bind_dn = \"cn=reader,$BASE\"
+bind_password_file = \"$W/ldap.secret\"
+base_dn = \"ou=people,$BASE\"
+user_filter = \"(&(objectClass=inetOrgPerson)(uid={username}))\""
+    [ "${4:-}" = direct ] && lookup="user_dn = \"uid={username},ou=people,$BASE\""
     cp "$W/base.toml" "$W/tollgate.toml"
     cat >> "$W/tollgate.toml" <<CONF
 [auth]
@@ -26,10 +32,7 @@ provision_plan = "staffplan"
 url = "$1"
 starttls = ${2:-false}
 $ca
-bind_dn = "cn=reader,$BASE"
-bind_password_file = "$W/ldap.secret"
-base_dn = "ou=people,$BASE"
-user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))"
+$lookup
 required_group = "cn=vpn,ou=groups,$BASE"
 group_search_base = "ou=groups,$BASE"
 group_filter = "(&(objectClass=groupOfNames)(member={dn}))"
@@ -134,6 +137,14 @@ check "ldaps with the directory's CA" login_ok t2 lara 'lara pass 123'
 use_ldap "ldaps://127.0.0.1:$LDAPS_PORT" false "$W/pki/other-ca.crt"
 check "ldaps with a CA that did not sign the directory's certificate is refused as unavailable" \
     login_refused t3 lara 'lara pass 123' 'authentication service unavailable'
+use_ldap "ldap://127.0.0.1:$LDAP_PORT"
+
+# Direct bind with a DN template (no service account).
+use_ldap "ldap://127.0.0.1:$LDAP_PORT" false "" direct
+check "direct bind: the right password connects" login_ok b1 lara 'lara pass 123'
+check "direct bind: a wrong password is refused" login_refused b2 lara 'nope nope 1' 'invalid username or password'
+check "direct bind: the name '*)(uid=*' never authenticates" login_refused b3 '*)(uid=*' 'lara pass 123' 'invalid username or password'
+check "direct bind: another spelling (Lara) is refused" login_refused b4 Lara 'lara pass 123' 'invalid username or password'
 use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
 # The directory stops: a prompt refusal with the "unavailable" reason, no lockout.
