@@ -13,10 +13,10 @@ use common::Env;
 /// An environment whose [post_auth] command is `script` (written to the
 /// test's directory), with `extra` config.
 fn setup(name: &str, script: &str, extra: &str) -> (Env, PathBuf) {
+    // Inside the test's own directory (common::env names it so), which
+    // goes with the Env.
     let dir = std::env::temp_dir().join(format!("tg-postauth-{name}-{}", std::process::id()));
-    let prog = dir.with_extension("prog");
-    std::fs::write(&prog, script).unwrap();
-    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let prog = dir.join("prog");
     let toml = format!(
         "busy_timeout = \"1s\"\ndefer = \"never\"\n[argon2]\nmemory_kib = 256\niterations = 1\n[post_auth]\ncommand = [{:?}]\ntimeout = \"2s\"\n{extra}",
         prog.display().to_string()
@@ -25,6 +25,9 @@ fn setup(name: &str, script: &str, extra: &str) -> (Env, PathBuf) {
                         VALUES ('pat', '!', 1, 'program', 0, 0);
                         INSERT INTO groups (name, push, created_at) VALUES ('staff', 'route 10.7.0.0 255.255.0.0', 0);";
     let e = common::env("postauth", name, &toml, &format!("{}{program_user}", common::alice()));
+    assert_eq!(e.dir, dir);
+    std::fs::write(&prog, script).unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
     (e, prog)
 }
 
@@ -113,7 +116,7 @@ else:
     let (out, reason) = e.run(Some(&e.creds(b"alice\nwrong\n")), &[], &[]);
     assert_denied(&out, &reason, "wrong password", "invalid username or password");
 
-    let inputs: Vec<serde_json::Value> = std::fs::read_to_string(prog.with_extension("prog.in"))
+    let inputs: Vec<serde_json::Value> = std::fs::read_to_string(prog.with_extension("in"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -130,8 +133,6 @@ else:
     assert_eq!(local["info"]["auth_method"], "local");
     assert_eq!(local["authret"]["status"], "SUCCEED");
     assert!(local["authcred"].get("password").is_none(), "a local user's password went to the program: {local}");
-    let _ = std::fs::remove_file(prog.with_extension("prog.in"));
-    let _ = std::fs::remove_file(prog);
 }
 
 #[test]
@@ -214,7 +215,7 @@ fn program_user_with_second_factor_and_standing() {
     s.conn.execute_batch("UPDATE users SET enabled = 0 WHERE name = 'pat'").unwrap();
     let (out, reason) = e.run(Some(&e.creds(b"pat\npat-pw\n")), &[], &[]);
     assert_denied(&out, &reason, "account disabled (the password was not checked)", "invalid username or password");
-    assert!(!prog.with_extension("prog.in").exists(), "the program ran for a disabled user");
+    assert!(!prog.with_extension("in").exists(), "the program ran for a disabled user");
     // With TOTP, the code is asked after the program, and the program's
     // address survives the challenge.
     s.conn
@@ -230,6 +231,4 @@ fn program_user_with_second_factor_and_standing() {
     assert_eq!(out.status.code(), Some(0), "{}", log(&out));
     let ip: String = s.conn.query_row("SELECT static_ip FROM assignments", [], |r| r.get(0)).unwrap();
     assert_eq!(ip, "10.8.0.9");
-    let _ = std::fs::remove_file(prog.with_extension("prog.in"));
-    let _ = std::fs::remove_file(prog);
 }
