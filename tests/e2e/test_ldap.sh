@@ -147,6 +147,18 @@ check "direct bind: the name '*)(uid=*' never authenticates" login_refused b3 '*
 check "direct bind: another spelling (Lara) is refused" login_refused b4 Lara 'lara pass 123' 'invalid username or password'
 use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 
+# The directory hangs (stopped, its socket still open): refused as
+# unavailable once the helper's deadline (3 x timeout + 2 s) runs out.
+t_hang() {
+    local t0=$SECONDS rc=0
+    kill -STOP "$(cat "$W/slapd.pid")"
+    login_refused h1 lara 'lara pass 123' 'authentication service unavailable' || rc=1
+    kill -CONT "$(cat "$W/slapd.pid")"
+    [ $rc = 0 ] && [ $((SECONDS - t0)) -le 20 ] || { log "rc $rc after $((SECONDS - t0)) s"; return 1; }
+    grep -Eq "directory ldap://127.0.0.1:$LDAP_PORT unavailable: .*(timeout|timed out)" "$W/srv.log"
+}
+check "the directory hangs: refused as unavailable within the deadline, named in the log" t_hang
+
 # The directory stops: a prompt refusal with the "unavailable" reason, no lockout.
 slapd_pid=$(cat "$W/slapd.pid")
 kill "$slapd_pid"

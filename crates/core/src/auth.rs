@@ -1248,4 +1248,137 @@ esac
         assert_eq!(o.program.len(), 1);
         assert_eq!(o.program[0].input["authcred"]["password"], "********");
     }
+
+    /// The ldap arm with a stand-in for tollgate-directory (the real one,
+    /// against a real slapd, is tests/e2e/test_ldap.sh): who is asked,
+    /// what each answer becomes, provisioning, and a helper at fault.
+    #[test]
+    fn ldap_flow_with_a_stand_in_helper() {
+        use crate::config::{Argon2Params, Ldap};
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, mut cfg) = crate::store::tests::temp_config();
+        let asked = dir.path.join("asked");
+        let helper = dir.path.join("helper");
+        std::fs::write(
+            &helper,
+            format!(
+                r#"#!/bin/sh
+in=$(cat); echo "$in" >> {asked}
+case "$in" in
+  *'"username":"hang"'*) sleep 30 ;;
+  *'"username":"junk"'*) echo nonsense ;;
+  *'"password":"down"'*) echo '{{"result":"unavailable","server":"ldap://d","reason":"connection refused"}}' ;;
+  *'"password":"good"'*) echo '{{"result":"accept","dn":"uid=x","groups":["cn=eng,dc=x"]}}' ;;
+  *) echo '{{"result":"reject","reason":"invalid credentials"}}' ;;
+esac
+"#,
+                asked = asked.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        cfg.auth_method = AuthMethod::Ldap;
+        cfg.provision_plan = Some("basic".into());
+        cfg.directory_helper = Some(helper);
+        cfg.ldap = Some(Ldap {
+            url: "ldap://d".into(),
+            bind_dn: None,
+            bind_password_file: None,
+            base_dn: None,
+            user_filter: String::new(),
+            user_dn: Some("uid={username}".into()),
+            starttls: false,
+            ca_file: None,
+            required_group: None,
+            group_attribute: "memberOf".into(),
+            name_attribute: "uid".into(),
+            group_search_base: None,
+            group_filter: String::new(),
+            timeout_secs: 1,
+            groups: vec![("CN=Eng, DC=x".into(), "eng".into())],
+        });
+        let (mut store, _) = crate::store::Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO plans (name, created_at) VALUES ('basic', 0);
+                 INSERT INTO groups (name, created_at) VALUES ('eng', 0);
+                 INSERT INTO users (name, password_hash, all_servers, enabled, locked_until, created_at, updated_at) VALUES
+                   ('known', '!', 1, 1, NULL, 0, 0), ('locked', '!', 1, 1, 4000000000, 0, 0), ('off', '!', 1, 0, NULL, 0, 0);",
+            )
+            .unwrap();
+        let peer = Default::default();
+        let attempt = |store: &mut Store, user: &str, pw: &str| {
+            let req = Request {
+                username: user,
+                password: pw,
+                server: "s",
+                ip: "192.0.2.9",
+                port: Some(5000),
+                now: 1_800_000_000,
+                session_state: None,
+                peer: &peer,
+                server_started: None,
+            };
+            let o = authenticate(store, &cfg, &req, true).unwrap();
+            match o.decision {
+                Decision::Deny(d) => d.log_reason(),
+                d => format!("{d:?}"),
+            }
+        };
+        let times_asked = || std::fs::read_to_string(&asked).unwrap_or_default().lines().count();
+        assert_eq!(attempt(&mut store, "known", "good"), "Accept");
+        let group: Option<String> = store
+            .conn
+            .query_row(
+                "SELECT g.name FROM users u LEFT JOIN groups g ON g.id = u.group_id WHERE u.name = 'known'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(group.as_deref(), Some("eng"), "[ldap.groups] sets the group (DN spelling aside)");
+        assert!(attempt(&mut store, "known", "bad").contains("directory refused the login: invalid credentials"));
+        let failed: i64 =
+            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", [], |r| r.get(0)).unwrap();
+        assert_eq!(failed, 1, "a refusal counts");
+        assert!(attempt(&mut store, "known", "down").contains("directory ldap://d unavailable: connection refused"));
+        let failed: i64 =
+            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", [], |r| r.get(0)).unwrap();
+        assert_eq!(failed, 1, "an outage does not count");
+        // Locked and disabled accounts: the directory is not asked.
+        let before = times_asked();
+        assert!(attempt(&mut store, "locked", "good").contains("locked out"));
+        assert!(attempt(&mut store, "off", "good").contains("account disabled (the password was not checked)"));
+        // Unknown names tollgate could not create are not asked either.
+        assert!(attempt(&mut store, "bad name", "good").contains("unknown user"));
+        assert_eq!(times_asked(), before);
+        // Provisioning: the method, the plan and a grant for this server.
+        assert_eq!(attempt(&mut store, "newbie", "good"), "Accept");
+        let (method, plan, grants): (String, String, i64) = store
+            .conn
+            .query_row(
+                "SELECT u.auth_method, p.name, (SELECT count(*) FROM grants WHERE user_id = u.id)
+                   FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.name = 'newbie'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((method.as_str(), plan.as_str(), grants), ("ldap", "basic", 1));
+        // A helper at fault is "unavailable", within its deadline.
+        assert!(attempt(&mut store, "junk", "good").contains("tollgate-directory answered nonsense"));
+        let t = std::time::Instant::now();
+        assert!(attempt(&mut store, "hang", "good").contains("timed out after 5s"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(8));
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM users WHERE name IN ('junk', 'hang')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "nothing provisioned without an accept");
+        // The password reached the helper on stdin only, never a log.
+        let ev: String =
+            store.conn.query_row("SELECT group_concat(reason, ' | ') FROM auth_events", [], |r| r.get(0)).unwrap();
+        assert!(!ev.contains("good") && !ev.contains("\"password\""), "{ev}");
+    }
 }
