@@ -1104,6 +1104,23 @@ mod tests {
         assert_eq!(crv1_question("ab", "alice", &q), "CRV1:R:ab:YWxpY2U=:PIN?");
     }
 
+    /// One recorded login from 192.0.2.9:5000 to server "s" at a fixed time.
+    fn login(store: &mut Store, cfg: &Config, user: &str, pw: &str) -> Outcome {
+        let peer = Default::default();
+        let req = Request {
+            username: user,
+            password: pw,
+            server: "s",
+            ip: "192.0.2.9",
+            port: Some(5000),
+            now: 1_800_000_000,
+            session_state: None,
+            peer: &peer,
+            server_started: None,
+        };
+        authenticate(store, cfg, &req, true).unwrap()
+    }
+
     /// The flow for every method and outcome, against a real database and
     /// a real program (a shell script that answers per user).
     #[test]
@@ -1153,21 +1170,7 @@ esac
                    VALUES ('l-ask2', '{hash}', 1, 'local', 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', 1, 0, 0);"
             ))
             .unwrap();
-        let peer = Default::default();
-        let attempt = |store: &mut Store, user: &str, pw: &str| {
-            let req = Request {
-                username: user,
-                password: pw,
-                server: "s",
-                ip: "192.0.2.9",
-                port: Some(5000),
-                now: 1_800_000_000,
-                session_state: None,
-                peer: &peer,
-                server_started: None,
-            };
-            authenticate(store, &cfg, &req, true).unwrap()
-        };
+        let attempt = |store: &mut Store, user: &str, pw: &str| login(store, &cfg, user, pw);
         let deny = |o: &Outcome| match &o.decision {
             Decision::Deny(d) => d.log_reason(),
             other => format!("{other:?}"),
@@ -1309,20 +1312,8 @@ esac
                    ('known', '!', 1, 1, NULL, 0, 0), ('locked', '!', 1, 1, 4000000000, 0, 0), ('off', '!', 1, 0, NULL, 0, 0);",
             )
             .unwrap();
-        let peer = Default::default();
         let attempt = |store: &mut Store, user: &str, pw: &str| {
-            let req = Request {
-                username: user,
-                password: pw,
-                server: "s",
-                ip: "192.0.2.9",
-                port: Some(5000),
-                now: 1_800_000_000,
-                session_state: None,
-                peer: &peer,
-                server_started: None,
-            };
-            let o = authenticate(store, &cfg, &req, true).unwrap();
+            let o = login(store, &cfg, user, pw);
             match o.decision {
                 Decision::Deny(d) => d.log_reason(),
                 d => format!("{d:?}"),
