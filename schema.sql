@@ -136,12 +136,15 @@ CREATE TABLE auth_events (
 CREATE INDEX auth_events_at ON auth_events(at);
 
 -- Dynamic (CRV1) challenges waiting for an answer: single use, bound, expiring.
+-- A RADIUS server may challenge a user tollgate does not know yet (to be
+-- provisioned once the answer is accepted): then user_id is NULL.
 CREATE TABLE challenges (
     state_id   TEXT    PRIMARY KEY,
-    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    username   TEXT    NOT NULL,
     ip         TEXT    NOT NULL,
     expires_at INTEGER NOT NULL,
-    kind       TEXT    NOT NULL DEFAULT 'totp',    -- what answers it: 'totp' or 'program'
+    kind       TEXT    NOT NULL DEFAULT 'totp',    -- what answers it: 'totp', 'program' or 'radius'
     carry      TEXT                                -- JSON: the session's group and address so far
 );
 

@@ -315,10 +315,11 @@ fn malformed_and_foreign_challenge_responses() {
     c.execute_batch(&format!(
         "UPDATE users SET totp_secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', totp_confirmed = 1 WHERE name = 'alice';
          INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('bob', '{h}', 1, 0, 0);
-         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000001', 1, '192.0.2.2', 4000000000);
-         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000002', 2, '192.0.2.2', 4000000000);
-         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000003', 1, '192.0.2.2', 1000);
-         INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('00000000000000000000000000000004', 1, '198.51.100.7', 4000000000);"
+         INSERT INTO challenges (state_id, user_id, username, ip, expires_at) VALUES
+           ('00000000000000000000000000000001', 1, 'alice', '192.0.2.2', 4000000000),
+           ('00000000000000000000000000000002', 2, 'bob', '192.0.2.2', 4000000000),
+           ('00000000000000000000000000000003', 1, 'alice', '192.0.2.2', 1000),
+           ('00000000000000000000000000000004', 1, 'alice', '198.51.100.7', 4000000000);"
     ))
     .unwrap();
     let cases: [(&[u8], &str); 9] = [

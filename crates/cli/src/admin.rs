@@ -1025,7 +1025,7 @@ fn test_auth(
     // As root, never run a program that someone else could have changed.
     // The directory helper, the program, and any file named in the
     // program's argv (a script handed to an interpreter, a rule file).
-    if cfg.ldap.is_some() {
+    if cfg.ldap.is_some() || cfg.radius.is_some() {
         tollgate_core::post_auth::check_trusted(&tollgate_core::directory::helper_path(cfg))?;
     }
     if let Some(pa) = &cfg.post_auth {

@@ -367,8 +367,8 @@ pub struct GroupArgs {
     /// Grant members every server
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
-    /// Members' auth method (local, program, ldap), unless set on the user (`default` = the config's)
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "default"])]
+    /// Members' auth method (local, program, ldap, radius), unless set on the user (`default` = the config's)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "default"])]
     pub auth: Option<String>,
 }
 
@@ -437,10 +437,10 @@ pub struct UserAdd {
     #[arg(long)]
     pub disabled: bool,
     /// Auth method: local (tollgate's password), program (the post-auth
-    /// program checks the password) or ldap (the directory does); only
-    /// local asks for a password. Default: the group's, else the config's
+    /// program checks the password), ldap or radius (the directory does);
+    /// only local asks for a password. Default: the group's, else the config's
     /// [auth] method.
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap"])]
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius"])]
     pub auth: Option<String>,
 }
 
@@ -474,8 +474,8 @@ pub struct UserSet {
     /// Grant every server (or `--all-servers false`)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
-    /// Auth method: local, program, ldap, or `default` (the group's, else the config's)
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "default"])]
+    /// Auth method: local, program, ldap, radius, or `default` (the group's, else the config's)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "default"])]
     pub auth: Option<String>,
     /// Forget what the post-auth program saved for the user
     #[arg(long)]

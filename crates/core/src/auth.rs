@@ -311,6 +311,8 @@ enum Asks {
     Code,
     /// The post-auth program's question.
     Program,
+    /// A RADIUS server's Access-Challenge: the answer goes back to it.
+    Radius,
 }
 
 impl Asks {
@@ -318,6 +320,7 @@ impl Asks {
         match self {
             Asks::Code => "totp",
             Asks::Program => "program",
+            Asks::Radius => "radius",
         }
     }
 }
@@ -341,11 +344,23 @@ pub struct Carry {
     /// program in the answer's round.
     #[serde(default)]
     pub directory: Option<serde_json::Value>,
+    /// The State of a RADIUS Access-Challenge (hex), sent back with the
+    /// answer.
+    #[serde(default)]
+    pub radius_state: Option<String>,
 }
 
 impl Carry {
     fn is_empty(&self) -> bool {
         self.group_id.is_none() && self.static_ip.is_none()
+    }
+
+    /// The program's choices over what came before (a RADIUS address):
+    /// what it names wins, what it leaves out stays.
+    fn overlay(self, program: Carry) -> Carry {
+        let (group_id, group) =
+            if program.group_id.is_some() { (program.group_id, program.group) } else { (self.group_id, self.group) };
+        Carry { group_id, group, static_ip: program.static_ip.or(self.static_ip), ..self }
     }
 }
 
@@ -443,19 +458,25 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             // Single use: the state goes whatever the answer, and of two
             // answers racing only the one that deleted it goes on.
             let sql = if record {
-                "DELETE FROM challenges WHERE state_id = ?1 RETURNING user_id, ip, expires_at, kind, carry"
+                "DELETE FROM challenges WHERE state_id = ?1 RETURNING user_id, username, ip, expires_at, kind, carry"
             } else {
-                "SELECT user_id, ip, expires_at, kind, carry FROM challenges WHERE state_id = ?1"
+                "SELECT user_id, username, ip, expires_at, kind, carry FROM challenges WHERE state_id = ?1"
             };
-            let row: Option<(i64, String, i64, String, Option<String>)> = store
+            type Row = (Option<i64>, String, String, i64, String, Option<String>);
+            let row: Option<Row> = store
                 .conn
-                .query_row(sql, [state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .query_row(sql, [state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
                 .optional()?;
+            // A challenge of a user not provisioned yet names no account:
+            // the name must match, and no account may have appeared since
+            // under another id.
             let problem = match &row {
                 None => Some("unknown or already used state"),
-                Some((u, ..)) if Some(*u) != uid => Some("state belongs to another user"),
-                Some((_, ip, ..)) if ip != req.ip => Some("state was issued to another address"),
-                Some((_, _, exp, ..)) if *exp <= req.now => Some("state expired"),
+                Some((u, name, ..)) if name != req.username || (u.is_some() && *u != uid) => {
+                    Some("state belongs to another user")
+                }
+                Some((_, _, ip, ..)) if ip != req.ip => Some("state was issued to another address"),
+                Some((_, _, _, exp, ..)) if *exp <= req.now => Some("state expired"),
                 _ => None,
             };
             match (problem, row) {
@@ -468,6 +489,31 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     loaded.directory = carry.directory.clone();
                     if carry.method.as_deref().is_some_and(|m| m != method.as_str()) {
                         Decision::Deny(Deny::BadChallenge { detail: "the user's auth method changed since".into() })
+                    } else if kind == Asks::Radius.as_str() {
+                        // The answer goes to the RADIUS server with its State;
+                        // the account's standing is checked again first.
+                        let known = loaded.facts.user.is_some();
+                        match policy::gate(&loaded.facts, req.now) {
+                            Some(d @ Deny::Locked { .. }) if known => Decision::Deny(d),
+                            Some(d) if known => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
+                            _ if !known && cfg.provision_plan.is_none() => Decision::Deny(Deny::UnknownUser),
+                            _ if method != AuthMethod::Radius => Decision::Deny(Deny::BadChallenge {
+                                detail: "the user's auth method changed since".into(),
+                            }),
+                            _ => {
+                                let state = carry.radius_state.clone();
+                                let a =
+                                    directory::check(cfg, method, req.username, code, state.as_deref(), Some(req.ip));
+                                let d =
+                                    directory_answer(store, &at, a, &mut loaded, &mut verdict, &mut carry, &mut out)?;
+                                uid = loaded.facts.user.as_ref().map(|u| u.id);
+                                d.unwrap_or_else(|| {
+                                    let proof =
+                                        second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
+                                    policy::decide(&loaded.facts, proof, req.now)
+                                })
+                            }
+                        }
                     } else if kind == Asks::Program.as_str() {
                         // Everything before the program was proven when it
                         // asked; its answer goes back to it.
@@ -477,7 +523,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                             match call_program(store, &at, &loaded, Some(code), None, asked_fail, &mut out.program)? {
                                 Said::Pass(c) if method == AuthMethod::Program => {
                                     ran_program = true;
-                                    carry = c;
+                                    carry = carry.overlay(c);
                                     // The program proved the user: the
                                     // second factor (asked for now) follows.
                                     let proof = match &loaded.totp {
@@ -489,7 +535,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                                 }
                                 Said::Pass(c) => {
                                     ran_program = true;
-                                    carry = c;
+                                    carry = carry.overlay(c);
                                     Decision::Accept
                                 }
                                 Said::Refuse(d) => Decision::Deny(d),
@@ -544,7 +590,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                         match call_program(store, &at, &loaded, None, Some(pw), false, &mut out.program)? {
                             Said::Pass(c) => {
                                 ran_program = true;
-                                carry = c;
+                                carry = carry.overlay(c);
                                 let proof =
                                     second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
                                 policy::decide(&loaded.facts, proof, req.now)
@@ -558,7 +604,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }
                 }
             }
-            AuthMethod::Ldap => {
+            AuthMethod::Ldap | AuthMethod::Radius => {
                 let known = loaded.facts.user.is_some();
                 match policy::gate(&loaded.facts, req.now) {
                     // Nobody to ask about: unknown users cost what a local
@@ -572,36 +618,15 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }
                     Some(d @ Deny::Locked { .. }) if known => Decision::Deny(d),
                     Some(d) if known => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
-                    _ => match directory::check(cfg, "ldap", req.username, pw) {
-                        directory::Answer::Reject { reason } => {
-                            Decision::Deny(Deny::DirectoryRefused { detail: reason })
-                        }
-                        directory::Answer::Unavailable { server, reason } => {
-                            Decision::Deny(Deny::DirectoryUnavailable { server, detail: reason })
-                        }
-                        directory::Answer::NotInGroup { group } => Decision::Deny(Deny::NotInRequiredGroup { group }),
-                        directory::Answer::Accept { dn, groups } => {
-                            match directory_user(store, &at, &loaded, &groups)? {
-                                Some(d) => Decision::Deny(d),
-                                None if !record && !known => {
-                                    out.provisioned = cfg.provision_plan.clone();
-                                    Decision::Accept
-                                }
-                                None => {
-                                    // The account as it is now (provisioned,
-                                    // its group from the directory).
-                                    loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
-                                    verdict = client_and_device_checks(store, cfg, req, &mut loaded)?;
-                                    uid = loaded.facts.user.as_ref().map(|u| u.id);
-                                    out.provisioned = (!known).then(|| cfg.provision_plan.clone()).flatten();
-                                    loaded.directory = Some(serde_json::json!({ "dn": dn, "groups": groups }));
-                                    let proof =
-                                        second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
-                                    policy::decide(&loaded.facts, proof, req.now)
-                                }
-                            }
-                        }
-                    },
+                    _ => {
+                        let a = directory::check(cfg, method, req.username, pw, None, Some(req.ip));
+                        let d = directory_answer(store, &at, a, &mut loaded, &mut verdict, &mut carry, &mut out)?;
+                        uid = loaded.facts.user.as_ref().map(|u| u.id);
+                        d.unwrap_or_else(|| {
+                            let proof = second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step);
+                            policy::decide(&loaded.facts, proof, req.now)
+                        })
+                    }
                 }
             }
         },
@@ -616,7 +641,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         decision = match call_program(store, &at, &loaded, None, None, false, &mut out.program)? {
             Said::Pass(c) => {
                 ran_program = true;
-                carry = c;
+                carry = carry.overlay(c);
                 Decision::Accept
             }
             Said::Refuse(d) => Decision::Deny(d),
@@ -670,21 +695,71 @@ fn client_and_device_checks(store: &Store, cfg: &Config, req: &Request, loaded: 
     Ok(verdict)
 }
 
+/// What a directory's answer makes of the attempt, in the password round
+/// or a RADIUS challenge's answer round: a deny or a new challenge, or
+/// `None` when the directory accepted (the account then provisioned and
+/// reloaded, the directory's facts and address kept for what follows).
+fn directory_answer(
+    store: &mut Store,
+    at: &Attempt,
+    answer: directory::Answer,
+    loaded: &mut Loaded,
+    verdict: &mut DeviceVerdict,
+    carry: &mut Carry,
+    out: &mut Outcome,
+) -> Result<Option<Decision>> {
+    let (cfg, req) = (at.cfg, at.req);
+    let known = loaded.facts.user.is_some();
+    Ok(Some(match answer {
+        directory::Answer::Reject { reason } => Decision::Deny(Deny::DirectoryRefused { detail: reason }),
+        directory::Answer::Unavailable { server, reason } => {
+            Decision::Deny(Deny::DirectoryUnavailable { server, detail: reason })
+        }
+        directory::Answer::NotInGroup { group } => Decision::Deny(Deny::NotInRequiredGroup { group }),
+        directory::Answer::Challenge { state, message } => {
+            let q = Question { text: message, echo: false };
+            let c = Carry { radius_state: Some(state), ..carry.clone() };
+            ask(out, store, at, loaded, Asks::Radius, &q, &c)?
+        }
+        directory::Answer::Accept { dn, groups, static_ip, reply } => {
+            if let Some(d) = directory_user(store, at, loaded, &groups)? {
+                return Ok(Some(Decision::Deny(d)));
+            }
+            if !at.record && !known {
+                out.provisioned = cfg.provision_plan.clone();
+                return Ok(Some(Decision::Accept));
+            }
+            // The account as it is now (provisioned, its group from the
+            // directory).
+            let skip = NotCounted { ip: Some(req.ip), port: req.port, server_started: req.server_started };
+            *loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
+            *verdict = client_and_device_checks(store, cfg, req, loaded)?;
+            out.provisioned = (!known).then(|| cfg.provision_plan.clone()).flatten();
+            loaded.directory = Some(match at.method {
+                AuthMethod::Radius => serde_json::to_value(&reply)?,
+                _ => serde_json::json!({ "dn": dn, "groups": groups }),
+            });
+            carry.static_ip = static_ip.map(|ip| ip.to_string()).or(carry.static_ip.take());
+            return Ok(None);
+        }
+    }))
+}
+
 /// After the directory accepted: create the account of an unknown user
 /// (provisioning) and set the user's group from the directory's groups.
 /// test-auth changes nothing. Returns a deny when the config names a plan
 /// or group that does not exist.
 fn directory_user(store: &mut Store, at: &Attempt, loaded: &Loaded, groups: &[String]) -> Result<Option<Deny>> {
     let cfg = at.cfg;
-    let mapping = cfg.ldap.as_ref().map(|l| l.groups.as_slice()).unwrap_or_default();
-    let group = directory::map_group(mapping, groups);
+    let (mapping, group) = directory::group_for(cfg, at.method, groups);
     let group_id: Option<i64> = match group {
         Some(g) => match store.conn.query_row("SELECT id FROM groups WHERE name = ?1", [g], |r| r.get(0)).optional()? {
             Some(id) => Some(id),
             None => {
+                let m = at.method;
                 return Ok(Some(Deny::Internal {
-                    detail: format!("[ldap.groups] maps to group {g}, which does not exist (tollgate group add {g})"),
-                }))
+                    detail: format!("[{m}.groups] maps to group {g}, which does not exist (tollgate group add {g})"),
+                }));
             }
         },
         None => None,
@@ -760,9 +835,11 @@ fn ask(
     q: &Question,
     carry: &Carry,
 ) -> Result<Decision> {
-    let Some(uid) = loaded.facts.user.as_ref().map(|u| u.id) else {
+    // Only a RADIUS server asks about a user not provisioned yet.
+    let uid = loaded.facts.user.as_ref().map(|u| u.id);
+    if uid.is_none() && asks != Asks::Radius {
         return Ok(Decision::Deny(Deny::UnknownUser));
-    };
+    }
     let state = if at.record {
         let state = crate::openvpn::random_hex(16);
         let carried = serde_json::to_string(&Carry {
@@ -771,8 +848,17 @@ fn ask(
             ..carry.clone()
         })?;
         store.conn.execute(
-            "INSERT INTO challenges (state_id, user_id, ip, expires_at, kind, carry) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![state, uid, at.req.ip, at.req.now + at.cfg.mfa.challenge_ttl_secs, asks.as_str(), carried],
+            "INSERT INTO challenges (state_id, user_id, username, ip, expires_at, kind, carry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                state,
+                uid,
+                at.req.username,
+                at.req.ip,
+                at.req.now + at.cfg.mfa.challenge_ttl_secs,
+                asks.as_str(),
+                carried
+            ],
         )?;
         state
     } else {
@@ -813,7 +899,7 @@ fn call_program(
             (Status::Fail, "not authenticated yet: the program decides (auth method program)")
         }
         (AuthMethod::Local, ..) => (Status::Succeed, "password ok"),
-        (AuthMethod::Ldap, ..) => (Status::Succeed, "password ok (directory)"),
+        (AuthMethod::Ldap | AuthMethod::Radius, ..) => (Status::Succeed, "password ok (directory)"),
     };
     let input = post_auth::Input {
         authcred: post_auth::AuthCred {
@@ -836,7 +922,8 @@ fn call_program(
             plan: u.plan.as_ref().map(|p| p.name.clone()),
             groups: loaded.group.iter().cloned().collect(),
             saved: loaded.saved.clone(),
-            ldap: loaded.directory.clone(),
+            ldap: loaded.directory.clone().filter(|_| at.method == AuthMethod::Ldap),
+            radius_reply: loaded.directory.clone().filter(|_| at.method == AuthMethod::Radius),
         },
     };
     let run = post_auth::run(pa, &input);
@@ -868,7 +955,7 @@ fn call_program(
                 let log = Some("it said FAIL when it asked its question".to_string());
                 match at.method {
                     AuthMethod::Program => Deny::ProgramRefused { log, client: reply.client_reason.clone() },
-                    AuthMethod::Local | AuthMethod::Ldap => {
+                    AuthMethod::Local | AuthMethod::Ldap | AuthMethod::Radius => {
                         Deny::ProgramVeto { log, client: reply.client_reason.clone() }
                     }
                 }
@@ -892,7 +979,7 @@ fn call_program(
                     let (log, client) = (reply.reason.clone(), reply.client_reason.clone());
                     Said::Refuse(match at.method {
                         AuthMethod::Program => Deny::ProgramRefused { log, client },
-                        AuthMethod::Local | AuthMethod::Ldap => Deny::ProgramVeto { log, client },
+                        AuthMethod::Local | AuthMethod::Ldap | AuthMethod::Radius => Deny::ProgramVeto { log, client },
                     })
                 }
             }
@@ -1371,5 +1458,118 @@ esac
         let ev: String =
             store.conn.query_row("SELECT group_concat(reason, ' | ') FROM auth_events", [], |r| r.get(0)).unwrap();
         assert!(!ev.contains("good") && !ev.contains("\"password\""), "{ev}");
+    }
+
+    /// The radius arm with a stand-in for tollgate-directory (the real one,
+    /// against a real FreeRADIUS, is tests/e2e/test_radius.sh): an
+    /// Access-Challenge for a user not provisioned yet, its answer with the
+    /// State, the group and address from the reply, the program's view.
+    #[test]
+    fn radius_challenge_provisions_on_the_answer() {
+        use crate::config::{Argon2Params, PostAuth, Radius};
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, mut cfg) = crate::store::tests::temp_config();
+        let helper = dir.path.join("helper");
+        let seen = dir.path.join("program-input");
+        let program = dir.path.join("program");
+        let script = |p: &std::path::Path, body: String| {
+            std::fs::write(p, body).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script(
+            &helper,
+            r#"#!/bin/sh
+in=$(cat)
+case "$in" in
+  *'"password":"chal"'*) echo '{"result":"challenge","state":"ab01","message":"Code?"}' ;;
+  *'"password":"123"'*'"state":"ab01"'*) echo '{"result":"accept","groups":["eng"],"static_ip":"10.8.0.50","reply":{"Class":["eng"],"Framed-IP-Address":["10.8.0.50"]}}' ;;
+  *) echo '{"result":"reject","reason":"access rejected"}' ;;
+esac
+"#
+            .into(),
+        );
+        script(&program, format!("#!/bin/sh\ncat > {}\necho '{{\"status\":\"SUCCEED\"}}'\n", seen.display()));
+        cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        cfg.auth_method = AuthMethod::Radius;
+        cfg.provision_plan = Some("basic".into());
+        cfg.directory_helper = Some(helper);
+        cfg.post_auth = Some(PostAuth {
+            command: vec![program.display().to_string()],
+            timeout_secs: 5,
+            pending_text: String::new(),
+        });
+        cfg.radius = Some(Radius {
+            servers: vec!["127.0.0.1:1812".into()],
+            secret_file: "/nonexistent".into(),
+            timeout_secs: 1,
+            retries: 0,
+            nas_identifier: "tollgate".into(),
+            require_message_authenticator: true,
+            groups: vec![("eng".into(), "eng".into())],
+        });
+        let (mut store, _) = crate::store::Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO plans (name, created_at) VALUES ('basic', 0);
+                 INSERT INTO groups (name, created_at) VALUES ('eng', 0);",
+            )
+            .unwrap();
+        let users =
+            |store: &Store| -> i64 { store.conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap() };
+        let ask = |store: &mut Store, user: &str| {
+            let o = login(store, &cfg, user, "chal");
+            assert_eq!(o.decision, Decision::Challenge, "{user}");
+            let prompt = o.prompt.unwrap();
+            assert!(prompt.starts_with("CRV1:R:") && prompt.ends_with(":Code?"), "{prompt}");
+            prompt.split(':').nth(2).unwrap().to_string()
+        };
+        let answer = |store: &mut Store, user: &str, state: &str, code: &str| match login(
+            store,
+            &cfg,
+            user,
+            &format!("CRV1::{state}::{code}"),
+        )
+        .decision
+        {
+            Decision::Deny(d) => d.log_reason(),
+            d => format!("{d:?}"),
+        };
+
+        // Challenged before tollgate knows the user: nothing created yet.
+        let state = ask(&mut store, "newbie");
+        assert_eq!(users(&store), 0, "no account for a login still in its challenge");
+        // The state is bound to the name it was issued to.
+        assert!(answer(&mut store, "intruder", &state, "123").contains("state belongs to another user"));
+        let state = ask(&mut store, "newbie");
+        assert!(answer(&mut store, "newbie", &state, "999").contains("directory refused the login: access rejected"));
+        assert_eq!(users(&store), 0);
+        // The right answer, with the State: provisioned, grouped, addressed.
+        let state = ask(&mut store, "newbie");
+        assert_eq!(answer(&mut store, "newbie", &state, "123"), "Accept");
+        let (method, group, ip): (String, String, String) = store
+            .conn
+            .query_row(
+                "SELECT u.auth_method, g.name, a.static_ip FROM users u JOIN groups g ON g.id = u.group_id
+                   JOIN assignments a ON a.user_id = u.id WHERE u.name = 'newbie' AND a.real_port = 5000",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((method.as_str(), group.as_str(), ip.as_str()), ("radius", "eng", "10.8.0.50"));
+        // Single use.
+        assert!(answer(&mut store, "newbie", &state, "123").contains("unknown or already used state"));
+        // The program saw the reply attributes, and its silence on the
+        // address left RADIUS's in place (checked above).
+        let input: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+        assert_eq!(input["info"]["radius_reply"]["Class"][0], "eng");
+        assert_eq!(input["info"]["auth_method"], "radius");
+        assert!(input["info"].get("ldap").is_none());
+        // Without provisioning, an unknown user is not even asked.
+        let mut cfg2 = cfg.clone();
+        cfg2.provision_plan = None;
+        let o = login(&mut store, &cfg2, "stranger", "chal");
+        assert!(matches!(o.decision, Decision::Deny(Deny::UnknownUser)));
     }
 }

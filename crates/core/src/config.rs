@@ -41,6 +41,7 @@ pub struct Config {
     /// get an account on this plan.
     pub provision_plan: Option<String>,
     pub ldap: Option<Ldap>,
+    pub radius: Option<Radius>,
     /// The executable that talks to directories (`tollgate-directory`).
     pub directory_helper: Option<PathBuf>,
 }
@@ -73,6 +74,26 @@ pub struct Ldap {
     pub group_filter: String,
     pub timeout_secs: u64,
     /// Directory group DN → tollgate group, first match wins.
+    pub groups: Vec<(String, String)>,
+}
+
+/// `[radius]`: the RADIUS servers that check passwords (PAP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Radius {
+    /// `host:port` (port 1812 when left out), asked in this order.
+    pub servers: Vec<String>,
+    /// The shared secret, read by the directory helper at each login.
+    pub secret_file: PathBuf,
+    /// How long one attempt waits for an answer.
+    pub timeout_secs: u64,
+    /// Attempts per server after the first (the same packet again).
+    pub retries: u64,
+    /// Sent as NAS-Identifier, for the server's logs and policies.
+    pub nas_identifier: String,
+    /// Refuse answers without a valid Message-Authenticator (BlastRADIUS,
+    /// CVE-2024-3596); off only for servers too old to send one.
+    pub require_message_authenticator: bool,
+    /// Class or Filter-Id value → tollgate group, first match wins.
     pub groups: Vec<(String, String)>,
 }
 
@@ -208,6 +229,7 @@ impl Default for Config {
             post_auth: None,
             provision_plan: None,
             ldap: None,
+            radius: None,
             directory_helper: None,
         }
     }
@@ -232,6 +254,7 @@ struct RawConfig {
     auth: Option<RawAuth>,
     post_auth: Option<RawPostAuth>,
     ldap: Option<RawLdap>,
+    radius: Option<RawRadius>,
     directory_helper: Option<PathBuf>,
 }
 
@@ -260,6 +283,18 @@ struct RawLdap {
     group_search_base: Option<String>,
     group_filter: Option<String>,
     timeout: Option<String>,
+    groups: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRadius {
+    servers: Vec<String>,
+    secret_file: PathBuf,
+    timeout: Option<String>,
+    retries: Option<u64>,
+    nas_identifier: Option<String>,
+    require_message_authenticator: Option<bool>,
     groups: Option<toml::Table>,
 }
 
@@ -453,9 +488,15 @@ impl Config {
         if let Some(l) = raw.ldap {
             cfg.ldap = Some(Ldap::from_raw(l).context("ldap")?);
         }
+        if let Some(r) = raw.radius {
+            cfg.radius = Some(Radius::from_raw(r).context("radius")?);
+        }
         cfg.directory_helper = raw.directory_helper;
         if cfg.auth_method == crate::method::AuthMethod::Ldap && cfg.ldap.is_none() {
             bail!("auth.method is \"ldap\" but there is no [ldap] section");
+        }
+        if cfg.auth_method == crate::method::AuthMethod::Radius && cfg.radius.is_none() {
+            bail!("auth.method is \"radius\" but there is no [radius] section");
         }
         if let Some(p) = raw.post_auth {
             cfg.post_auth = Some(PostAuth::from_raw(p)?);
@@ -513,19 +554,8 @@ impl Ldap {
         if l.group_search_base.is_some() && !group_filter.contains("{dn}") {
             bail!("group_filter must contain {{dn}}");
         }
-        let timeout_secs = match l.timeout {
-            None => 5,
-            Some(t) => parse_duration(&t).context("timeout")? as u64,
-        };
-        if !(1..=60).contains(&timeout_secs) {
-            bail!("timeout must be between 1s and 60s");
-        }
-        let mut groups = Vec::new();
-        for (dn, g) in l.groups.unwrap_or_default() {
-            let Some(g) = g.as_str() else { bail!("groups: {dn:?} must map to a group name") };
-            crate::names::check_name("group", g).context("groups")?;
-            groups.push((dn, g.to_string()));
-        }
+        let timeout_secs = directory_timeout(l.timeout)?;
+        let groups = group_mapping(l.groups)?;
         Ok(Ldap {
             url: l.url,
             bind_dn: l.bind_dn,
@@ -543,6 +573,79 @@ impl Ldap {
             timeout_secs,
             groups,
         })
+    }
+}
+
+/// A directory's `timeout`: 5 s unless set, between 1 s and 60 s.
+fn directory_timeout(t: Option<String>) -> Result<u64> {
+    let secs = match t {
+        None => 5,
+        Some(t) => parse_duration(&t).context("timeout")?.max(0) as u64,
+    };
+    if !(1..=60).contains(&secs) {
+        bail!("timeout must be between 1s and 60s");
+    }
+    Ok(secs)
+}
+
+/// A directory's `[….groups]` table, in the file's order.
+fn group_mapping(t: Option<toml::Table>) -> Result<Vec<(String, String)>> {
+    let mut groups = Vec::new();
+    for (from, g) in t.unwrap_or_default() {
+        let Some(g) = g.as_str() else { bail!("groups: {from:?} must map to a group name") };
+        crate::names::check_name("group", g).context("groups")?;
+        groups.push((from, g.to_string()));
+    }
+    Ok(groups)
+}
+
+impl Radius {
+    fn from_raw(r: RawRadius) -> Result<Radius> {
+        if r.servers.is_empty() {
+            bail!("servers must name at least one server: [\"127.0.0.1:1812\"]");
+        }
+        let mut servers = Vec::new();
+        for s in r.servers {
+            servers.push(radius_server(&s).with_context(|| format!("servers: {s:?}"))?);
+        }
+        let retries = r.retries.unwrap_or(1);
+        if retries > 5 {
+            bail!("retries must be between 0 and 5");
+        }
+        let nas_identifier = r.nas_identifier.unwrap_or_else(|| "tollgate".into());
+        if nas_identifier.is_empty() || nas_identifier.len() > 253 || nas_identifier.chars().any(char::is_control) {
+            bail!("nas_identifier must be 1 to 253 bytes without control characters");
+        }
+        Ok(Radius {
+            servers,
+            secret_file: r.secret_file,
+            timeout_secs: directory_timeout(r.timeout)?,
+            retries,
+            nas_identifier,
+            require_message_authenticator: r.require_message_authenticator.unwrap_or(true),
+            groups: group_mapping(r.groups)?,
+        })
+    }
+}
+
+/// `host:port`, `host`, `[v6]:port` or `v6`: with the port, 1812 by default.
+fn radius_server(s: &str) -> Result<String> {
+    if s.is_empty() || s.contains(['/', ' ']) || s.chars().any(char::is_control) {
+        bail!("not a host or host:port");
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 1812).to_string());
+    }
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains([':', '[', ']']) => {
+            port.parse::<u16>().ok().filter(|p| *p > 0).context("bad port")?;
+            Ok(s.to_string())
+        }
+        None if !s.contains(['[', ']']) => Ok(format!("{s}:1812")),
+        _ => bail!("not a host or host:port"),
     }
 }
 
@@ -645,6 +748,36 @@ mod tests {
                 "[ldap]\nurl = \"ldaps://x\"\nuser_dn = \"uid={username}\"\n[ldap.groups]\n\"cn=a\" = 1\n",
                 "must map to a group",
             ),
+        ] {
+            let e = format!("{:#}", Config::parse(bad).unwrap_err());
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn radius_section() {
+        let c = Config::parse(
+            "[auth]\nmethod = \"radius\"\n[radius]\nservers = [\"127.0.0.1:1812\", \"10.0.0.2\", \"radius.example.org\", \"::1\", \"[::1]:1645\", \"r2:18120\"]\nsecret_file = \"/s\"\n[radius.groups]\n\"eng\" = \"eng\"\n\"ops\" = \"staff\"\n",
+        )
+        .unwrap();
+        let r = c.radius.unwrap();
+        assert_eq!(
+            r.servers,
+            ["127.0.0.1:1812", "10.0.0.2:1812", "radius.example.org:1812", "[::1]:1812", "[::1]:1645", "r2:18120"]
+        );
+        assert_eq!((r.timeout_secs, r.retries, r.nas_identifier.as_str()), (5, 1, "tollgate"));
+        assert!(r.require_message_authenticator, "on unless the admin turns it off");
+        assert_eq!(r.groups, [("eng".to_string(), "eng".to_string()), ("ops".into(), "staff".into())]);
+        for (bad, why) in [
+            ("[auth]\nmethod = \"radius\"\n", "no [radius] section"),
+            ("[radius]\nservers = []\nsecret_file = \"/s\"\n", "at least one server"),
+            ("[radius]\nservers = [\"h:0\"]\nsecret_file = \"/s\"\n", "bad port"),
+            ("[radius]\nservers = [\"h:x\"]\nsecret_file = \"/s\"\n", "bad port"),
+            ("[radius]\nservers = [\"a b\"]\nsecret_file = \"/s\"\n", "not a host"),
+            ("[radius]\nservers = [\"h\"]\n", "secret_file"),
+            ("[radius]\nservers = [\"h\"]\nsecret_file = \"/s\"\nretries = 9\n", "retries"),
+            ("[radius]\nservers = [\"h\"]\nsecret_file = \"/s\"\ntimeout = \"0s\"\n", "between 1s and 60s"),
+            ("[radius]\nservers = [\"h\"]\nsecret_file = \"/s\"\nsecret = \"x\"\n", "unknown field"),
         ] {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(e.contains(why), "{bad:?}: {e}");

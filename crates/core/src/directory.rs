@@ -1,15 +1,19 @@
-//! Directory methods (LDAP): the password is proven by the company's
-//! directory. The network client lives in its own executable,
+//! Directory methods (LDAP, RADIUS): the password is proven by the
+//! company's directory. The network client lives in its own executable,
 //! `tollgate-directory`, which the deferred worker runs like the post-auth
 //! program (JSON on stdin and stdout, a timeout, fail closed): its TLS and
 //! LDAP libraries stay out of the hooks OpenVPN runs for every login.
 //!
-//! Three answers, never a fallback to a weaker check: accepted (with the
-//! user's DN and groups), refused (a wrong password: it counts toward the
-//! lockout), or unavailable (down, slow, misconfigured: it does not).
+//! Its answers, never a fallback to a weaker check: accepted (with the
+//! user's DN and groups, or RADIUS's reply attributes), refused (a wrong
+//! password: it counts toward the lockout), a question (RADIUS
+//! Access-Challenge), or unavailable (down, slow, misconfigured: it does
+//! not count).
 
 use crate::config::Config;
+use crate::method::AuthMethod;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// What the helper is asked. Not `Debug`: it carries the password.
@@ -17,7 +21,14 @@ use std::path::PathBuf;
 pub struct Request {
     pub backend: String,
     pub username: String,
+    /// The password, or the answer to a RADIUS Access-Challenge.
     pub password: String,
+    /// RADIUS: the State of the Access-Challenge being answered (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The client's real address (RADIUS Calling-Station-Id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
 }
 
 /// What the helper answers.
@@ -25,10 +36,21 @@ pub struct Request {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Answer {
     Accept {
+        /// LDAP: the user's entry.
+        #[serde(default)]
         dn: String,
-        /// Directory group DNs the user is in.
+        /// LDAP: group DNs the user is in; RADIUS: Class and Filter-Id values.
         groups: Vec<String>,
+        /// RADIUS: Framed-IP-Address, when the server chose one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        static_ip: Option<std::net::Ipv4Addr>,
+        /// RADIUS: every reply attribute by name (for the post-auth program).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        reply: BTreeMap<String, Vec<String>>,
     },
+    /// RADIUS Access-Challenge: ask the user `message`; the answer goes
+    /// back with `state` (hex).
+    Challenge { state: String, message: String },
     /// The directory said no: unknown user, wrong password.
     Reject { reason: String },
     /// Password right, but not in `required_group`.
@@ -50,30 +72,63 @@ pub fn helper_path(cfg: &Config) -> PathBuf {
     }
 }
 
-/// The longest the helper may take: each directory step is bounded by
-/// `[ldap] timeout` (connect, service bind, search, user bind, groups);
-/// the whole, by three of them and two seconds more.
-pub fn deadline_secs(cfg: &Config) -> u64 {
-    cfg.ldap.as_ref().map_or(0, |l| l.timeout_secs * 3 + 2)
+/// The longest the helper may take for `method`. LDAP: each step is
+/// bounded by `[ldap] timeout` (connect, service bind, search, user bind,
+/// groups), the whole by three of them. RADIUS: every attempt at every
+/// server. Two seconds more for the helper itself.
+pub fn deadline_secs(cfg: &Config, method: AuthMethod) -> u64 {
+    match method {
+        AuthMethod::Ldap => cfg.ldap.as_ref().map_or(0, |l| l.timeout_secs * 3 + 2),
+        AuthMethod::Radius => {
+            cfg.radius.as_ref().map_or(0, |r| r.servers.len() as u64 * (r.retries + 1) * r.timeout_secs + 2)
+        }
+        AuthMethod::Local | AuthMethod::Program => 0,
+    }
 }
 
-/// Ask the directory. Any fault of the helper itself is `Unavailable`.
-pub fn check(cfg: &Config, backend: &str, username: &str, password: &str) -> Answer {
-    let server = cfg.ldap.as_ref().map_or_else(|| backend.to_string(), |l| l.url.clone());
-    if cfg.ldap.is_none() {
-        return Answer::Unavailable { server, reason: "no [ldap] section in the config".into() };
-    }
+/// The longest any configured directory may take (for the worker's deadline).
+pub fn longest_deadline_secs(cfg: &Config) -> u64 {
+    AuthMethod::ALL.into_iter().map(|m| deadline_secs(cfg, m)).max().unwrap_or(0)
+}
+
+/// Ask the directory of `method` about a password, or (with `state`) the
+/// answer to its challenge. Any fault of the helper itself is `Unavailable`.
+pub fn check(
+    cfg: &Config,
+    method: AuthMethod,
+    username: &str,
+    password: &str,
+    state: Option<&str>,
+    client_ip: Option<&str>,
+) -> Answer {
+    let server = match method {
+        AuthMethod::Ldap => cfg.ldap.as_ref().map(|l| l.url.clone()),
+        AuthMethod::Radius => cfg.radius.as_ref().map(|r| r.servers.join(", ")),
+        AuthMethod::Local | AuthMethod::Program => None,
+    };
+    let Some(server) = server else {
+        return Answer::Unavailable {
+            server: method.to_string(),
+            reason: format!("no [{method}] section in the config"),
+        };
+    };
     let mut argv = vec![helper_path(cfg).display().to_string()];
     if let Some(p) = &cfg.path {
         argv.push("--config".into());
         argv.push(p.display().to_string());
     }
-    let req = Request { backend: backend.into(), username: username.into(), password: password.into() };
+    let req = Request {
+        backend: method.to_string(),
+        username: username.into(),
+        password: password.into(),
+        state: state.map(str::to_string),
+        client_ip: client_ip.map(str::to_string),
+    };
     let body = match serde_json::to_vec(&req) {
         Ok(b) => b,
         Err(e) => return Answer::Unavailable { server, reason: format!("cannot encode the request: {e}") },
     };
-    let (r, out) = crate::post_auth::run_command(&argv, deadline_secs(cfg), &body);
+    let (r, out) = crate::post_auth::run_command(&argv, deadline_secs(cfg, method), &body);
     if let Err(e) = r {
         return Answer::Unavailable { server, reason: format!("tollgate-directory failed: {e}") };
     }
@@ -93,6 +148,27 @@ pub fn norm_dn(dn: &str) -> String {
 pub fn map_group<'a>(mapping: &'a [(String, String)], groups: &[String]) -> Option<&'a str> {
     let have: Vec<String> = groups.iter().map(|g| norm_dn(g)).collect();
     mapping.iter().find(|(dn, _)| have.contains(&norm_dn(dn))).map(|(_, g)| g.as_str())
+}
+
+/// The `[ldap.groups]` or `[radius.groups]` mapping, and the tollgate group
+/// it gives a user the directory put in `groups` (RADIUS values match
+/// exactly; DNs, whatever their spelling).
+pub fn group_for<'a>(
+    cfg: &'a Config,
+    method: AuthMethod,
+    groups: &[String],
+) -> (&'a [(String, String)], Option<&'a str>) {
+    match method {
+        AuthMethod::Ldap => {
+            let m = cfg.ldap.as_ref().map(|l| l.groups.as_slice()).unwrap_or_default();
+            (m, map_group(m, groups))
+        }
+        AuthMethod::Radius => {
+            let m = cfg.radius.as_ref().map(|r| r.groups.as_slice()).unwrap_or_default();
+            (m, m.iter().find(|(v, _)| groups.contains(v)).map(|(_, g)| g.as_str()))
+        }
+        AuthMethod::Local | AuthMethod::Program => (&[], None),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod post_auth;
 pub mod profile;
 pub mod quota;
+pub mod radius;
 pub mod safefs;
 pub mod sessions;
 pub mod standing;

@@ -6,6 +6,8 @@
 //!   "PAS-only"); tollgate keeps no password for such users.
 //! - `ldap`: a bind to the company's directory proves the password (see
 //!   `directory`); users may be provisioned on their first login.
+//! - `radius`: a RADIUS server's Access-Accept proves it (PAP), after an
+//!   Access-Challenge round if the server asks one; provisioning as LDAP.
 //!
 //! Whatever the method, the rest of the flow is the same (see `auth`):
 //! account standing, then the method's proof, then the second factor, then
@@ -21,16 +23,23 @@ pub enum AuthMethod {
     Local,
     Program,
     Ldap,
+    Radius,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 3] = [AuthMethod::Local, AuthMethod::Program, AuthMethod::Ldap];
+    pub const ALL: [AuthMethod; 4] = [AuthMethod::Local, AuthMethod::Program, AuthMethod::Ldap, AuthMethod::Radius];
+
+    /// Methods whose proof comes from a directory (tollgate-directory).
+    pub fn is_directory(self) -> bool {
+        matches!(self, AuthMethod::Ldap | AuthMethod::Radius)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Local => "local",
             AuthMethod::Program => "program",
             AuthMethod::Ldap => "ldap",
+            AuthMethod::Radius => "radius",
         }
     }
 }
@@ -46,7 +55,7 @@ impl std::str::FromStr for AuthMethod {
     fn from_str(s: &str) -> anyhow::Result<AuthMethod> {
         match AuthMethod::ALL.into_iter().find(|m| m.as_str() == s) {
             Some(m) => Ok(m),
-            None => bail!("auth method must be local, program or ldap, not {s:?}"),
+            None => bail!("auth method must be local, program, ldap or radius, not {s:?}"),
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Info {
     /// For `ldap` users: the user's DN and directory groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<Value>,
+    /// For `radius` users: the Access-Accept's attributes, name → values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radius_reply: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +483,7 @@ mod tests {
                 groups: vec![],
                 saved: Map::new(),
                 ldap: None,
+                radius_reply: None,
             },
         }
     }

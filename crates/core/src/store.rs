@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -45,6 +45,19 @@ CREATE TABLE assignments (
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (server_id, real_ip, real_port)
 ) WITHOUT ROWID;";
+
+/// Version 3 → 4: challenges of users not provisioned yet (RADIUS). Open
+/// challenges live for minutes: they are dropped, not converted.
+const MIGRATE_4: &str = "DROP TABLE challenges;
+CREATE TABLE challenges (
+    state_id   TEXT    PRIMARY KEY,
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    username   TEXT    NOT NULL,
+    ip         TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    kind       TEXT    NOT NULL DEFAULT 'totp',
+    carry      TEXT
+);";
 
 pub struct Store {
     pub conn: Connection,
@@ -138,6 +151,9 @@ impl Store {
             }
             if v < 3 {
                 tx.execute_batch(MIGRATE_3).context("cannot migrate to schema version 3")?;
+            }
+            if v < 4 {
+                tx.execute_batch(MIGRATE_4).context("cannot migrate to schema version 4")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -314,9 +330,14 @@ pub(crate) mod tests {
         let (_d2, cfg2) = temp_config();
         let (fresh, _) = Store::init(&cfg2).unwrap();
         let want = shape(&fresh.conn);
-        // Version 2 as released, and version 1 (version 2 less its table).
+        // Version 2 as released, version 1 (version 2 less its table) and
+        // version 3 (version 2 and its migration, with a challenge open).
         let v2 = include_str!("../testdata/schema-v2.sql");
-        for (version, extra) in [(2, ""), (1, "DROP TABLE source_failures;")] {
+        let v3 = format!(
+            "{MIGRATE_3} INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('u', 'x', 0, 0);
+             INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('s', 1, '10.0.0.1', 9);"
+        );
+        for (version, extra) in [(3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
             let (_d, cfg) = temp_config();
             let c = Connection::open(&cfg.database).unwrap();
             c.execute_batch(v2).unwrap();

@@ -148,5 +148,5 @@ fn check_inner(cfg: &Ldap, username: &str, password: &str) -> Result<Answer, Sto
             return Ok(Answer::NotInGroup { group: required.clone() });
         }
     }
-    Ok(Answer::Accept { dn, groups })
+    Ok(Answer::Accept { dn, groups, static_ip: None, reply: Default::default() })
 }

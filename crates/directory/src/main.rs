@@ -1,9 +1,9 @@
-//! tollgate-directory: checks one password against the directory named in
-//! tollgate's config, for the deferred auth worker (never while OpenVPN
-//! waits). One JSON request on stdin (`directory::Request`), one JSON
+//! tollgate-directory: checks one password against the directory (LDAP or
+//! RADIUS) named in tollgate's config, for the deferred auth worker (never
+//! while OpenVPN waits). One JSON request on stdin (`directory::Request`), one JSON
 //! answer on stdout (`directory::Answer`), exit 0; anything else is taken
 //! as "unavailable" by the caller. Kept apart from the hooks so that their
-//! TLS and LDAP code does not weigh on every login.
+//! TLS, LDAP and RADIUS code does not weigh on every login.
 //!
 //!   tollgate-directory [--config /etc/tollgate/tollgate.toml] < request.json
 
@@ -12,6 +12,7 @@ use tollgate_core::directory::{Answer, Request};
 use tollgate_core::Config;
 
 mod ldap;
+mod radius;
 
 fn main() {
     let answer = run().unwrap_or_else(|reason| Answer::Unavailable { server: "tollgate-directory".into(), reason });
@@ -33,6 +34,10 @@ fn run() -> Result<Answer, String> {
         "ldap" => {
             let l = cfg.ldap.as_ref().ok_or("no [ldap] section in the config")?;
             Ok(ldap::check(l, &req.username, &req.password))
+        }
+        "radius" => {
+            let r = cfg.radius.as_ref().ok_or("no [radius] section in the config")?;
+            Ok(radius::check(r, &req.username, &req.password, req.state.as_deref(), req.client_ip.as_deref()))
         }
         other => Err(format!("unknown backend {other:?}")),
     }

@@ -114,6 +114,7 @@ fn run() -> i32 {
     let renegotiation = || {
         cfg.post_auth.is_none()
             && cfg.ldap.is_none()
+            && cfg.radius.is_none()
             && session_state.is_none()
             && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
                 Store::open_hook(&cfg)
@@ -247,7 +248,7 @@ fn announce_pending(cfg: &Config) {
 /// directory's limits and some room for the rest, at least WORKER_DEADLINE.
 fn worker_deadline(cfg: &Config) -> Duration {
     let program = cfg.post_auth.as_ref().map_or(0, |p| p.timeout_secs);
-    let directory = cfg.ldap.as_ref().map_or(0, |_| tollgate_core::directory::deadline_secs(cfg));
+    let directory = tollgate_core::directory::longest_deadline_secs(cfg);
     WORKER_DEADLINE.max(Duration::from_secs(program + directory + 10))
 }
 
