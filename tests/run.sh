@@ -14,13 +14,19 @@ fi
 
 # Packages the tests use, installed when missing (one apt-get update at most).
 . install/packages.sh
-# Debian's slapd package starts a directory server of its own when it is
-# installed; the LDAP tests run their own, so one installed here is stopped.
+# Debian's slapd and freeradius packages start a server of their own when
+# installed; the LDAP and RADIUS tests run their own, so one installed here
+# is stopped.
 fresh_slapd=$(command -v slapd >/dev/null || echo yes)
-ensure_packages tests/run.sh slapd=slapd openvpn=openvpn ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 \
-    iptables=iptables debootstrap=debootstrap systemd-nspawn=systemd-container cc=gcc,libc6-dev
+fresh_radius=$(command -v freeradius >/dev/null || echo yes)
+ensure_packages tests/run.sh slapd=slapd freeradius=freeradius radclient=freeradius-utils openvpn=openvpn \
+    ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 iptables=iptables debootstrap=debootstrap \
+    systemd-nspawn=systemd-container cc=gcc,libc6-dev
 if [ -n "$fresh_slapd" ]; then
     service slapd stop >/dev/null 2>&1 || pkill -x slapd || true
+fi
+if [ -n "$fresh_radius" ]; then
+    service freeradius stop >/dev/null 2>&1 || pkill -x freeradius || true
 fi
 if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200; fi
 
