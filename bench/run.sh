@@ -55,17 +55,27 @@ for mode in bare deferred inline python; do bash bench/storm.sh $mode | grep '^s
 fi
 
 if want 6; then
-echo "== 6: deferred auth of a local user and of an ldap user (slapd on loopback)"
+echo "== 6: deferred auth of a local user, an ldap user (slapd) and a radius user (FreeRADIUS), on loopback"
 PATH=$PATH:/usr/sbin
 command -v slapd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd >/dev/null
+command -v freeradius >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius freeradius-utils >/dev/null
 . tests/e2e/slapd.sh
+. tests/e2e/radiusd.sh
 slapd_prepare "$W/ldap"
 { ldap_person dana 'dana pass 123'; ldap_group vpn dana; } | slapd_load "$W/ldap"
 slapd -f "$W/ldap/slapd.conf" -h "ldap://127.0.0.1:3891/"
-trap 'kill "$(cat "$W/ldap/slapd.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill "$(cat "$W/ldap/slapd.pid" 2>/dev/null)" 2>/dev/null; radiusd_stop; rm -rf "$W"' EXIT
+radiusd_prepare "$W/radius" 18121 'bench secret'
+radius_user "$W/radius" rudy 'rudy pass 123' 'Class := "eng"'
+radiusd_start "$W/radius" || exit 1
+printf 'bench secret\n' > "$W/radius.secret"
 cat > "$W/ldap.toml" <<CONF
 database = "$W/ldap.db"
 server = "nl-1"
+[radius]
+servers = ["127.0.0.1:18121"]
+secret_file = "$W/radius.secret"
 [ldap]
 url = "ldap://127.0.0.1:3891"
 bind_dn = "cn=reader,$LDAP_BASE"
@@ -82,6 +92,8 @@ openvpn --genkey tls-crypt "$W/tc.key"
 tg6 server add nl-1 --host 192.0.2.1 --ca "$W/ca.crt" --tls-crypt "$W/tc.key"
 echo 'local pass 123' | tg6 user add lou --password-stdin --server nl-1
 tg6 user add dana --auth ldap --server nl-1
+tg6 user add rudy --auth radius --server nl-1
 "$B/tollgate-bench" decide "$B" "$W/ldap.toml" lou 'local pass 123' 200
 "$B/tollgate-bench" decide "$B" "$W/ldap.toml" dana 'dana pass 123' 200
+"$B/tollgate-bench" decide "$B" "$W/ldap.toml" rudy 'rudy pass 123' 200
 fi
