@@ -6,7 +6,10 @@
 #                                                 (password in DIR/reader.secret);
 #                                                 the pid file is SLAPD_PID
 #                                                 (default DIR/slapd.pid)
-#   ldap_person UID PASSWORD                      an entry for slapd_load
+#   ldap_person UID PASSWORD [GROUP_CN...]        an entry for slapd_load, with
+#                                                 memberOf for each group (slapadd
+#                                                 bypasses the memberof overlay,
+#                                                 so the LDIF carries it)
 #   ldap_group CN UID...                          a groupOfNames for slapd_load
 #   slapd_load DIR < LDIF                         add entries (before start)
 # Suffix dc=example,dc=org; people under ou=people, groups under ou=groups.
@@ -25,6 +28,7 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 pidfile ${SLAPD_PID:-$dir/slapd.pid}
 $tls
 database mdb
@@ -32,6 +36,7 @@ maxsize 10485760
 suffix "$LDAP_BASE"
 rootdn "cn=admin,$LDAP_BASE"
 directory $dir/db
+overlay memberof
 access to attrs=userPassword by self =xw by anonymous auth by * none
 access to * by users read by * none
 CONF
@@ -45,8 +50,11 @@ CONF
 }
 
 ldap_person() {
-    printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nuserPassword: %s\n\n' \
+    local g
+    printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nuserPassword: %s\n' \
         "$1" "$LDAP_BASE" "$1" "$1" "$1" "$2"
+    for g in "${@:3}"; do printf 'memberOf: cn=%s,ou=groups,%s\n' "$g" "$LDAP_BASE"; done
+    printf '\n'
 }
 
 ldap_group() {

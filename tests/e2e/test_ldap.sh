@@ -12,12 +12,16 @@ LDAPS_PORT=6360
 BASE=dc=example,dc=org   # as in slapd.sh
 setup
 cp "$W/tollgate.toml" "$W/base.toml"
-# use_ldap URL [STARTTLS CA_FILE [direct]]: the config's [ldap] section
-# (the hooks read the config at every call); "direct": bind with a DN
-# template instead of search-then-bind.
+# use_ldap URL [STARTTLS CA_FILE [direct|memberof]]: the config's [ldap]
+# section (the hooks read the config at every call); "direct": bind with a
+# DN template instead of search-then-bind; "memberof": groups from the
+# user's memberOf instead of a group search.
 use_ldap() {
-    local ca="" lookup
+    local ca="" lookup groups
     [ -n "${3:-}" ] && ca="ca_file = \"$3\""
+    groups="group_search_base = \"ou=groups,$BASE\"
+group_filter = \"(&(objectClass=groupOfNames)(member={dn}))\""
+    [ "${4:-}" = memberof ] && groups=""
     lookup="bind_dn = \"cn=reader,$BASE\"
 bind_password_file = \"$W/ldap.secret\"
 base_dn = \"ou=people,$BASE\"
@@ -34,8 +38,7 @@ starttls = ${2:-false}
 $ca
 $lookup
 required_group = "cn=vpn,ou=groups,$BASE"
-group_search_base = "ou=groups,$BASE"
-group_filter = "(&(objectClass=groupOfNames)(member={dn}))"
+$groups
 timeout = "3s"
 [ldap.groups]
 "cn=eng,ou=groups,$BASE" = "eng"
@@ -60,10 +63,12 @@ SLAPD_PID=$W/slapd.pid   # where lib.sh's cleanup finds it
 chmod 644 "$W/pki/ca.crt" "$W/pki/other-ca.crt"
 slapd_prepare "$W/ldap" "$W/pki/ldap.crt" "$W/pki/ldap.key" "$W/pki/ca.crt" || exit 1
 {
-    ldap_person lara 'lara pass 123'
-    ldap_person eve 'eve pass 456'
+    ldap_person lara 'lara pass 123' vpn
+    ldap_person eve 'eve pass 456' vpn eng
     ldap_person otto 'otto pass 789'
-    ldap_person alice 'alice pass 000'
+    ldap_person alice 'alice pass 000' vpn
+    # memberOf only (no group lists her): found by memberOf, not by a search.
+    ldap_person mona 'mona pass 321' vpn eng
     ldap_group vpn lara eve alice
     ldap_group eng eve
 } | slapd_load "$W/ldap" || exit 1
@@ -138,6 +143,22 @@ use_ldap "ldaps://127.0.0.1:$LDAPS_PORT" false "$W/pki/other-ca.crt"
 check "ldaps with a CA that did not sign the directory's certificate is refused as unavailable" \
     login_refused t3 lara 'lara pass 123' 'authentication service unavailable'
 use_ldap "ldap://127.0.0.1:$LDAP_PORT"
+
+# Groups from the user's memberOf attribute (Active Directory, OpenLDAP's
+# memberof overlay) instead of a group search.
+use_ldap "ldap://127.0.0.1:$LDAP_PORT" false "" memberof
+t_memberof() {
+    up m1 mona 'mona pass 321' || return 1
+    ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
+    [ "$(tg user show mona --json | json 'd["group"]')" = eng ]
+}
+check "memberOf: the required group and the eng mapping come from the user's entry" t_memberof
+disconnect_all
+check "memberOf: a user whose entry lists no vpn group is refused" \
+    login_refused m2 otto 'otto pass 789' 'not in the group allowed'
+use_ldap "ldap://127.0.0.1:$LDAP_PORT"
+check "group search: mona, in no group's member list, is refused" \
+    login_refused m3 mona 'mona pass 321' 'not in the group allowed'
 
 # Direct bind with a DN template (no service account).
 use_ldap "ldap://127.0.0.1:$LDAP_PORT" false "" direct
