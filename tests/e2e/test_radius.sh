@@ -3,7 +3,8 @@
 # throwaway config on loopback in the server's namespace) and the real
 # OpenVPN server and client: provisioning, a reject, an Access-Challenge
 # answered through the client, Class -> group, Framed-IP-Address -> the
-# client's address, signed answers, a second server, a server down.
+# client's address, the post-auth program's view, signed answers, a
+# second server, a server down.
 . "$(dirname "$0")/lib.sh"
 
 [ -x /usr/sbin/freeradius ] || { echo "freeradius is not installed (tests/run.sh installs it)"; exit 1; }
@@ -64,10 +65,22 @@ check "an Access-Reject is refused" login_refused r2 rita 'rita pass 124' 'inval
 check "the reject counts toward the lockout" bash -c "[ \"\$('$W/bin/tollgate' --config '$W/tollgate.toml' user show rita --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"failed_count\"])')\" = 1 ]"
 check "an unknown name is refused" login_refused r3 nobody 'x pass 1' 'invalid username or password'
 
+# client_has IP: the client's tunnel has that address (within 3 s of the
+# client saying it is up); else prints what it has.
+client_has() {
+    local i addrs
+    for ((i = 0; i < 30; i++)); do
+        addrs=$(ip netns exec "$NS_CLI" ip -4 -o addr show)
+        grep -q "inet $1/" <<<"$addrs" && return 0
+        sleep 0.1
+    done
+    log "$addrs"
+    return 1
+}
 t_class_and_address() {
     up e1 eric 'eric pass 456' || return 1
     ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
-    ip netns exec "$NS_CLI" ip -4 addr show | grep -q 'inet 10.99.0.78/' || { log "address is not 10.99.0.78"; return 1; }
+    client_has 10.99.0.78 || { log "address is not 10.99.0.78"; return 1; }
     [ "$(tg user show eric --json | json 'd["group"]')" = eng ]
 }
 check "Class eng puts the user in group eng (its route) and Framed-IP-Address is the client's address" \
@@ -93,6 +106,37 @@ t_challenge_wrong() {
 }
 check "a wrong answer to the challenge is refused" t_challenge_wrong
 disconnect c2
+
+# The post-auth program sees the Access-Accept's attributes; saying nothing
+# of the address, it leaves RADIUS's in place.
+mkdir -p "$W/prog"
+chmod 755 "$W/prog"
+: > "$W/prog/inputs.log"
+chown nobody:nogroup "$W/prog/inputs.log"
+cat > "$W/prog/log-input" <<EOF
+#!/bin/sh
+cat >> "$W/prog/inputs.log"
+echo >> "$W/prog/inputs.log"
+echo '{"status": "SUCCEED"}'
+EOF
+chmod 755 "$W/prog/log-input"
+use_radius "127.0.0.1:$RADIUS_PORT"
+printf '[post_auth]\ncommand = ["%s"]\n' "$W/prog/log-input" >> "$W/tollgate.toml"
+t_program_sees_reply() {
+    up p1 eric 'eric pass 456' || return 1
+    client_has 10.99.0.78 || { log "address is not 10.99.0.78"; tail -n 20 "$W/cli-p1.log"; return 1; }
+    python3 -c "
+import json
+rows = [json.loads(l) for l in open('$W/prog/inputs.log') if l.strip()]
+i = rows[-1]['info']
+assert i['auth_method'] == 'radius', i
+assert i['radius_reply']['Class'] == ['eng'] and i['radius_reply']['Framed-IP-Address'] == ['10.99.0.78'], i
+assert 'ldap' not in i, i"
+}
+check "the post-auth program gets info.radius_reply, and RADIUS's address stays when it names none" \
+    t_program_sees_reply
+disconnect_all
+use_radius "127.0.0.1:$RADIUS_PORT"
 
 # test-auth where the hooks run: the server listens in their namespace.
 tg_srv() { ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" "$@"; }
