@@ -146,6 +146,9 @@ fn directives_for_openvpn() {
         body,
         "session-timeout 12\nifconfig-push 10.99.0.50 255.255.255.0\npush \"redirect-gateway def1\"\npush \"route 10.1.0.0 255.255.0.0\"\n"
     );
+    // The session records the address the client was given, not the pool's.
+    let vpn_ip: String = e.conn().query_row("SELECT vpn_ip FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(vpn_ip, "10.99.0.50");
 }
 
 #[test]

@@ -91,10 +91,13 @@ t_static() {
     local rc=0 addrs
     addrs=$(ip -n "$NS_CLI" -4 addr show)
     grep -q "inet 10.99.0.50/24" <<<"$addrs" || { sed 's/^/    | /' <<<"$addrs"; rc=1; }
+    # The session shows the address given, not the one the pool offered.
+    [ "$(tg sessions --user frank --open --json | json 'd[0]["vpn_ip"]')" = 10.99.0.50 ] ||
+        { log "sessions shows $(tg sessions --user frank --open --json | json 'd[0]["vpn_ip"]')"; rc=1; }
     disconnect f1
     return $rc
 }
-check "a static IP set on a user is the address the client gets" t_static
+check "a static IP set on a user is the address the client gets, and the one sessions shows" t_static
 
 # 7. Server SIGKILLed with a client connected: one sweep closes the lost session.
 t_lost() {

@@ -257,8 +257,12 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
             bail!("--extra takes one non-empty directive per flag");
         }
     }
-    if a.client_cert {
-        let dir = a.pki_dir.as_ref().expect("clap requires --pki-dir");
+    // Stored absolute: gen-ovpn may run from anywhere.
+    let pki_dir = match &a.pki_dir {
+        Some(d) => Some(std::fs::canonicalize(d).with_context(|| format!("--pki-dir {}", d.display()))?),
+        None => None,
+    };
+    if let (true, Some(dir)) = (a.client_cert, &pki_dir) {
         if !dir.join("issued").is_dir() {
             bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
         }
@@ -279,12 +283,15 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
             a.data_ciphers,
             a.extra.join("\n"),
             a.client_cert,
-            a.pki_dir.map(|p| p.display().to_string()),
+            pki_dir.map(|p| p.display().to_string()),
             now()
         ],
     );
     match r {
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
             bail!("server {} already exists", a.name)
         }
         r => r?,
@@ -327,14 +334,19 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
             if c.query_row("SELECT 1 FROM plans WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
                 bail!("plan {} already exists", a.name);
             }
-            c.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
-            plan_update(c, &a)?;
+            // One transaction: a bad value leaves no plan behind.
+            let tx = c.unchecked_transaction()?;
+            tx.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
+            plan_update(&tx, &a)?;
+            tx.commit()?;
             println!("added plan {}", a.name);
             Ok(())
         }
         PlanCmd::Set(a) => {
             id_of(c, "plan", &a.name)?;
-            plan_update(c, &a)?;
+            let tx = c.unchecked_transaction()?;
+            plan_update(&tx, &a)?;
+            tx.commit()?;
             println!("updated plan {}", a.name);
             Ok(())
         }
@@ -649,9 +661,25 @@ fn simple_update(c: &Connection, name: &str, set: &str, done: &str) -> Result<()
     Ok(())
 }
 
+/// A static VPN address: an IPv4 address a client can be given.
 fn check_ip(s: &str) -> Result<String> {
     let ip: std::net::Ipv4Addr = s.trim().parse().map_err(|_| anyhow!("{s:?} is not an IPv4 address"))?;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        bail!("{ip} cannot be a client's address");
+    }
     Ok(ip.to_string())
+}
+
+/// Refuse a static address another user already has: OpenVPN would give
+/// both the same address and route to one of them.
+fn static_ip_free(c: &Connection, ip: &str, user_id: Option<i64>) -> Result<()> {
+    let other: Option<String> = c
+        .query_row("SELECT name FROM users WHERE static_ip = ?1 AND id IS NOT ?2", params![ip, user_id], |r| r.get(0))
+        .optional()?;
+    match other {
+        Some(name) => bail!("static IP {ip} is already user {name}'s"),
+        None => Ok(()),
+    }
 }
 
 fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
@@ -667,6 +695,9 @@ fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     }
     let expires = a.expires.as_deref().map(units::parse_expiry).transpose()?;
     let static_ip = a.static_ip.as_deref().map(check_ip).transpose()?;
+    if let Some(ip) = &static_ip {
+        static_ip_free(c, ip, None)?;
+    }
     let group_method: Option<String> = match group {
         Some(g) => c.query_row("SELECT auth_method FROM groups WHERE id = ?1", [g], |r| r.get(0))?,
         None => None,
@@ -720,6 +751,9 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
         set("expires_at", &e)?;
     }
     if let Some(ip) = opt_parse(&a.static_ip, check_ip)? {
+        if let Some(ip) = &ip {
+            static_ip_free(&tx, ip, Some(id))?;
+        }
         set("static_ip", &ip)?;
     }
     if let Some(n) = opt_parse(&a.max_devices, |s| {

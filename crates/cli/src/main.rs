@@ -250,7 +250,8 @@ pub struct ServerAdd {
     /// Address clients connect to (put in profiles as `remote`)
     #[arg(long)]
     pub host: String,
-    #[arg(long, default_value_t = 1194)]
+    /// Port clients connect to (1-65535)
+    #[arg(long, default_value_t = 1194, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
     pub proto: String,

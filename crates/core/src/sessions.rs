@@ -164,7 +164,8 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
                 r.key.connected_at,
                 r.key.real_ip,
                 r.key.real_port,
-                r.vpn_ip,
+                // The address pushed, else the one OpenVPN's pool gave.
+                facts.static_ip.as_ref().or(r.vpn_ip.as_ref()),
                 r.platform,
                 r.client_version
             ],

@@ -1,0 +1,83 @@
+//! The admin CLI as a new admin meets it: a command that fails changes
+//! nothing, values are checked before they are stored, errors name their
+//! real cause.
+
+mod common;
+use common::{env, err};
+
+#[test]
+fn a_failing_plan_command_changes_nothing() {
+    let e = env("planatomic", "");
+    let o = e.tollgate(&["plan", "add", "w11", "--quota", "5GiB", "--max-session", "1M"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(e.query("SELECT count(*) FROM plans WHERE name = 'w11'"), "Integer(0)", "no half-made plan");
+    let o = e.tollgate(&["plan", "add", "w11", "--quota", "5GiB"], "");
+    assert_eq!(o.status.code(), Some(0), "the name is still free: {}", err(&o));
+    let o = e.tollgate(&["plan", "set", "w11", "--quota", "7GiB", "--max-session", "1y"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(e.query("SELECT quota_bytes FROM plans WHERE name = 'w11'"), format!("Integer({})", 5i64 << 30));
+}
+
+#[test]
+fn static_addresses_are_usable_and_not_shared() {
+    let e =
+        env("staticip", "INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('bob', 'x', 0, 0);");
+    for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "127.0.0.1"] {
+        let o = e.tollgate(&["user", "set", "alice", "--static-ip", bad], "");
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        assert!(err(&o).contains("cannot be a client's address"), "{bad}: {}", err(&o));
+    }
+    let o = e.tollgate(&["user", "set", "alice", "--static-ip", "10.8.0.50"], "");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // Setting it again on its owner is fine; on another user it is not.
+    assert_eq!(e.tollgate(&["user", "set", "alice", "--static-ip", "10.8.0.50"], "").status.code(), Some(0));
+    let o = e.tollgate(&["user", "set", "bob", "--static-ip", "10.8.0.50"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("static IP 10.8.0.50 is already user alice's"), "{}", err(&o));
+    let o = e.tollgate(&["user", "add", "carol", "--static-ip", "10.8.0.50", "--auth", "program"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("already user alice's"), "{}", err(&o));
+    assert_eq!(e.query("SELECT count(*) FROM users WHERE static_ip = '10.8.0.50'"), "Integer(1)");
+}
+
+/// Files for `server add` in the test's directory, and its arguments.
+fn server_files(e: &common::Env) -> Vec<String> {
+    let (ca, key) = (e.dir.join("ca.crt"), e.dir.join("tc.key"));
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(&key, "-----BEGIN OpenVPN Static key V1-----\n00\n-----END OpenVPN Static key V1-----\n").unwrap();
+    let mut a: Vec<String> = ["server", "add", "zz", "--host", "vpn.example.org", "--ca"].map(String::from).into();
+    a.extend([ca.display().to_string(), "--tls-crypt".into(), key.display().to_string()]);
+    a
+}
+
+#[test]
+fn server_add_says_what_is_wrong() {
+    let e = env("serveradd", "");
+    let base = server_files(&e);
+    let args =
+        |extra: &[&str]| -> Vec<String> { base.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
+    let run = |a: Vec<String>| e.tollgate(&a.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let o = run(args(&["--port", "0"]));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!err(&o).contains("already exists") && err(&o).contains("--port"), "{}", err(&o));
+    assert_eq!(run(args(&[])).status.code(), Some(0));
+    let o = run(args(&["--port", "1195"]));
+    assert!(err(&o).contains("server zz already exists"), "{}", err(&o));
+}
+
+#[test]
+fn a_relative_pki_dir_is_stored_absolute() {
+    let e = env("pkidir", "");
+    let base = server_files(&e);
+    std::fs::create_dir_all(e.dir.join("pki/issued")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(&e.dir)
+        .args(["--config", e.config.to_str().unwrap()])
+        .args(&base)
+        .args(["--client-cert", "--pki-dir", "pki"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let want = std::fs::canonicalize(e.dir.join("pki")).unwrap().display().to_string();
+    assert_eq!(e.query("SELECT pki_dir FROM servers WHERE name = 'zz'"), format!("Text({want:?})"));
+}
