@@ -141,13 +141,14 @@ use_radius "127.0.0.1:$RADIUS_PORT"
 # test-auth where the hooks run: the server listens in their namespace.
 tg_srv() { ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" "$@"; }
 t_test_auth() {
-    local out
+    local out rc
     out=$(echo 'rita pass 123' | tg_srv test-auth rita --password-stdin) || return 1
     grep -q '^ACCEPT rita' <<<"$out" || { log "$out"; return 1; }
     out=$(echo 'carl pass 789' | tg_srv test-auth carl --password-stdin)
-    grep -q "$RADIUS_CHALLENGE_MESSAGE" <<<"$out" || { log "$out"; return 1; }
+    rc=$?
+    grep -q "$RADIUS_CHALLENGE_MESSAGE" <<<"$out" && [ $rc = 3 ] || { log "exit $rc: $out"; return 1; }
 }
-check "tollgate test-auth asks the RADIUS server and shows its challenge" t_test_auth
+check "tollgate test-auth asks the RADIUS server and shows its challenge (exit 3)" t_test_auth
 
 # The first server refuses (nothing listens): the second one answers.
 use_radius "127.0.0.1:$DEAD_PORT" "127.0.0.1:$RADIUS_PORT"

@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Sweep { management, status, server, json } => {
             crate::accounting::sweep(&mut store, &cfg, management, status, server, json)?
         }
-        Cmd::TestAuth { user, server, password_stdin, ip, hwaddr, peer, json } => {
+        Cmd::TestAuth { user, server, password_stdin, code, ip, hwaddr, peer, json } => {
             let mut vars = std::collections::HashMap::new();
             for p in peer {
                 let (k, v) = p.split_once('=').ok_or_else(|| anyhow!("--peer takes NAME=VALUE, not {p:?}"))?;
@@ -66,7 +66,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             if let Some(h) = hwaddr {
                 vars.insert(cfg.devices.source.clone(), h);
             }
-            return test_auth(&mut store, &cfg, &user, server, password_stdin, &ip, &vars, json);
+            let how = TestAuthInput { password_stdin, code, ip, vars, json };
+            return test_auth(&mut store, &cfg, &user, server, how);
         }
     }
     Ok(0)
@@ -1036,25 +1037,42 @@ fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Resul
     Ok(())
 }
 
-fn test_auth(
-    store: &mut Store,
-    cfg: &Config,
-    user: &str,
-    server: Option<String>,
+/// How test-auth presents the login: what the client would send.
+struct TestAuthInput {
     password_stdin: bool,
-    ip: &str,
-    vars: &std::collections::HashMap<String, String>,
+    /// The second factor, sent the static-challenge way (SCRV1).
+    code: Option<String>,
+    ip: String,
+    vars: std::collections::HashMap<String, String>,
     json: bool,
-) -> Result<i32> {
+}
+
+/// test-auth's exit status per outcome (1 and 2 are errors).
+const EXIT_ACCEPT: i32 = 0;
+const EXIT_CHALLENGE: i32 = 3;
+const EXIT_DENY: i32 = 4;
+
+fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>, how: TestAuthInput) -> Result<i32> {
+    let (ip, vars, json) = (how.ip.as_str(), &how.vars, how.json);
     let server = server
         .or_else(|| cfg.server.clone())
         .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
-    let pw = if password_stdin {
+    // A misspelt server is a mistake to report, not a login to deny.
+    id_of(&store.conn, "server", &server)?;
+    let pw = if how.password_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
         rpassword::prompt_password("Password: ").map_err(|e| anyhow!("cannot prompt ({e}): use --password-stdin"))?
+    };
+    // With --code, what a client answering the static challenge sends.
+    let pw = match &how.code {
+        None => pw,
+        Some(code) => {
+            use data_encoding::BASE64;
+            format!("SCRV1:{}:{}", BASE64.encode(pw.as_bytes()), BASE64.encode(code.trim().as_bytes()))
+        }
     };
     // As root, never run a program that someone else could have changed.
     // The directory helper, the program, and any file named in the
@@ -1090,12 +1108,12 @@ fn test_auth(
     };
     let decision = &outcome.decision;
     let (code, mut v) = match decision {
-        Decision::Accept => (0, json!({"result": "accept", "user": user, "server": server})),
+        Decision::Accept => (EXIT_ACCEPT, json!({"result": "accept", "user": user, "server": server})),
         Decision::Challenge => {
-            (0, json!({"result": "challenge", "user": user, "server": server, "prompt": outcome.prompt}))
+            (EXIT_CHALLENGE, json!({"result": "challenge", "user": user, "server": server, "prompt": outcome.prompt}))
         }
         Decision::Deny(d) => (
-            1,
+            EXIT_DENY,
             json!({"result": "deny", "user": user, "server": server, "log_reason": d.log_reason(), "client_reason": d.client_reason()}),
         ),
     };

@@ -132,8 +132,11 @@ pub enum Cmd {
     ///
     /// The whole flow runs, the post-auth program included: its input (the
     /// password masked) and output are printed. Nothing is recorded: no
-    /// lockout counting, no event, no saved data, no challenge state. Exits
-    /// 0 when the login would be accepted or challenged, 1 when denied.
+    /// lockout counting, no event, no saved data, no challenge state.
+    ///
+    /// Exit status: 0 accepted, 3 challenged (the client would be asked a
+    /// question), 4 denied; 1 when test-auth itself fails (config, database,
+    /// an untrusted program), 2 for a command-line error.
     TestAuth {
         user: String,
         /// Server name (default: `server` from the config)
@@ -142,6 +145,10 @@ pub enum Cmd {
         /// Read the password from the first line of stdin
         #[arg(long)]
         password_stdin: bool,
+        /// The second factor's code, sent with the password as a client
+        /// answering a static challenge would (SCRV1)
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
         /// Client address to pretend
         #[arg(long, default_value = "127.0.0.1")]
         ip: String,

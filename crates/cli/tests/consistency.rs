@@ -81,3 +81,29 @@ fn a_relative_pki_dir_is_stored_absolute() {
     let want = std::fs::canonicalize(e.dir.join("pki")).unwrap().display().to_string();
     assert_eq!(e.query("SELECT pki_dir FROM servers WHERE name = 'zz'"), format!("Text({want:?})"));
 }
+
+#[test]
+fn test_auth_has_an_exit_status_per_outcome_and_takes_a_code() {
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let e =
+        env("testauth", &format!("UPDATE users SET all_servers = 1, totp_secret = '{secret}', totp_confirmed = 1;"));
+    let o = e.tollgate(&["user", "passwd", "alice", "--password-stdin"], "correct horse battery\n");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let run = |args: &[&str]| {
+        e.tollgate(&[&["test-auth", "alice", "--password-stdin"], args].concat(), "correct horse battery\n")
+    };
+    // The password alone: the second factor is asked for (mode auto).
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(3), "challenge: {}", String::from_utf8_lossy(&o.stdout));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let key = tollgate_core::totp::decode_secret(secret).unwrap();
+    let code = tollgate_core::totp::code_at(&key, tollgate_core::totp::step_of(now));
+    let o = run(&["--code", &code]);
+    assert_eq!(o.status.code(), Some(0), "accept with the code: {}", String::from_utf8_lossy(&o.stdout));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let o = run(&["--code", wrong]);
+    assert_eq!(o.status.code(), Some(4), "deny: {}", String::from_utf8_lossy(&o.stdout));
+    // test-auth itself failing is not a deny.
+    let o = e.tollgate(&["test-auth", "alice", "--password-stdin", "--server", "nowhere"], "x\n");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+}
