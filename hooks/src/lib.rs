@@ -24,6 +24,25 @@ impl Hook {
     }
 }
 
+/// `--help` or `--version` as the only argument (an admin at a shell; OpenVPN
+/// never passes them): print the usage or version on stdout and exit 0.
+pub fn answer_help(usage: &str) {
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next()) {
+        (Some("--help" | "-h"), None) => {
+            print!("{usage}");
+            std::process::exit(0);
+        }
+        (Some("--version" | "-V"), None) => {
+            let name = std::env::args().next().unwrap_or_default();
+            let name = name.rsplit('/').next().unwrap_or("tollgate hook");
+            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+}
+
 /// One line on stderr (OpenVPN's log), whatever the message looked like.
 pub fn log_line(hook: &str, msg: &str) {
     let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");

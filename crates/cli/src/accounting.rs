@@ -19,6 +19,13 @@ pub fn sessions(
     json: bool,
 ) -> Result<()> {
     let t = now();
+    // A filter on a name that does not exist is a mistake, not "no sessions".
+    if let Some(u) = &user {
+        crate::admin::id_of(c, "user", u)?;
+    }
+    if let Some(s) = &server {
+        crate::admin::id_of(c, "server", s)?;
+    }
     let mut st = c.prepare(
         "SELECT s.id, u.name, v.name, s.connected_at, s.closed_at, s.real_ip, s.real_port, s.vpn_ip,
                 s.platform, s.client_version, s.bytes_in, s.bytes_out, s.close_reason
@@ -95,9 +102,7 @@ pub fn close_sessions(c: &mut Connection, ids: &[i64], reason: &str) -> Result<i
 pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
     let t = now();
     if let Some(u) = &user {
-        if c.query_row("SELECT 1 FROM users WHERE name = ?1", [u], |_| Ok(())).is_err() {
-            return Err(anyhow!("no such user: {u}"));
-        }
+        crate::admin::id_of(c, "user", u)?;
     }
     let mut st = c.prepare(
         "SELECT u.id, u.name, p.name, p.period, p.quota_bytes,

@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 // ---------- helpers ----------
 
-fn id_of(c: &Connection, kind: &str, name: &str) -> Result<i64> {
+pub(crate) fn id_of(c: &Connection, kind: &str, name: &str) -> Result<i64> {
     let table = match kind {
         "user" => "users",
         "plan" => "plans",
@@ -483,8 +483,12 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
             }
             Ok(())
         }
-        GroupCmd::Del { name } => {
+        GroupCmd::Del { name, force } => {
             let id = id_of(c, "group", &name)?;
+            let n: i64 = c.query_row("SELECT count(*) FROM users WHERE group_id = ?1", [id], |r| r.get(0))?;
+            if n > 0 && !force {
+                bail!("group {name} has {n} member(s): move them first (tollgate user set NAME --group OTHER), or --force");
+            }
             c.execute("DELETE FROM groups WHERE id = ?1", [id])?;
             println!("deleted group {name}");
             Ok(())
@@ -1015,6 +1019,18 @@ fn blocked(c: &Connection, json: bool) -> Result<()> {
 }
 
 fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Result<()> {
+    // Attempts with names tollgate never knew are worth finding (someone
+    // guessing "admin"); a name that is neither a user nor in the log is a typo.
+    if let Some(u) = &user {
+        let known = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1) OR EXISTS (SELECT 1 FROM auth_events WHERE username = ?1)",
+            [u],
+            |r| r.get::<_, bool>(0),
+        )?;
+        if !known {
+            bail!("no user and no recorded attempt named {u}");
+        }
+    }
     let mut st = c.prepare(
         "SELECT at, username, server, ip, result, reason FROM auth_events
           WHERE ?1 IS NULL OR username = ?1 ORDER BY id DESC LIMIT ?2",

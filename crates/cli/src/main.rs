@@ -350,8 +350,14 @@ pub enum GroupCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a group (members keep their own grants)
-    Del { name: String },
+    /// Delete a group. A group with members is kept unless --force, which
+    /// leaves its members without a group (they keep their own grants).
+    Del {
+        name: String,
+        /// Delete it even though users are in it
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]

@@ -107,3 +107,45 @@ fn test_auth_has_an_exit_status_per_outcome_and_takes_a_code() {
     let o = e.tollgate(&["test-auth", "alice", "--password-stdin", "--server", "nowhere"], "x\n");
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
 }
+
+#[test]
+fn filters_on_unknown_names_are_errors() {
+    let e = env(
+        "filters",
+        "INSERT INTO auth_events (at, username, server, ip, result, reason) VALUES (1, 'admin', 'nl-1', '192.0.2.9', 'deny', 'unknown user');",
+    );
+    for args in [
+        &["sessions", "--user", "zzz"][..],
+        &["sessions", "--server", "zzz"],
+        &["usage", "--user", "zzz"],
+        &["events", "--user", "zzz"],
+    ] {
+        let o = e.tollgate(args, "");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(err(&o).contains("zzz") && err(&o).lines().count() == 1, "{args:?}: {}", err(&o));
+    }
+    // Known names, and a name only the log knows (someone guessing), list.
+    for args in
+        [&["sessions", "--user", "alice"][..], &["sessions", "--server", "nl-1"], &["events", "--user", "admin"]]
+    {
+        let o = e.tollgate(args, "");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", err(&o));
+    }
+    let o = e.tollgate(&["events", "--user", "admin", "--json"], "");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unknown user"));
+}
+
+#[test]
+fn a_group_in_use_is_kept_unless_forced() {
+    let e = env(
+        "groupdel",
+        "INSERT INTO groups (name, created_at) VALUES ('eng', 0), ('empty', 0); UPDATE users SET group_id = 1;",
+    );
+    let o = e.tollgate(&["group", "del", "eng"], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("group eng has 1 member(s)"), "{}", err(&o));
+    assert_eq!(e.query("SELECT group_id FROM users WHERE name = 'alice'"), "Integer(1)");
+    assert_eq!(e.tollgate(&["group", "del", "empty"], "").status.code(), Some(0));
+    assert_eq!(e.tollgate(&["group", "del", "eng", "--force"], "").status.code(), Some(0));
+    assert_eq!(e.query("SELECT group_id FROM users WHERE name = 'alice'"), "Null");
+}

@@ -34,7 +34,24 @@ const WORKER_DEADLINE: Duration = Duration::from_secs(30);
 /// Scheduling priority of the deferred work (19 = lowest).
 const WORKER_NICE: libc::c_int = 10;
 
+/// What `auth-verify --help` prints.
+const USAGE: &str = "\
+usage (in server.conf, run by OpenVPN as its user):
+  auth-user-pass-verify \"/usr/local/libexec/tollgate/auth-verify [--config FILE] [--server NAME]\" via-file
+
+Decides a login with tollgate's database (see the admin guide).
+Reads: the via-file (username, password), untrusted_ip, untrusted_port,
+  session_state, auth_control_file, auth_pending_file, auth_failed_reason_file,
+  daemon_start_time, IV_*/UV_* peer info.
+Writes: auth_failed_reason_file (the client's reason), auth_control_file and
+  auth_pending_file (deferred auth), one log line on stderr per decision.
+Exit: 0 accept, 1 deny, 2 deferred (the answer follows in auth_control_file).
+To try a login without a client: tollgate test-auth NAME (the same decision,
+nothing recorded).
+";
+
 fn main() {
+    tollgate_hooks::answer_help(USAGE);
     std::process::exit(run());
 }
 

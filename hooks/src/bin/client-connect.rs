@@ -13,7 +13,22 @@ use tollgate_hooks::{log_line, Hook};
 
 const HOOK: &str = "client-connect";
 
+/// What `client-connect --help` prints.
+const USAGE: &str = "\
+usage (in server.conf, run by OpenVPN as its user):
+  client-connect \"/usr/local/libexec/tollgate/client-connect [--config FILE] [--server NAME]\"
+
+Opens the session in tollgate's database, re-checking the connection limit.
+Reads: common_name or username, trusted_ip (or trusted_ip6), trusted_port, time_unix,
+  ifconfig_pool_remote_ip, ifconfig_netmask, daemon_start_time, IV_PLAT, IV_VER;
+  the directives file is the last argument OpenVPN adds.
+Writes: that file (session-timeout, ifconfig-push, the group's pushes), one log
+  line on stderr.
+Exit: 0 admit, 1 refuse.
+";
+
 fn main() {
+    tollgate_hooks::answer_help(USAGE);
     std::process::exit(run());
 }
 

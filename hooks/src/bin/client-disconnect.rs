@@ -15,7 +15,21 @@ use tollgate_hooks::{log_line, Hook};
 
 const HOOK: &str = "client-disconnect";
 
+/// What `client-disconnect --help` prints.
+const USAGE: &str = "\
+usage (in server.conf, run by OpenVPN as its user):
+  client-disconnect \"/usr/local/libexec/tollgate/client-disconnect [--config FILE] [--server NAME]\"
+
+Charges the tunnel's bytes to the user's usage and closes the session.
+Reads: common_name or username, trusted_ip (or trusted_ip6), trusted_port, time_unix,
+  time_duration, bytes_received, bytes_sent.
+Writes: the database, or a spool record beside it when the database stays busy
+  (applied by the next disconnect or tollgate sweep); one log line on stderr.
+Exit: 0 done (or spooled), 1 error.
+";
+
 fn main() {
+    tollgate_hooks::answer_help(USAGE);
     std::process::exit(run());
 }
 
