@@ -496,12 +496,40 @@ pub struct UserSet {
     pub clear_saved: bool,
 }
 
+/// A command line that does not parse: one line on stderr (clap's reason
+/// and its tip, if any), exit 2. Help and version print as clap does.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap's reason, its details and tip, and the usage line, in one line.
+    let text = e.render().to_string();
+    let mut line = String::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")) {
+        let (sep, l) = match (l.strip_prefix("tip: "), l.strip_prefix("Usage: ")) {
+            (Some(tip), _) => ("; ", tip),
+            (_, Some(usage)) => ("; usage: ", usage),
+            _ => (" ", l.trim_start_matches("error: ")),
+        };
+        if !line.is_empty() {
+            line.push_str(sep);
+        }
+        line.push_str(l);
+    }
+    eprintln!("tollgate: {line}");
+    std::process::exit(2);
+}
+
 fn main() {
     // `tollgate user list | head`: end quietly when the reader goes away,
     // as Unix tools do, instead of panicking on a broken pipe.
     // SAFETY: resetting a signal to its default action at start-up.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
     // Files we create (database, -wal, -shm) are for us and the OpenVPN
     // group only.
     // SAFETY: umask has no preconditions.

@@ -149,3 +149,27 @@ fn a_group_in_use_is_kept_unless_forced() {
     assert_eq!(e.tollgate(&["group", "del", "eng", "--force"], "").status.code(), Some(0));
     assert_eq!(e.query("SELECT group_id FROM users WHERE name = 'alice'"), "Null");
 }
+
+#[test]
+fn command_line_mistakes_are_one_line_and_exit_2() {
+    let e = env("usage", "");
+    for args in [
+        &["plan", "add", "x", "--quot", "5"][..],
+        &["user", "add"],
+        &["frob"],
+        &["plan", "add", "x", "--period", "year"],
+    ] {
+        let o = e.tollgate(args, "");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let msg = err(&o);
+        assert_eq!(msg.lines().count(), 1, "{args:?}: {msg}");
+        assert!(msg.starts_with("tollgate: ") && !msg.contains("error:"), "{msg}");
+    }
+    let o = e.tollgate(&["plan", "add", "x", "--quot", "5"], "");
+    assert!(err(&o).contains("'--quota'"), "the tip is kept: {}", err(&o));
+    let o = e.tollgate(&["plan", "add", "x", "--period", "year"], "");
+    assert!(err(&o).contains("month, week, day, total"), "the choices are kept: {}", err(&o));
+    // A command that fails is exit 1, also one line.
+    let o = e.tollgate(&["plan", "show", "nope"], "");
+    assert_eq!((o.status.code(), err(&o).lines().count()), (Some(1), 1));
+}
