@@ -332,6 +332,22 @@ up() {
         grep -q "Initialization Sequence Completed" "$W/cli-$name.log"
 }
 
+# client_has IP: the client namespace has that IPv4 address, within 3 s of
+# the client saying it is up; else prints the addresses it has. (Twice an
+# address was missing right after "Initialization Sequence Completed"
+# though the server had pushed it; cause not found: the wait is for that,
+# the printout to find it if it happens again.)
+client_has() {
+    local i addrs
+    for ((i = 0; i < 30; i++)); do
+        addrs=$(ip netns exec "$NS_CLI" ip -4 -o addr show)
+        grep -q "inet $1/" <<<"$addrs" && return 0
+        sleep 0.1
+    done
+    log "$addrs"
+    return 1
+}
+
 # json EXPR: evaluate a Python expression over JSON on stdin (bound to `d`).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 

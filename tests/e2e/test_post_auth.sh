@@ -95,7 +95,7 @@ check "a program veto's client_reason reaches the client's AUTH_FAILED" \
 t_group_ip() {
     up g1 gina "$PW" || return 1
     ip netns exec "$NS_CLI" ip route show 10.7.0.0/16 | grep -q . || { log "no route pushed by group lab"; return 1; }
-    ip netns exec "$NS_CLI" ip -4 addr show | grep -q 'inet 10.99.0.77/' || { log "address is not 10.99.0.77"; return 1; }
+    client_has 10.99.0.77 || { log "address is not 10.99.0.77"; tail -n 20 "$W/cli-g1.log"; return 1; }
 }
 check "the program's group pushes its route, and its static_ip is the client's address" t_group_ip
 disconnect_all

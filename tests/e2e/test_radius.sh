@@ -65,18 +65,6 @@ check "an Access-Reject is refused" login_refused r2 rita 'rita pass 124' 'inval
 check "the reject counts toward the lockout" bash -c "[ \"\$('$W/bin/tollgate' --config '$W/tollgate.toml' user show rita --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"failed_count\"])')\" = 1 ]"
 check "an unknown name is refused" login_refused r3 nobody 'x pass 1' 'invalid username or password'
 
-# client_has IP: the client's tunnel has that address (within 3 s of the
-# client saying it is up); else prints what it has.
-client_has() {
-    local i addrs
-    for ((i = 0; i < 30; i++)); do
-        addrs=$(ip netns exec "$NS_CLI" ip -4 -o addr show)
-        grep -q "inet $1/" <<<"$addrs" && return 0
-        sleep 0.1
-    done
-    log "$addrs"
-    return 1
-}
 t_class_and_address() {
     up e1 eric 'eric pass 456' || return 1
     ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
