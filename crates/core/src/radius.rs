@@ -9,6 +9,7 @@
 //! caller; what is needed is two packet types.
 
 use crate::directory::Answer;
+use data_encoding::{HEXLOWER, HEXLOWER_PERMISSIVE};
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -223,14 +224,14 @@ pub fn sign_response(p: &mut [u8], authenticator: &[u8; 16], secret: &[u8]) {
 /// An attribute's name and value as text, for the post-auth program.
 fn describe(t: u8, v: &[u8]) -> (String, String) {
     let name = match t {
-        1 => "User-Name",
-        8 => "Framed-IP-Address",
+        USER_NAME => "User-Name",
+        FRAMED_IP_ADDRESS => "Framed-IP-Address",
         9 => "Framed-IP-Netmask",
-        11 => "Filter-Id",
+        FILTER_ID => "Filter-Id",
         12 => "Framed-MTU",
-        18 => "Reply-Message",
+        REPLY_MESSAGE => "Reply-Message",
         22 => "Framed-Route",
-        25 => "Class",
+        CLASS => "Class",
         26 => "Vendor-Specific",
         27 => "Session-Timeout",
         28 => "Idle-Timeout",
@@ -251,7 +252,7 @@ fn describe(t: u8, v: &[u8]) -> (String, String) {
 fn text(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
         Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
-        _ => format!("0x{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        _ => format!("0x{}", HEXLOWER.encode(v)),
     }
 }
 
@@ -279,7 +280,7 @@ pub fn answer(r: &Response) -> Answer {
             Answer::Accept { dn: String::new(), groups, static_ip, reply }
         }
         ACCESS_CHALLENGE => {
-            let state = all(STATE).next().map(|s| s.iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default();
+            let state = all(STATE).next().map(|s| HEXLOWER.encode(s)).unwrap_or_default();
             let message = message.join(" ");
             let message = if message.trim().is_empty() { "Enter the code".to_string() } else { message };
             Answer::Challenge { state, message: crate::names::one_line(&message, 200) }
@@ -294,10 +295,7 @@ pub fn answer(r: &Response) -> Answer {
 
 /// Bytes from lowercase or uppercase hex; `None` for anything else.
 pub fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -440,6 +438,7 @@ mod tests {
     #[test]
     fn hex_state() {
         assert_eq!(hex("ab01"), Some(vec![0xab, 1]));
+        assert_eq!(hex("AB01"), Some(vec![0xab, 1]));
         for bad in ["abc", "zz", "é1"] {
             assert_eq!(hex(bad), None);
         }
