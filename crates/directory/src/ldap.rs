@@ -10,11 +10,7 @@ use std::time::Duration;
 use tollgate_core::config::Ldap;
 use tollgate_core::directory::{norm_dn, Answer};
 
-/// Why a check stopped: the directory said no, or could not answer.
-enum Stop {
-    Reject(String),
-    Unavailable(String),
-}
+use crate::Stop;
 
 impl From<LdapError> for Stop {
     fn from(e: LdapError) -> Stop {

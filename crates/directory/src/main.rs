@@ -14,6 +14,24 @@ use tollgate_core::Config;
 mod ldap;
 mod radius;
 
+/// Why a check stopped: the directory said no, or could not answer.
+enum Stop {
+    Reject(String),
+    Unavailable(String),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Stop {
+        Stop::Unavailable(reason)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(reason: &str) -> Stop {
+        Stop::Unavailable(reason.into())
+    }
+}
+
 fn main() {
     let answer = run().unwrap_or_else(|reason| Answer::Unavailable { server: "tollgate-directory".into(), reason });
     println!("{}", serde_json::to_string(&answer).unwrap_or_default());

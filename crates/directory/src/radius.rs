@@ -8,6 +8,8 @@ use tollgate_core::config::Radius;
 use tollgate_core::directory::Answer;
 use tollgate_core::radius::{access_request, answer, hex, parse_response, Bad, Login, Response, MAX_PACKET};
 
+use crate::Stop;
+
 fn random<const N: usize>() -> Result<[u8; N], String> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b).map_err(|e| format!("no randomness: {e}"))?;
@@ -15,7 +17,9 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
 }
 
 /// Ask one server, `tries` times, `timeout` each; the first verified
-/// answer wins. Errors say why the server gave none.
+/// answer wins. `Stop::Reject`: no request can be made of these
+/// credentials (on any server); `Stop::Unavailable`: why this one gave no
+/// answer.
 fn exchange(
     server: &str,
     secret: &[u8],
@@ -23,7 +27,7 @@ fn exchange(
     tries: u64,
     timeout: Duration,
     require_ma: bool,
-) -> Result<Response, String> {
+) -> Result<Response, Stop> {
     let addr = server
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve: {e}"))?
@@ -35,8 +39,9 @@ fn exchange(
     // (ICMP) shows as "connection refused" at once.
     sock.connect(addr).map_err(|e| format!("cannot reach: {e}"))?;
     let (id, authenticator) = (random::<1>()?[0], random::<16>()?);
-    let packet = access_request(id, &authenticator, secret, l)?;
-    let mut last = "no answer".to_string();
+    let packet = access_request(id, &authenticator, secret, l).map_err(Stop::Reject)?;
+    // The last answer that failed verification, if any came.
+    let mut invalid: Option<String> = None;
     let mut buf = vec![0u8; MAX_PACKET + 1];
     for _ in 0..tries {
         sock.send(&packet).map_err(|e| format!("cannot send: {e}"))?;
@@ -51,7 +56,7 @@ fn exchange(
                 Ok(n) => match parse_response(&buf[..n], id, &authenticator, secret, require_ma) {
                     Ok(r) => return Ok(r),
                     Err(Bad::NotOurs) => {}
-                    Err(Bad::Invalid(why)) => last = why,
+                    Err(Bad::Invalid(why)) => invalid = Some(why),
                     Err(Bad::Unsigned) => {
                         return Err("unsigned answer (no Message-Authenticator): make the server sign its \
                                     answers, or set require_message_authenticator = false"
@@ -60,14 +65,13 @@ fn exchange(
                 },
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err("connection refused".into()),
-                Err(e) => return Err(format!("cannot receive: {e}")),
+                Err(e) => return Err(format!("cannot receive: {e}").into()),
             }
         }
-        if last == "no answer" {
-            last = format!("no answer within {}s (a wrong secret looks the same)", timeout.as_secs());
-        }
     }
-    Err(last)
+    Err(invalid
+        .unwrap_or_else(|| format!("no answer within {}s (a wrong secret looks the same)", timeout.as_secs()))
+        .into())
 }
 
 /// Read the shared secret: the file's first line.
@@ -104,21 +108,16 @@ pub fn check(cfg: &Radius, username: &str, password: &str, state: Option<&str>, 
         nas_identifier: &cfg.nas_identifier,
     };
     let timeout = Duration::from_secs(cfg.timeout_secs);
-    let mut why = Vec::new();
+    let mut why: Vec<(&str, String)> = Vec::new();
     for server in &cfg.servers {
         match exchange(server, &secret, &login, cfg.retries + 1, timeout, cfg.require_message_authenticator) {
             Ok(r) => return answer(&r),
-            // A request that cannot be built fails the same everywhere.
-            Err(e) if e.contains("longer than") => return Answer::Reject { reason: e },
-            Err(e) => why.push(format!("{server}: {e}")),
+            Err(Stop::Reject(reason)) => return Answer::Reject { reason },
+            Err(Stop::Unavailable(e)) => why.push((server, e)),
         }
     }
-    let (server, reason) = match why.len() {
-        1 => {
-            let (s, r) = why[0].split_once(": ").unwrap_or(("", ""));
-            (s.to_string(), r.to_string())
-        }
-        _ => (all, why.join("; ")),
-    };
-    unavailable(&server, reason)
+    match why.as_slice() {
+        [(server, reason)] => unavailable(server, reason.clone()),
+        _ => unavailable(&all, why.iter().map(|(s, e)| format!("{s}: {e}")).collect::<Vec<_>>().join("; ")),
+    }
 }
