@@ -1208,15 +1208,36 @@ mod tests {
         authenticate(store, cfg, &req, true).unwrap()
     }
 
+    /// An executable script: a stand-in program or directory helper.
+    fn script(p: &std::path::Path, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(p, body).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The directory tests' database: server s, plan basic, group eng, and `sql`.
+    fn directory_store(cfg: &Config, sql: &str) -> Store {
+        let (store, _) = crate::store::Store::init(cfg).unwrap();
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO plans (name, created_at) VALUES ('basic', 0);
+                 INSERT INTO groups (name, created_at) VALUES ('eng', 0);
+                 {sql}"
+            ))
+            .unwrap();
+        store
+    }
+
     /// The flow for every method and outcome, against a real database and
     /// a real program (a shell script that answers per user).
     #[test]
     fn flow_for_every_method_and_outcome() {
         use crate::config::{Argon2Params, PostAuth};
-        use std::os::unix::fs::PermissionsExt;
         let (dir, mut cfg) = crate::store::tests::temp_config();
         let prog = dir.path.join("prog");
-        std::fs::write(
+        script(
             &prog,
             r#"#!/bin/sh
 in=$(cat)
@@ -1233,9 +1254,7 @@ case "$in" in
   *) echo '{"status":"SUCCEED"}' ;;
 esac
 "#,
-        )
-        .unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
         cfg.post_auth =
             Some(PostAuth { command: vec![prog.display().to_string()], timeout_secs: 5, pending_text: "x".into() });
@@ -1345,13 +1364,12 @@ esac
     #[test]
     fn ldap_flow_with_a_stand_in_helper() {
         use crate::config::{Argon2Params, Ldap};
-        use std::os::unix::fs::PermissionsExt;
         let (dir, mut cfg) = crate::store::tests::temp_config();
         let asked = dir.path.join("asked");
         let helper = dir.path.join("helper");
-        std::fs::write(
+        script(
             &helper,
-            format!(
+            &format!(
                 r#"#!/bin/sh
 in=$(cat); echo "$in" >> {asked}
 case "$in" in
@@ -1364,9 +1382,7 @@ esac
 "#,
                 asked = asked.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
         cfg.auth_method = AuthMethod::Ldap;
         cfg.provision_plan = Some("basic".into());
@@ -1388,17 +1404,11 @@ esac
             timeout_secs: 1,
             groups: vec![("CN=Eng, DC=x".into(), "eng".into())],
         });
-        let (mut store, _) = crate::store::Store::init(&cfg).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
-                 INSERT INTO plans (name, created_at) VALUES ('basic', 0);
-                 INSERT INTO groups (name, created_at) VALUES ('eng', 0);
-                 INSERT INTO users (name, password_hash, all_servers, enabled, locked_until, created_at, updated_at) VALUES
-                   ('known', '!', 1, 1, NULL, 0, 0), ('locked', '!', 1, 1, 4000000000, 0, 0), ('off', '!', 1, 0, NULL, 0, 0);",
-            )
-            .unwrap();
+        let mut store = directory_store(
+            &cfg,
+            "INSERT INTO users (name, password_hash, all_servers, enabled, locked_until, created_at, updated_at) VALUES
+               ('known', '!', 1, 1, NULL, 0, 0), ('locked', '!', 1, 1, 4000000000, 0, 0), ('off', '!', 1, 0, NULL, 0, 0);",
+        );
         let attempt = |store: &mut Store, user: &str, pw: &str| {
             let o = login(store, &cfg, user, pw);
             match o.decision {
@@ -1467,15 +1477,10 @@ esac
     #[test]
     fn radius_challenge_provisions_on_the_answer() {
         use crate::config::{Argon2Params, PostAuth, Radius};
-        use std::os::unix::fs::PermissionsExt;
         let (dir, mut cfg) = crate::store::tests::temp_config();
         let helper = dir.path.join("helper");
         let seen = dir.path.join("program-input");
         let program = dir.path.join("program");
-        let script = |p: &std::path::Path, body: String| {
-            std::fs::write(p, body).unwrap();
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        };
         script(
             &helper,
             r#"#!/bin/sh
@@ -1485,10 +1490,9 @@ case "$in" in
   *'"password":"123"'*'"state":"ab01"'*) echo '{"result":"accept","groups":["eng"],"static_ip":"10.8.0.50","reply":{"Class":["eng"],"Framed-IP-Address":["10.8.0.50"]}}' ;;
   *) echo '{"result":"reject","reason":"access rejected"}' ;;
 esac
-"#
-            .into(),
+"#,
         );
-        script(&program, format!("#!/bin/sh\ncat > {}\necho '{{\"status\":\"SUCCEED\"}}'\n", seen.display()));
+        script(&program, &format!("#!/bin/sh\ncat > {}\necho '{{\"status\":\"SUCCEED\"}}'\n", seen.display()));
         cfg.argon2 = Argon2Params { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
         cfg.auth_method = AuthMethod::Radius;
         cfg.provision_plan = Some("basic".into());
@@ -1507,15 +1511,7 @@ esac
             require_message_authenticator: true,
             groups: vec![("eng".into(), "eng".into())],
         });
-        let (mut store, _) = crate::store::Store::init(&cfg).unwrap();
-        store
-            .conn
-            .execute_batch(
-                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('s', 'h', 'x', 'tls-crypt', 'k', 0);
-                 INSERT INTO plans (name, created_at) VALUES ('basic', 0);
-                 INSERT INTO groups (name, created_at) VALUES ('eng', 0);",
-            )
-            .unwrap();
+        let mut store = directory_store(&cfg, "");
         let users =
             |store: &Store| -> i64 { store.conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap() };
         let ask = |store: &mut Store, user: &str| {
