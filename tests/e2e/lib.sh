@@ -348,6 +348,13 @@ client_has() {
     return 1
 }
 
+# provisioned_as USER METHOD PLAN: the account exists with that auth method
+# and plan (a directory user's first login created it).
+provisioned_as() {
+    local j; j=$(tg user show "$1" --json) || return 1
+    [ "$(json 'd["auth_method"]' <<<"$j")" = "$2" ] && [ "$(json 'd["plan"]' <<<"$j")" = "$3" ]
+}
+
 # json EXPR: evaluate a Python expression over JSON on stdin (bound to `d`).
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 

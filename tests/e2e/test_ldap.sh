@@ -88,11 +88,7 @@ tg group add eng --push 'route 10.8.8.0 255.255.255.0' >/dev/null
 start_server
 
 check "an unknown directory user is provisioned on first login and connects" login_ok l1 lara 'lara pass 123'
-t_provisioned() {
-    local j; j=$(tg user show lara --json) || return 1
-    [ "$(json 'd["auth_method"]' <<<"$j")" = ldap ] && [ "$(json 'd["plan"]' <<<"$j")" = staffplan ]
-}
-check "the provisioned account records the ldap method and the configured plan" t_provisioned
+check "the provisioned account records the ldap method and the configured plan" provisioned_as lara ldap staffplan
 check "a wrong directory password is refused" login_refused l2 lara 'lara pass 124' 'invalid username or password'
 check "a wrong directory password counts toward the lockout" \
     bash -c "[ \"\$('$W/bin/tollgate' --config '$W/tollgate.toml' user show lara --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"failed_count\"])')\" = 1 ]"
@@ -112,12 +108,13 @@ check "tollgate test-auth asks the directory, and creates no account" t_test_aut
 check "a user outside the required group is refused with a reason" \
     login_refused o1 otto 'otto pass 789' 'not in the group allowed'
 check "an unknown name is refused" login_refused n1 nobody 'x pass 999' 'invalid username or password'
-t_eng_route() {
-    up e1 eve 'eve pass 456' || return 1
+# t_eng_member NAME USER PASS: connects, in group eng, with its pushed route.
+t_eng_member() {
+    up "$1" "$2" "$3" || return 1
     ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
-    [ "$(tg user show eve --json | json 'd["group"]')" = eng ]
+    [ "$(tg user show "$2" --json | json 'd["group"]')" = eng ]
 }
-check "an eng member gets the eng group's pushed route" t_eng_route
+check "an eng member gets the eng group's pushed route" t_eng_member e1 eve 'eve pass 456'
 disconnect_all
 t_disabled() {
     tg user disable eve >/dev/null
@@ -147,12 +144,8 @@ use_ldap "ldap://127.0.0.1:$LDAP_PORT"
 # Groups from the user's memberOf attribute (Active Directory, OpenLDAP's
 # memberof overlay) instead of a group search.
 use_ldap "ldap://127.0.0.1:$LDAP_PORT" false "" memberof
-t_memberof() {
-    up m1 mona 'mona pass 321' || return 1
-    ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
-    [ "$(tg user show mona --json | json 'd["group"]')" = eng ]
-}
-check "memberOf: the required group and the eng mapping come from the user's entry" t_memberof
+check "memberOf: the required group and the eng mapping come from the user's entry" \
+    t_eng_member m1 mona 'mona pass 321'
 disconnect_all
 check "memberOf: a user whose entry lists no vpn group is refused" \
     login_refused m2 otto 'otto pass 789' 'not in the group allowed'

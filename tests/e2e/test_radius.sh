@@ -56,11 +56,7 @@ tg group add eng --push 'route 10.8.8.0 255.255.255.0' >/dev/null
 start_server
 
 check "an unknown RADIUS user is provisioned on first login and connects" login_ok r1 rita 'rita pass 123'
-t_provisioned() {
-    local j; j=$(tg user show rita --json) || return 1
-    [ "$(json 'd["auth_method"]' <<<"$j")" = radius ] && [ "$(json 'd["plan"]' <<<"$j")" = staffplan ]
-}
-check "the provisioned account records the radius method and the configured plan" t_provisioned
+check "the provisioned account records the radius method and the configured plan" provisioned_as rita radius staffplan
 check "an Access-Reject is refused" login_refused r2 rita 'rita pass 124' 'invalid username or password'
 check "the reject counts toward the lockout" bash -c "[ \"\$('$W/bin/tollgate' --config '$W/tollgate.toml' user show rita --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"failed_count\"])')\" = 1 ]"
 check "an unknown name is refused" login_refused r3 nobody 'x pass 1' 'invalid username or password'
