@@ -148,6 +148,26 @@ CREATE TABLE challenges (
     carry      TEXT                                -- JSON: the session's group and address so far
 );
 
+-- Single sign-on logins waiting for the browser ([oidc]). The hook hands
+-- the client a link with a random secret; only its hash is stored. The
+-- login page binds the browser (a cookie, hashed here) and the OpenID
+-- state; the callback stores the provider's verified answer, which the
+-- waiting login reads and deletes. Rows live for the login's timeout.
+CREATE TABLE web_logins (
+    link_hash    TEXT    PRIMARY KEY,          -- SHA-256 (hex) of the link's secret
+    username     TEXT    NOT NULL,             -- as the client sent it
+    server       TEXT    NOT NULL,
+    ip           TEXT    NOT NULL,             -- the client's address (shown on the login page)
+    platform     TEXT,                         -- the client's IV_PLAT and IV_GUI_VER
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    state_hash   TEXT    UNIQUE,               -- SHA-256 of the OpenID state, once the browser went on
+    browser_hash TEXT,                         -- SHA-256 of the cookie that browser got
+    nonce        TEXT,
+    verifier     TEXT,                         -- PKCE code verifier
+    answer       TEXT                          -- JSON: what the provider said, once it did
+);
+
 -- Credential failures per client address ([lockout] per_source): an address
 -- that fails too often is blocked for a while, whatever names it tries.
 CREATE TABLE source_failures (

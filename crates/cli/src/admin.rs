@@ -29,9 +29,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         return Ok(0);
     }
+    if let Cmd::Web { listen, tls_cert, tls_key, idle_exit } = cli.cmd {
+        return crate::web::run(cfg, crate::web::WebArgs { listen, tls_cert, tls_key, idle_exit });
+    }
     let mut store = Store::open_admin(&cfg)?;
     match cli.cmd {
-        Cmd::Init => unreachable!(),
+        Cmd::Init | Cmd::Web { .. } => unreachable!(),
         Cmd::Server(c) => server(&mut store.conn, c)?,
         Cmd::Plan(c) => plan(&store.conn, c)?,
         Cmd::Group(c) => group(&mut store.conn, c)?,
@@ -1075,7 +1078,13 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
         .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
     // A misspelt server is a mistake to report, not a login to deny.
     id_of(&store.conn, "server", &server)?;
-    let pw = if how.password_stdin {
+    // Single sign-on users have no password to ask for: the browser
+    // signs in. Their client is taken to announce web auth unless --var
+    // IV_SSO says otherwise.
+    let sso = auth::method_of(store, cfg, user)? == tollgate_core::method::AuthMethod::Oidc;
+    let pw = if sso {
+        String::new()
+    } else if how.password_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\n', '\r']).to_string()
@@ -1104,7 +1113,11 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
             }
         }
     }
-    let peer: std::collections::BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut peer: std::collections::BTreeMap<String, String> =
+        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if sso {
+        peer.entry("IV_SSO".into()).or_insert_with(|| "webauth".into());
+    }
     let outcome = match check_credentials(user.as_bytes(), pw.as_bytes()) {
         Err(d) => auth::Outcome { decision: Decision::Deny(d), ..Default::default() },
         Ok(()) => {
@@ -1118,6 +1131,7 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
                 session_state: None,
                 peer: &peer,
                 server_started: None,
+                web_link: None,
             };
             auth::authenticate(store, cfg, &req, false)?
         }
@@ -1135,6 +1149,7 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
     };
     v["post_auth"] = json!(outcome.program);
     v["provisioned_on_plan"] = json!(outcome.provisioned);
+    v["single_sign_on"] = json!(outcome.sso);
     if json {
         out::json(&v);
         return Ok(code);
@@ -1147,6 +1162,21 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
         println!("{}", if run.stdout.trim().is_empty() { "(nothing)" } else { run.stdout.trim_end() });
         println!("post-auth program result: {}", run.result);
         println!();
+    }
+    if let (true, Some(o)) = (outcome.sso, &cfg.oidc) {
+        println!(
+            "single sign-on: the client is sent a login link ({}?l=…) for {}s;",
+            o.login_url, o.login_timeout_secs
+        );
+        let groups = match o.required_groups.as_slice() {
+            [] => String::new(),
+            g => format!(", in group {}", g.join(" or ")),
+        };
+        println!(
+            "the user signs in at {} as {}{groups}; then:",
+            o.issuer,
+            if user.is_empty() { "anyone" } else { user }
+        );
     }
     if let Some(plan) = &outcome.provisioned {
         println!("the directory accepted {user}: a login would create the account on plan {plan}");

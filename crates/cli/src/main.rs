@@ -3,7 +3,9 @@
 
 mod accounting;
 mod admin;
+mod oidc_client;
 mod out;
+mod web;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -127,6 +129,35 @@ pub enum Cmd {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the single sign-on pages ([oidc]): the login link and the
+    /// OpenID callback.
+    ///
+    /// A client of an `oidc` user gets a link (`[oidc] login_url?l=…`); its
+    /// page says which server, address and client the login is for, then
+    /// sends the browser to the provider. The callback (`redirect_url`)
+    /// checks that browser and the state, redeems the code (PKCE), verifies
+    /// the ID token by the provider's published keys, and hands the identity
+    /// to the waiting login. Login links are single use and die with the
+    /// login's timeout.
+    ///
+    /// Runs in the foreground on --listen, or on the socket systemd passes
+    /// (socket activation; see the admin guide). With --idle-exit it ends
+    /// once nobody has used it for that many seconds. Run it as the user
+    /// the hooks run as (it writes the database). GET /health answers "ok".
+    Web {
+        /// Address to listen on, e.g. 127.0.0.1:8443 (not needed under systemd socket activation)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// TLS certificate chain (PEM); without it, plain HTTP (behind a TLS reverse proxy)
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Exit after this many seconds without a request
+        #[arg(long, value_name = "SECONDS")]
+        idle_exit: Option<u64>,
     },
     /// Run the auth decision for USER as auth-verify would, and print it.
     ///
@@ -381,8 +412,8 @@ pub struct GroupArgs {
     /// Grant members every server
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
-    /// Members' auth method (local, program, ldap, radius), unless set on the user (`default` = the config's)
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "default"])]
+    /// Members' auth method (local, program, ldap, radius, oidc), unless set on the user (`default` = the config's)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "oidc", "default"])]
     pub auth: Option<String>,
 }
 
@@ -451,10 +482,12 @@ pub struct UserAdd {
     #[arg(long)]
     pub disabled: bool,
     /// Auth method: local (tollgate's password), program (the post-auth
-    /// program checks the password), ldap or radius (the directory does);
-    /// only local asks for a password. Default: the group's, else the config's
+    /// program checks the password), ldap or radius (the directory does),
+    /// oidc (single sign-on in a browser); only local asks for a password
+    /// (an oidc user given one on stdin may use it where [oidc]
+    /// password_fallback allows). Default: the group's, else the config's
     /// [auth] method.
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius"])]
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "oidc"])]
     pub auth: Option<String>,
 }
 
@@ -488,8 +521,8 @@ pub struct UserSet {
     /// Grant every server (or `--all-servers false`)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
-    /// Auth method: local, program, ldap, radius, or `default` (the group's, else the config's)
-    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "default"])]
+    /// Auth method: local, program, ldap, radius, oidc, or `default` (the group's, else the config's)
+    #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "oidc", "default"])]
     pub auth: Option<String>,
     /// Forget what the post-auth program saved for the user
     #[arg(long)]

@@ -9,7 +9,7 @@ use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof
 use crate::post_auth::{self, Question, Status};
 use crate::quota::Period;
 use crate::store::Store;
-use crate::{directory, password, totp};
+use crate::{directory, oidc, password, totp};
 use anyhow::Result;
 use data_encoding::BASE64;
 use rusqlite::{params, OptionalExtension};
@@ -27,6 +27,9 @@ pub struct Request<'a> {
     pub session_state: Option<&'a str>,
     /// The client's peer info: every IV_* and UV_* variable it sent.
     pub peer: &'a std::collections::BTreeMap<String, String>,
+    /// Single sign-on: the secret of the login link the hook gave the
+    /// client (`oidc` users, deferred auth only).
+    pub web_link: Option<&'a str>,
     /// When this OpenVPN process started (`daemon_start_time`): open
     /// sessions of this server from before then belong to a process that
     /// is gone and do not count against the connection limit.
@@ -133,6 +136,23 @@ impl Loaded {
         let group = self.group.as_deref().map(|g| (g, self.group_method.as_deref()));
         crate::method::resolve(self.user_method.as_deref(), group, cfg.auth_method)
     }
+}
+
+/// The auth method of `username` alone (unknown users: the config's), for
+/// the hook to tell a single sign-on login while OpenVPN waits.
+pub fn method_of(store: &Store, cfg: &Config, username: &str) -> Result<AuthMethod> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = store
+        .conn
+        .query_row(
+            "SELECT u.auth_method, g.name, g.auth_method FROM users u
+               LEFT JOIN groups g ON g.id = u.group_id WHERE u.name = ?1",
+            [username],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let (user, group, group_method) = row.unwrap_or_default();
+    let group = group.as_deref().map(|g| (g, group_method.as_deref()));
+    Ok(crate::method::resolve(user.as_deref(), group, cfg.auth_method)?.0)
 }
 
 pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loaded> {
@@ -281,6 +301,9 @@ pub struct Outcome {
     /// A directory user's account was created (or, in test-auth, would be)
     /// on this plan.
     pub provisioned: Option<String>,
+    /// A single sign-on login: the user signs in in a browser (test-auth:
+    /// the decision shown is what follows a sign-in that succeeds).
+    pub sso: bool,
 }
 
 impl Default for Outcome {
@@ -290,6 +313,7 @@ impl Default for Outcome {
             prompt: None,
             program: vec![],
             provisioned: None,
+            sso: false,
         }
     }
 }
@@ -604,6 +628,93 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }
                 }
             }
+            AuthMethod::Oidc => {
+                let known = loaded.facts.user.is_some();
+                let webauth = oidc::announces_webauth(req.peer.get("IV_SSO").map(String::as_str));
+                let fallback = cfg.oidc.as_ref().is_some_and(|o| o.password_fallback);
+                match policy::gate(&loaded.facts, req.now) {
+                    _ if !known
+                        && (cfg.provision_plan.is_none()
+                            || crate::names::check_name("user", req.username).is_err()) =>
+                    {
+                        password::verify(None, pw, cfg.argon2);
+                        Decision::Deny(Deny::UnknownUser)
+                    }
+                    Some(d @ Deny::Locked { .. }) if known => Decision::Deny(d),
+                    Some(d) if known => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
+                    // A client that cannot open the login link: the local
+                    // password, where the admin allows it and there is one.
+                    _ if !webauth
+                        && fallback
+                        && loaded.password_hash.as_deref().is_some_and(|h| h != password::NO_PASSWORD) =>
+                    {
+                        let proof = if password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2) {
+                            second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step)
+                        } else {
+                            Proof::Invalid
+                        };
+                        policy::decide(&loaded.facts, proof, req.now)
+                    }
+                    _ if !webauth => Decision::Deny(Deny::SsoUnsupported),
+                    _ => match (&cfg.oidc, req.web_link) {
+                        (None, _) => Decision::Deny(Deny::DirectoryUnavailable {
+                            server: "oidc".into(),
+                            detail: "no [oidc] section in the config".into(),
+                        }),
+                        // test-auth: what follows a sign-in that succeeds.
+                        (Some(_), _) if !record => {
+                            out.sso = true;
+                            if known {
+                                policy::decide(&loaded.facts, Proof::Valid, req.now)
+                            } else {
+                                out.provisioned = cfg.provision_plan.clone();
+                                Decision::Accept
+                            }
+                        }
+                        (Some(_), None) => Decision::Deny(Deny::Internal {
+                            detail: "single sign-on needs deferred auth (OpenVPN 2.6, defer = \"auto\")".into(),
+                        }),
+                        (Some(o), Some(link)) => {
+                            out.sso = true;
+                            let platform = [req.peer.get("IV_PLAT"), req.peer.get("IV_GUI_VER")]
+                                .into_iter()
+                                .flatten()
+                                .map(|v| crate::names::for_log(v))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            let platform = (!platform.is_empty()).then_some(platform);
+                            oidc::open(
+                                store,
+                                link,
+                                req.username,
+                                req.server,
+                                req.ip,
+                                platform.as_deref(),
+                                req.now,
+                                o.login_timeout_secs,
+                            )?;
+                            let deadline =
+                                std::time::Instant::now() + std::time::Duration::from_secs(o.login_timeout_secs);
+                            match oidc::wait(store, link, deadline)? {
+                                None => Decision::Deny(Deny::SsoTimedOut { secs: o.login_timeout_secs }),
+                                Some(a) => {
+                                    let d = directory_answer(
+                                        store,
+                                        &at,
+                                        a,
+                                        &mut loaded,
+                                        &mut verdict,
+                                        &mut carry,
+                                        &mut out,
+                                    )?;
+                                    uid = loaded.facts.user.as_ref().map(|u| u.id);
+                                    d.unwrap_or_else(|| policy::decide(&loaded.facts, Proof::Valid, req.now))
+                                }
+                            }
+                        }
+                    },
+                }
+            }
             AuthMethod::Ldap | AuthMethod::Radius => {
                 let known = loaded.facts.user.is_some();
                 match policy::gate(&loaded.facts, req.now) {
@@ -737,6 +848,7 @@ fn directory_answer(
             out.provisioned = (!known).then(|| cfg.provision_plan.clone()).flatten();
             loaded.directory = Some(match at.method {
                 AuthMethod::Radius => serde_json::to_value(&reply)?,
+                AuthMethod::Oidc => serde_json::json!({ "sub": dn, "groups": groups }),
                 _ => serde_json::json!({ "dn": dn, "groups": groups }),
             });
             carry.static_ip = static_ip.map(|ip| ip.to_string()).or(carry.static_ip.take());
@@ -900,6 +1012,7 @@ fn call_program(
         }
         (AuthMethod::Local, ..) => (Status::Succeed, "password ok"),
         (AuthMethod::Ldap | AuthMethod::Radius, ..) => (Status::Succeed, "password ok (directory)"),
+        (AuthMethod::Oidc, ..) => (Status::Succeed, "signed in at the OpenID provider"),
     };
     let input = post_auth::Input {
         authcred: post_auth::AuthCred {
@@ -924,6 +1037,7 @@ fn call_program(
             saved: loaded.saved.clone(),
             ldap: loaded.directory.clone().filter(|_| at.method == AuthMethod::Ldap),
             radius_reply: loaded.directory.clone().filter(|_| at.method == AuthMethod::Radius),
+            oidc: loaded.directory.clone().filter(|_| at.method == AuthMethod::Oidc),
         },
     };
     let run = post_auth::run(pa, &input);
@@ -955,9 +1069,7 @@ fn call_program(
                 let log = Some("it said FAIL when it asked its question".to_string());
                 match at.method {
                     AuthMethod::Program => Deny::ProgramRefused { log, client: reply.client_reason.clone() },
-                    AuthMethod::Local | AuthMethod::Ldap | AuthMethod::Radius => {
-                        Deny::ProgramVeto { log, client: reply.client_reason.clone() }
-                    }
+                    _ => Deny::ProgramVeto { log, client: reply.client_reason.clone() },
                 }
             };
             match (group_id, &reply.challenge, reply.status) {
@@ -979,7 +1091,7 @@ fn call_program(
                     let (log, client) = (reply.reason.clone(), reply.client_reason.clone());
                     Said::Refuse(match at.method {
                         AuthMethod::Program => Deny::ProgramRefused { log, client },
-                        AuthMethod::Local | AuthMethod::Ldap | AuthMethod::Radius => Deny::ProgramVeto { log, client },
+                        _ => Deny::ProgramVeto { log, client },
                     })
                 }
             }
@@ -1204,6 +1316,7 @@ mod tests {
             session_state: None,
             peer: &peer,
             server_started: None,
+            web_link: None,
         };
         authenticate(store, cfg, &req, true).unwrap()
     }

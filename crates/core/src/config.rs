@@ -42,6 +42,7 @@ pub struct Config {
     pub provision_plan: Option<String>,
     pub ldap: Option<Ldap>,
     pub radius: Option<Radius>,
+    pub oidc: Option<Oidc>,
     /// The executable that talks to directories (`tollgate-directory`).
     pub directory_helper: Option<PathBuf>,
 }
@@ -94,6 +95,43 @@ pub struct Radius {
     /// CVE-2024-3596); off only for servers too old to send one.
     pub require_message_authenticator: bool,
     /// Class or Filter-Id value → tollgate group, first match wins.
+    pub groups: Vec<(String, String)>,
+}
+
+/// `[oidc]`: single sign-on through an OpenID provider (web auth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    /// The provider's issuer URL; its discovery document is
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, read by `tollgate web` when it needs it.
+    pub client_secret_file: PathBuf,
+    /// Where the provider sends the browser back (`tollgate web`'s
+    /// `/oidc/callback`, as the browser reaches it).
+    pub redirect_url: String,
+    /// The page the client's WEB_AUTH link opens: `redirect_url` with its
+    /// last path segment replaced by `login`, unless set.
+    pub login_url: String,
+    /// The ID token claim that must equal the VPN username.
+    pub username_claim: String,
+    /// The ID token claim that lists the user's groups.
+    pub groups_claim: String,
+    /// The user must be in at least one of these (none: anyone).
+    pub required_groups: Vec<String>,
+    /// Scopes asked for, `openid` first.
+    pub scopes: String,
+    /// How long a login link waits for the browser (OpenVPN's pending
+    /// window).
+    pub login_timeout_secs: u64,
+    /// Each request to the provider (discovery, keys, token).
+    pub timeout_secs: u64,
+    /// CA certificates (PEM) for the provider's TLS; default: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Clients that cannot do web auth may log in with the user's local
+    /// password instead (users who have one).
+    pub password_fallback: bool,
+    /// Provider group → tollgate group, first match wins.
     pub groups: Vec<(String, String)>,
 }
 
@@ -230,6 +268,7 @@ impl Default for Config {
             provision_plan: None,
             ldap: None,
             radius: None,
+            oidc: None,
             directory_helper: None,
         }
     }
@@ -255,6 +294,7 @@ struct RawConfig {
     post_auth: Option<RawPostAuth>,
     ldap: Option<RawLdap>,
     radius: Option<RawRadius>,
+    oidc: Option<RawOidc>,
     directory_helper: Option<PathBuf>,
 }
 
@@ -295,6 +335,25 @@ struct RawRadius {
     retries: Option<u64>,
     nas_identifier: Option<String>,
     require_message_authenticator: Option<bool>,
+    groups: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: String,
+    client_id: String,
+    client_secret_file: PathBuf,
+    redirect_url: String,
+    login_url: Option<String>,
+    username_claim: Option<String>,
+    groups_claim: Option<String>,
+    required_groups: Option<Vec<String>>,
+    scopes: Option<String>,
+    login_timeout: Option<String>,
+    timeout: Option<String>,
+    ca_file: Option<PathBuf>,
+    password_fallback: Option<bool>,
     groups: Option<toml::Table>,
 }
 
@@ -491,12 +550,18 @@ impl Config {
         if let Some(r) = raw.radius {
             cfg.radius = Some(Radius::from_raw(r).context("radius")?);
         }
+        if let Some(o) = raw.oidc {
+            cfg.oidc = Some(Oidc::from_raw(o).context("oidc")?);
+        }
         cfg.directory_helper = raw.directory_helper;
         if cfg.auth_method == crate::method::AuthMethod::Ldap && cfg.ldap.is_none() {
             bail!("auth.method is \"ldap\" but there is no [ldap] section");
         }
         if cfg.auth_method == crate::method::AuthMethod::Radius && cfg.radius.is_none() {
             bail!("auth.method is \"radius\" but there is no [radius] section");
+        }
+        if cfg.auth_method == crate::method::AuthMethod::Oidc && cfg.oidc.is_none() {
+            bail!("auth.method is \"oidc\" but there is no [oidc] section");
         }
         if let Some(p) = raw.post_auth {
             cfg.post_auth = Some(PostAuth::from_raw(p)?);
@@ -624,6 +689,83 @@ impl Radius {
             nas_identifier,
             require_message_authenticator: r.require_message_authenticator.unwrap_or(true),
             groups: group_mapping(r.groups)?,
+        })
+    }
+}
+
+/// The longest login link (WEB_AUTH URL) we hand out: OpenVPN 2.6's
+/// client drops longer ones.
+pub const MAX_LOGIN_LINK: usize = 240;
+
+impl Oidc {
+    fn from_raw(o: RawOidc) -> Result<Oidc> {
+        let url = |what: &str, u: &str| -> Result<()> {
+            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+            match rest {
+                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.chars().any(|c| c.is_control() || c == ' ') => {
+                    Ok(())
+                }
+                _ => bail!("{what} must be an http:// or https:// URL, not {u:?}"),
+            }
+        };
+        url("issuer", &o.issuer)?;
+        url("redirect_url", &o.redirect_url)?;
+        if o.redirect_url.contains(['?', '#']) {
+            bail!("redirect_url must have no query or fragment");
+        }
+        let login_url = match o.login_url {
+            Some(l) => l,
+            None => match o.redirect_url.rsplit_once('/') {
+                Some((base, last)) if !last.is_empty() && base.contains("//") && base.len() > 8 => {
+                    format!("{base}/login")
+                }
+                _ => bail!("redirect_url needs a path (https://vpn.example.org/oidc/callback), or set login_url"),
+            },
+        };
+        url("login_url", &login_url)?;
+        if login_url.contains(['?', '#']) {
+            bail!("login_url must have no query or fragment");
+        }
+        // The link is login_url?l=<26 characters>.
+        if login_url.len() + 29 > MAX_LOGIN_LINK {
+            bail!("login_url is too long: OpenVPN clients drop links over {MAX_LOGIN_LINK} characters");
+        }
+        if o.client_id.is_empty() || o.client_id.chars().any(char::is_control) {
+            bail!("client_id must be non-empty");
+        }
+        let claim = |what: &str, c: Option<String>, default: &str| -> Result<String> {
+            let c = c.unwrap_or_else(|| default.into());
+            if c.is_empty() || c.chars().any(|ch| ch.is_control() || ch == ' ') {
+                bail!("{what} must be a claim name");
+            }
+            Ok(c)
+        };
+        let scopes = o.scopes.unwrap_or_else(|| "openid profile".into());
+        if scopes.split(' ').next() != Some("openid") || scopes.chars().any(char::is_control) {
+            bail!("scopes must start with openid (space-separated)");
+        }
+        let login_timeout_secs = match o.login_timeout {
+            None => 120,
+            Some(t) => parse_duration(&t).context("login_timeout")?.max(0) as u64,
+        };
+        if !(10..=MAX_POST_AUTH_TIMEOUT).contains(&login_timeout_secs) {
+            bail!("login_timeout must be between 10s and {MAX_POST_AUTH_TIMEOUT}s");
+        }
+        Ok(Oidc {
+            issuer: o.issuer.trim_end_matches('/').to_string(),
+            client_id: o.client_id,
+            client_secret_file: o.client_secret_file,
+            redirect_url: o.redirect_url,
+            login_url,
+            username_claim: claim("username_claim", o.username_claim, "preferred_username")?,
+            groups_claim: claim("groups_claim", o.groups_claim, "groups")?,
+            required_groups: o.required_groups.unwrap_or_default(),
+            scopes,
+            login_timeout_secs,
+            timeout_secs: directory_timeout(o.timeout)?,
+            ca_file: o.ca_file,
+            password_fallback: o.password_fallback.unwrap_or(false),
+            groups: group_mapping(o.groups)?,
         })
     }
 }
@@ -782,6 +924,35 @@ mod tests {
             let e = format!("{:#}", Config::parse(bad).unwrap_err());
             assert!(e.contains(why), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn oidc_section() {
+        let base = "[oidc]\nissuer = \"https://idp.example.org/realms/corp/\"\nclient_id = \"openvpn\"\nclient_secret_file = \"/s\"\nredirect_url = \"https://vpn.example.org/sso/oidc/callback\"\n";
+        let c = Config::parse(&format!("[auth]\nmethod = \"oidc\"\n{base}[oidc.groups]\n\"eng\" = \"eng\"\n")).unwrap();
+        let o = c.oidc.unwrap();
+        assert_eq!(o.issuer, "https://idp.example.org/realms/corp", "trailing slash dropped");
+        assert_eq!(o.login_url, "https://vpn.example.org/sso/oidc/login", "beside the callback");
+        assert_eq!((o.username_claim.as_str(), o.groups_claim.as_str()), ("preferred_username", "groups"));
+        assert_eq!((o.scopes.as_str(), o.login_timeout_secs, o.password_fallback), ("openid profile", 120, false));
+        assert_eq!(o.groups, [("eng".to_string(), "eng".to_string())]);
+        let long = format!("login_url = \"https://vpn.example.org/{}\"\n", "x".repeat(200));
+        for (extra, why) in [
+            ("login_timeout = \"5s\"\n", "between 10s"),
+            ("scopes = \"profile\"\n", "start with openid"),
+            ("login_url = \"ftp://x/y\"\n", "http:// or https://"),
+            ("login_url = \"https://x/y?a=b\"\n", "no query"),
+            (long.as_str(), "too long"),
+            ("username_claim = \"a b\"\n", "claim name"),
+            ("client_secret = \"x\"\n", "unknown field"),
+        ] {
+            let e = format!("{:#}", Config::parse(&format!("{base}{extra}")).unwrap_err());
+            assert!(e.contains(why), "{extra:?}: {e}");
+        }
+        let e = format!("{:#}", Config::parse("[auth]\nmethod = \"oidc\"\n").unwrap_err());
+        assert!(e.contains("no [oidc] section"), "{e}");
+        let e = format!("{:#}", Config::parse(&base.replace("/sso/oidc/callback", "")).unwrap_err());
+        assert!(e.contains("needs a path"), "{e}");
     }
 
     #[test]

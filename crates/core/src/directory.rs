@@ -82,7 +82,7 @@ pub fn deadline_secs(cfg: &Config, method: AuthMethod) -> u64 {
         AuthMethod::Radius => {
             cfg.radius.as_ref().map_or(0, |r| r.servers.len() as u64 * (r.retries + 1) * r.timeout_secs + 2)
         }
-        AuthMethod::Local | AuthMethod::Program => 0,
+        AuthMethod::Local | AuthMethod::Program | AuthMethod::Oidc => 0,
     }
 }
 
@@ -104,7 +104,7 @@ pub fn check(
     let server = match method {
         AuthMethod::Ldap => cfg.ldap.as_ref().map(|l| l.url.clone()),
         AuthMethod::Radius => cfg.radius.as_ref().map(|r| r.servers.join(", ")),
-        AuthMethod::Local | AuthMethod::Program => None,
+        AuthMethod::Local | AuthMethod::Program | AuthMethod::Oidc => None,
     };
     let Some(server) = server else {
         return Answer::Unavailable {
@@ -150,9 +150,10 @@ pub fn map_group<'a>(mapping: &'a [(String, String)], groups: &[String]) -> Opti
     mapping.iter().find(|(dn, _)| have.contains(&norm_dn(dn))).map(|(_, g)| g.as_str())
 }
 
-/// The `[ldap.groups]` or `[radius.groups]` mapping, and the tollgate group
-/// it gives a user the directory put in `groups` (RADIUS values match
-/// exactly; DNs, whatever their spelling).
+/// The `[ldap.groups]`, `[radius.groups]` or `[oidc.groups]` mapping, and
+/// the tollgate group it gives a user the directory put in `groups`
+/// (RADIUS values and provider groups match exactly; DNs, whatever their
+/// spelling).
 pub fn group_for<'a>(
     cfg: &'a Config,
     method: AuthMethod,
@@ -163,8 +164,12 @@ pub fn group_for<'a>(
             let m = cfg.ldap.as_ref().map(|l| l.groups.as_slice()).unwrap_or_default();
             (m, map_group(m, groups))
         }
-        AuthMethod::Radius => {
-            let m = cfg.radius.as_ref().map(|r| r.groups.as_slice()).unwrap_or_default();
+        AuthMethod::Radius | AuthMethod::Oidc => {
+            let m = match method {
+                AuthMethod::Radius => cfg.radius.as_ref().map(|r| r.groups.as_slice()),
+                _ => cfg.oidc.as_ref().map(|o| o.groups.as_slice()),
+            };
+            let m = m.unwrap_or_default();
             (m, m.iter().find(|(v, _)| groups.contains(v)).map(|(_, g)| g.as_str()))
         }
         AuthMethod::Local | AuthMethod::Program => (&[], None),

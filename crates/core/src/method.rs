@@ -8,6 +8,10 @@
 //!   `directory`); users may be provisioned on their first login.
 //! - `radius`: a RADIUS server's Access-Accept proves it (PAP), after an
 //!   Access-Challenge round if the server asks one; provisioning as LDAP.
+//! - `oidc`: single sign-on: the client is sent a login link, the user
+//!   signs in at the OpenID provider in a browser and `tollgate web` hands
+//!   the verified identity to the waiting login (see `oidc`); provisioning
+//!   as LDAP.
 //!
 //! Whatever the method, the rest of the flow is the same (see `auth`):
 //! account standing, then the method's proof, then the second factor, then
@@ -24,10 +28,12 @@ pub enum AuthMethod {
     Program,
     Ldap,
     Radius,
+    Oidc,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 4] = [AuthMethod::Local, AuthMethod::Program, AuthMethod::Ldap, AuthMethod::Radius];
+    pub const ALL: [AuthMethod; 5] =
+        [AuthMethod::Local, AuthMethod::Program, AuthMethod::Ldap, AuthMethod::Radius, AuthMethod::Oidc];
 
     /// Methods whose proof comes from a directory (tollgate-directory).
     pub fn is_directory(self) -> bool {
@@ -40,6 +46,7 @@ impl AuthMethod {
             AuthMethod::Program => "program",
             AuthMethod::Ldap => "ldap",
             AuthMethod::Radius => "radius",
+            AuthMethod::Oidc => "oidc",
         }
     }
 }
@@ -55,7 +62,7 @@ impl std::str::FromStr for AuthMethod {
     fn from_str(s: &str) -> anyhow::Result<AuthMethod> {
         match AuthMethod::ALL.into_iter().find(|m| m.as_str() == s) {
             Some(m) => Ok(m),
-            None => bail!("auth method must be local, program, ldap or radius, not {s:?}"),
+            None => bail!("auth method must be local, program, ldap, radius or oidc, not {s:?}"),
         }
     }
 }

@@ -179,6 +179,12 @@ pub enum Deny {
         server: String,
         detail: String,
     },
+    /// A single sign-on user whose client did not announce web auth.
+    SsoUnsupported,
+    /// Nobody finished signing in at the provider in time.
+    SsoTimedOut {
+        secs: u64,
+    },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -239,6 +245,10 @@ impl Deny {
             Deny::DirectoryRefused { detail } => format!("directory refused the login: {detail}"),
             Deny::NotInRequiredGroup { group } => format!("not a member of the required group {group}"),
             Deny::DirectoryUnavailable { server, detail } => format!("directory {server} unavailable: {detail}"),
+            Deny::SsoUnsupported => {
+                "single sign-on user, but the client did not announce web auth (IV_SSO webauth)".into()
+            }
+            Deny::SsoTimedOut { secs } => format!("single sign-on not completed within {secs}s"),
         }
     }
 
@@ -297,6 +307,10 @@ impl Deny {
             Deny::ProgramFailed { .. } => "login could not be completed, try again later".into(),
             Deny::NotInRequiredGroup { .. } => "your account is not in the group allowed to use this VPN".into(),
             Deny::DirectoryUnavailable { .. } => "authentication service unavailable, try again later".into(),
+            Deny::SsoUnsupported => {
+                "this account signs in with a web browser: use OpenVPN Connect 3, or OpenVPN 2.6 with a client that opens WEB_AUTH links".into()
+            }
+            Deny::SsoTimedOut { .. } => "web sign-in not completed in time, connect again".into(),
         }
     }
 

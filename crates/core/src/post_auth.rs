@@ -77,6 +77,9 @@ pub struct Info {
     /// For `radius` users: the Access-Accept's attributes, name → values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub radius_reply: Option<Value>,
+    /// For `oidc` users: the ID token's subject and groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +487,7 @@ mod tests {
                 saved: Map::new(),
                 ldap: None,
                 radius_reply: None,
+                oidc: None,
             },
         }
     }

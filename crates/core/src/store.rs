@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -57,6 +57,22 @@ CREATE TABLE challenges (
     expires_at INTEGER NOT NULL,
     kind       TEXT    NOT NULL DEFAULT 'totp',
     carry      TEXT
+);";
+
+/// Version 4 → 5: single sign-on logins waiting for the browser.
+const MIGRATE_5: &str = "CREATE TABLE web_logins (
+    link_hash    TEXT    PRIMARY KEY,
+    username     TEXT    NOT NULL,
+    server       TEXT    NOT NULL,
+    ip           TEXT    NOT NULL,
+    platform     TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    state_hash   TEXT    UNIQUE,
+    browser_hash TEXT,
+    nonce        TEXT,
+    verifier     TEXT,
+    answer       TEXT
 );";
 
 pub struct Store {
@@ -154,6 +170,9 @@ impl Store {
             }
             if v < 4 {
                 tx.execute_batch(MIGRATE_4).context("cannot migrate to schema version 4")?;
+            }
+            if v < 5 {
+                tx.execute_batch(MIGRATE_5).context("cannot migrate to schema version 5")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -330,14 +349,16 @@ pub(crate) mod tests {
         let (_d2, cfg2) = temp_config();
         let (fresh, _) = Store::init(&cfg2).unwrap();
         let want = shape(&fresh.conn);
-        // Version 2 as released, version 1 (version 2 less its table) and
-        // version 3 (version 2 and its migration, with a challenge open).
+        // Version 2 as released, version 1 (version 2 less its table),
+        // version 3 (version 2 and its migration, with a challenge open) and
+        // version 4.
         let v2 = include_str!("../testdata/schema-v2.sql");
         let v3 = format!(
             "{MIGRATE_3} INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('u', 'x', 0, 0);
              INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('s', 1, '10.0.0.1', 9);"
         );
-        for (version, extra) in [(3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
+        let v4 = format!("{MIGRATE_3} {MIGRATE_4}");
+        for (version, extra) in [(4, v4.as_str()), (3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
             let (_d, cfg) = temp_config();
             let c = Connection::open(&cfg.database).unwrap();
             c.execute_batch(v2).unwrap();

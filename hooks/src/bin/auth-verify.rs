@@ -22,10 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tollgate_core::auth::{self, Request};
 use tollgate_core::config::{Defer, LogLevel};
+use tollgate_core::method::AuthMethod;
 use tollgate_core::names::for_log;
 use tollgate_core::openvpn::{self, Credentials};
 use tollgate_core::policy::{check_credentials, Decision, Deny};
-use tollgate_core::{units, Config, Store};
+use tollgate_core::{oidc, units, Config, Store};
 
 const HOOK: &str = "tollgate auth-verify";
 /// The longest a deferred worker may take before the supervisor denies
@@ -132,6 +133,7 @@ fn run() -> i32 {
         cfg.post_auth.is_none()
             && cfg.ldap.is_none()
             && cfg.radius.is_none()
+            && cfg.oidc.is_none()
             && session_state.is_none()
             && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
                 Store::open_hook(&cfg)
@@ -141,26 +143,69 @@ fn run() -> i32 {
     };
     match (cfg.defer, control) {
         (Defer::Auto, Some(control)) if !token_reauth && !renegotiation() => {
+            // Single sign-on: the login link goes to the client now, with
+            // the answer deferred until the browser signed in.
+            let link = match web_login(&cfg, &username) {
+                Ok(l) => l,
+                Err(e) => return inline(deny(&ctx, &Deny::Internal { detail: e })),
+            };
             match deferred(&control, &ctx, &cfg, || {
                 let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
-                decide(&dctx, &cfg, &username, &password, session_state.as_deref())
+                decide(&dctx, &cfg, &username, &password, session_state.as_deref(), link.as_deref())
             }) {
                 Ok(()) => {
-                    announce_pending(&cfg);
+                    if link.is_none() {
+                        announce_pending(&cfg);
+                    }
                     2
+                }
+                Err(e) if link.is_some() => {
+                    inline(deny(&ctx, &Deny::Internal { detail: format!("cannot defer: {e}") }))
                 }
                 Err(e) => {
                     eprintln!("{HOOK}: cannot defer ({e}), deciding inline");
-                    inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref()))
+                    inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref(), None))
                 }
             }
         }
-        _ => inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref())),
+        _ => inline(decide(&ctx, &cfg, &username, &password, session_state.as_deref(), None)),
     }
 }
 
+/// For a single sign-on user whose client can open a link: a new login
+/// link's secret, the link already in auth_pending_file. `None` for every
+/// other login (nothing is read unless `[oidc]` is configured and the client
+/// announced web auth).
+fn web_login(cfg: &Config, username: &str) -> Result<Option<String>, String> {
+    let Some(o) = &cfg.oidc else { return Ok(None) };
+    if !oidc::announces_webauth(openvpn::env_str("IV_SSO").as_deref()) {
+        return Ok(None);
+    }
+    let store = Store::open_hook(cfg).map_err(|e| format!("{e:#}"))?;
+    if auth::method_of(&store, cfg, username).map_err(|e| format!("{e:#}"))? != AuthMethod::Oidc {
+        return Ok(None);
+    }
+    let Some(path) = std::env::var_os("auth_pending_file") else {
+        return Err("single sign-on needs OpenVPN 2.6 (no auth_pending_file)".into());
+    };
+    let secret = oidc::new_secret();
+    // OpenVPN waits a little longer than the login does, so that the
+    // worker's answer (and its reason) arrives before OpenVPN gives up.
+    let body = oidc::pending_file(o.login_timeout_secs + 5, &oidc::link(o, &secret));
+    openvpn::write_atomic(Path::new(&path), body.as_bytes())
+        .map_err(|e| format!("cannot write auth_pending_file: {e}"))?;
+    Ok(Some(secret))
+}
+
 /// The whole decision after the input checks.
-fn decide(ctx: &Ctx, cfg: &Config, username: &str, password: &str, session_state: Option<&str>) -> Verdict {
+fn decide(
+    ctx: &Ctx,
+    cfg: &Config,
+    username: &str,
+    password: &str,
+    session_state: Option<&str>,
+    web_link: Option<&str>,
+) -> Verdict {
     let mut store = match Store::open_hook(cfg) {
         Ok(s) => s,
         Err(e) => return deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
@@ -175,6 +220,7 @@ fn decide(ctx: &Ctx, cfg: &Config, username: &str, password: &str, session_state
         session_state,
         peer: &openvpn::peer_info(),
         server_started: openvpn::env_i64("daemon_start_time").ok(),
+        web_link,
     };
     match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.prompt)) {
         Ok((Decision::Challenge, Some(prompt))) => {
@@ -262,11 +308,13 @@ fn announce_pending(cfg: &Config) {
 }
 
 /// How long the deferred worker may take: the post-auth program's and the
-/// directory's limits and some room for the rest, at least WORKER_DEADLINE.
+/// directory's (or the single sign-on login's) limits and some room for the
+/// rest, at least WORKER_DEADLINE.
 fn worker_deadline(cfg: &Config) -> Duration {
     let program = cfg.post_auth.as_ref().map_or(0, |p| p.timeout_secs);
     let directory = tollgate_core::directory::longest_deadline_secs(cfg);
-    WORKER_DEADLINE.max(Duration::from_secs(program + directory + 10))
+    let sso = cfg.oidc.as_ref().map_or(0, |o| o.login_timeout_secs);
+    WORKER_DEADLINE.max(Duration::from_secs(program + directory.max(sso) + 10))
 }
 
 /// Fork a detached supervisor that forks the worker and guarantees an

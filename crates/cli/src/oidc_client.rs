@@ -1,0 +1,168 @@
+//! The OpenID provider, over HTTPS: discovery, the code redemption (with
+//! PKCE and the client secret) and the ID token's signature, checked with
+//! the provider's published keys. The claims are checked by
+//! `tollgate_core::oidc::check_claims`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_core::config::Oidc;
+use tollgate_core::oidc;
+
+/// Bodies larger than this from the provider are refused.
+const MAX_BODY: u64 = 256 * 1024;
+
+pub struct Provider {
+    agent: ureq::Agent,
+    issuer: String,
+    pub authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+fn agent(o: &Oidc) -> Result<ureq::Agent> {
+    let t = Duration::from_secs(o.timeout_secs);
+    let mut b = ureq::AgentBuilder::new().timeout_connect(t).timeout(t).redirects(0).user_agent("tollgate");
+    if let Some(ca) = &o.ca_file {
+        b = b.tls_config(Arc::new(tls_config(ca)?));
+    }
+    Ok(b.build())
+}
+
+fn tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca).map_err(|e| anyhow!("cannot read ca_file {}: {e}", ca.display()))?;
+    for c in certs {
+        let c = c.map_err(|e| anyhow!("ca_file {}: {e}", ca.display()))?;
+        roots.add(c).map_err(|e| anyhow!("ca_file {}: {e}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("ca_file {} holds no certificate", ca.display());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A JSON body, or a one-line reason (what the provider sent otherwise).
+fn json_of(r: std::result::Result<ureq::Response, ureq::Error>, what: &str) -> Result<serde_json::Value> {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let body = r.into_string().unwrap_or_default();
+            bail!("{what}: HTTP {code}: {}", tollgate_core::names::one_line(&body, 160))
+        }
+        Err(e) => bail!("{what}: {e}"),
+    };
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader().take_limit(MAX_BODY), &mut body)
+        .with_context(|| format!("{what}: reading the answer"))?;
+    serde_json::from_slice(&body).map_err(|_| {
+        anyhow!("{what}: not JSON: {}", tollgate_core::names::one_line(&String::from_utf8_lossy(&body), 80))
+    })
+}
+
+trait TakeLimit: std::io::Read + Sized {
+    fn take_limit(self, n: u64) -> std::io::Take<Self> {
+        self.take(n)
+    }
+}
+impl<R: std::io::Read> TakeLimit for R {}
+
+impl Provider {
+    /// Read the provider's discovery document; its issuer must be ours.
+    pub fn discover(o: &Oidc) -> Result<Provider> {
+        let agent = agent(o)?;
+        let url = format!("{}/.well-known/openid-configuration", o.issuer);
+        let d = json_of(agent.get(&url).call(), "discovery")?;
+        let s = |k: &str| -> Result<String> {
+            d.get(k).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| anyhow!("discovery: no {k}"))
+        };
+        let issuer = s("issuer")?;
+        if issuer.trim_end_matches('/') != o.issuer {
+            bail!("discovery: issuer is {issuer:?}, the config says {:?}", o.issuer);
+        }
+        Ok(Provider {
+            agent,
+            issuer,
+            authorization_endpoint: s("authorization_endpoint")?,
+            token_endpoint: s("token_endpoint")?,
+            jwks_uri: s("jwks_uri")?,
+        })
+    }
+
+    /// Redeem an authorization code; the ID token's signature and claims
+    /// checked, its claims returned.
+    pub fn redeem(&self, o: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<serde_json::Value> {
+        let secret = std::fs::read_to_string(&o.client_secret_file)
+            .with_context(|| format!("cannot read client_secret_file {}", o.client_secret_file.display()))?;
+        let secret = secret.trim_end_matches(['\n', '\r']);
+        // client_secret_basic: both parts form-encoded first (RFC 6749 2.3.1).
+        let basic =
+            data_encoding::BASE64.encode(format!("{}:{}", oidc::encode(&o.client_id), oidc::encode(secret)).as_bytes());
+        let body = oidc::form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &o.redirect_url),
+            ("code_verifier", verifier),
+        ]);
+        let r = self
+            .agent
+            .post(&self.token_endpoint)
+            .set("Authorization", &format!("Basic {basic}"))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .set("Accept", "application/json")
+            .send_string(&body);
+        let t = json_of(r, "token endpoint")?;
+        let Some(id_token) = t.get("id_token").and_then(|v| v.as_str()) else {
+            bail!("token endpoint: no id_token in the answer");
+        };
+        let claims = self.verify(o, id_token)?;
+        oidc::check_claims(&claims, o, &self.issuer, nonce, tollgate_core::units::now()).map_err(|e| anyhow!(e))?;
+        Ok(claims)
+    }
+
+    /// The ID token's signature, by the provider's published key.
+    fn verify(&self, o: &Oidc, token: &str) -> Result<serde_json::Value> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let header = jsonwebtoken::decode_header(token).map_err(|e| anyhow!("ID token: {e}"))?;
+        // Asymmetric signatures only: never "none", never a MAC keyed
+        // with something an attacker could know.
+        let alg = header.alg;
+        if !matches!(
+            alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+                | Algorithm::ES256
+                | Algorithm::ES384
+                | Algorithm::EdDSA
+        ) {
+            bail!("ID token: signature algorithm {alg:?} is not accepted");
+        }
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(json_of(self.agent.get(&self.jwks_uri).call(), "keys (jwks_uri)")?)
+                .map_err(|e| anyhow!("keys (jwks_uri): {e}"))?;
+        let jwk = match &header.kid {
+            Some(kid) => jwks.find(kid).ok_or_else(|| anyhow!("ID token: no published key has kid {kid:?}"))?,
+            None if jwks.keys.len() == 1 => &jwks.keys[0],
+            None => bail!("ID token names no key (kid) and the provider publishes several"),
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow!("ID token key: {e}"))?;
+        let mut v = Validation::new(alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&o.client_id]);
+        v.leeway = 60;
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).map_err(|e| anyhow!("ID token: {e}"))?;
+        Ok(data.claims)
+    }
+}

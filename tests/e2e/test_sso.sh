@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Single sign-on (auth method oidc) against a real OpenID provider (panva's
+# oidc-provider from npm, on loopback in the server's namespace), tollgate
+# web serving the login link and callback there, a scripted browser with a
+# cookie jar, and the real OpenVPN 2.6 server and client (IV_SSO webauth,
+# the WEB_AUTH link read from its management interface): sign-in and
+# traffic, provisioning and group mapping, the login page's details, a user
+# outside the required group, used and expired links and states, a client
+# without web auth (and the password fallback), renegotiations by session
+# token and a disable cutting the tunnel, the provider down or answering
+# garbage.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/oidcd.sh"
+
+OIDC_PORT=9481
+WEB_PORT=9480
+WEB=http://127.0.0.1:$WEB_PORT
+CLIENT_SECRET='s3cret-of the client'
+setup
+oidcd_install || exit 1
+cp "$W/tollgate.toml" "$W/base.toml"
+# use_oidc [EXTRA_OIDC_KEYS]: the config's [auth] and [oidc] sections.
+use_oidc() {
+    cp "$W/base.toml" "$W/tollgate.toml"
+    cat >> "$W/tollgate.toml" <<CONF
+[auth]
+method = "oidc"
+provision_plan = "ssoplan"
+[oidc]
+issuer = "http://127.0.0.1:$OIDC_PORT"
+client_id = "openvpn"
+client_secret_file = "$W/oidc.secret"
+redirect_url = "$WEB/oidc/callback"
+required_groups = ["vpn"]
+scopes = "openid profile groups"
+login_timeout = "${LOGIN_TIMEOUT:-40s}"
+${1:-}
+[oidc.groups]
+"eng" = "eng"
+CONF
+}
+use_oidc
+printf '%s\n' "$CLIENT_SECRET" > "$W/oidc.secret"
+chown root:nogroup "$W/oidc.secret"
+chmod 640 "$W/oidc.secret"
+
+tg plan add ssoplan --quota 10GiB >/dev/null
+tg group add eng --push 'route 10.8.8.0 255.255.255.0' >/dev/null
+
+# The provider, in the server's namespace; its users and groups.
+OIDCD_NETNS=$NS_SRV
+OIDCD_PIDFILE=$W/oidcd.pid
+oidcd_prepare "$W/oidc" "$OIDC_PORT" openvpn "$CLIENT_SECRET" "$WEB/oidc/callback" || exit 1
+oidc_user "$W/oidc" alice 'alice pw 1' vpn eng
+oidc_user "$W/oidc" bob 'bob pw 2' staff
+oidc_user "$W/oidc" dave 'dave pw 3' vpn
+oidc_user "$W/oidc" erin 'erin pw 4' vpn
+oidcd_start "$W/oidc" || { echo "the OpenID provider did not start"; cat "$W/oidc/oidc.log"; exit 1; }
+
+# tollgate web, as the hooks' user, in the server's namespace.
+start_web() {
+    ip netns exec "$NS_SRV" setpriv --reuid nobody --regid nogroup --clear-groups \
+        "$W/bin/tollgate" --config "$W/tollgate.toml" web --listen "127.0.0.1:$WEB_PORT" >> "$W/web.log" 2>&1 &
+    echo $! > "$W/web.pid"
+    local i
+    for ((i = 0; i < 50; i++)); do
+        ip netns exec "$NS_SRV" curl -fsS "$WEB/health" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "tollgate web did not start:"; cat "$W/web.log"; return 1
+}
+stop_web() { kill "$(cat "$W/web.pid")" 2>/dev/null; wait "$(cat "$W/web.pid")" 2>/dev/null; rm -f "$W/web.pid"; }
+
+# browse URL USER PASS [NAME]: the scripted browser, in the server's
+# namespace (where the provider and tollgate web listen); its output in
+# $W/browser-NAME.out (stdout) and .log (each request).
+browse() {
+    local n=${4:-b}
+    ip netns exec "$NS_SRV" python3 "$ROOT/tests/e2e/sso_browser.py" "$1" "$2" "$3" \
+        > "$W/browser-$n.out" 2> "$W/browser-$n.log"
+}
+
+# sso_start NAME USER [EXTRA]: a client whose profile announces web auth
+# (setenv IV_SSO webauth), with a management interface; prints the
+# WEB_AUTH link it is sent (empty if none comes within 20 s).
+sso_start() {
+    local name=$1
+    client_conf "$2" "sso-ignored" "setenv IV_SSO webauth
+${3:-}" > "$W/client-$name.conf"
+    : > "$W/cli-$name.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$W/client-$name.conf" \
+        --management 127.0.0.1 7506 --management-hold \
+        --writepid "$W/cli-$name.pid" --daemon --log "$W/cli-$name.log"
+    ip netns exec "$NS_CLI" python3 - <<'PY'
+import socket, sys, time
+deadline = time.time() + 20
+s = None
+while s is None and time.time() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", 7506), timeout=5)
+    except OSError:
+        time.sleep(0.1)
+if s is None:
+    sys.exit(1)
+f = s.makefile("rw", newline="\n")
+f.write("hold release\n"); f.flush()
+while time.time() < deadline:
+    line = f.readline()
+    if not line:
+        break
+    if line.startswith(">INFOMSG:WEB_AUTH::"):
+        print(line.strip()[len(">INFOMSG:WEB_AUTH::"):])
+        break
+PY
+}
+
+if [ "${TOLLGATE_E2E_DEFER:-auto}" = never ]; then
+    # Single sign-on answers through auth_control_file: with deferral off
+    # the login is refused, with the reason in OpenVPN's log.
+    start_web || exit 1
+    start_server
+    t_needs_defer() {
+        sso_start n1 alice >/dev/null
+        refused n1 "server error" || return 1
+        grep -q "single sign-on needs deferred auth" "$W/srv.log" || { log "no reason in the server log"; return 1; }
+    }
+    check "with defer = never an SSO login is refused, the server log says why" t_needs_defer
+    disconnect n1
+    summary
+    exit
+fi
+
+start_web || exit 1
+# Short renegotiations for the session-token checks. OpenVPN caps a pending
+# login at max(hand-window, reneg-sec/2): 10 s here, plenty for the
+# scripted browser; the checks after these run with OpenVPN's defaults.
+start_server "auth-gen-token 0 external-auth
+reneg-sec 20
+hand-window 5
+keepalive 2 10"
+
+# sso_up NAME USER PASS: connect, sign in with the browser, wait for the
+# tunnel.
+sso_up() {
+    local url
+    url=$(sso_start "$1" "$2") || return 1
+    [ -n "$url" ] || { log "no WEB_AUTH link"; tail -n 5 "$W/cli-$1.log"; return 1; }
+    browse "$url" "$2" "$3" "$1" || { cat "$W/browser-$1.out"; return 1; }
+    grep -q "You are signed in" "$W/browser-$1.out" || { cat "$W/browser-$1.out"; return 1; }
+    connected "$1" || { tail -n 5 "$W/cli-$1.log"; return 1; }
+}
+
+t_sign_in() {
+    local url out
+    url=$(sso_start a1 alice) || return 1
+    [[ $url == "$WEB/oidc/login?l="* ]] && [ ${#url} -lt 240 ] || { log "link: $url"; return 1; }
+    # The link's first page says which login it is for.
+    out=$(ip netns exec "$NS_SRV" curl -sS "$url") || return 1
+    for want in "nl-1" "alice" "$CLI_IP" "linux"; do
+        grep -q "$want" <<<"$out" || { log "login page lacks $want"; return 1; }
+    done
+    browse "$url" alice 'alice pw 1' a1 || { cat "$W/browser-a1.out"; return 1; }
+    grep -q "You are signed in" "$W/browser-a1.out" || { cat "$W/browser-a1.out"; return 1; }
+    connected a1 || { tail -n 5 "$W/cli-a1.log"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 3 -W 2 10.99.0.1 >/dev/null || { log "no traffic"; return 1; }
+    # The provider's group eng is tollgate's group eng: its pushed route.
+    ip netns exec "$NS_CLI" ip route show 10.8.8.0/24 | grep -q . || { log "no route from group eng"; return 1; }
+    [ "$(tg user show alice --json | json 'd["group"]')" = eng ] || { log "not in group eng"; return 1; }
+}
+check "the client gets a WEB_AUTH link (its page names server, account, address, client); signed in, the tunnel comes up, passes traffic, gets group eng's route" t_sign_in
+check "the SSO user was provisioned with method oidc on the configured plan" provisioned_as alice oidc ssoplan
+
+# The link and the state are single use: the callback URL the browser
+# followed, and the link, opened again.
+t_reuse() {
+    local cb code
+    cb=$(grep -o "$WEB/oidc/callback?[^ ]*" "$W/browser-a1.log" | head -n 1)
+    [ -n "$cb" ] || { log "no callback in the browser's log"; return 1; }
+    code=$(ip netns exec "$NS_SRV" curl -s -o /dev/null -w '%{http_code}' "$cb")
+    [ "$code" = 410 ] || [ "$code" = 403 ] || { log "replayed callback answered $code"; return 1; }
+    code=$(ip netns exec "$NS_SRV" curl -s -o /dev/null -w '%{http_code}' "$(grep -o "$WEB/oidc/login?l=[a-z2-7]*" "$W/browser-a1.log" | head -n 1)")
+    [ "$code" = 410 ] || { log "reused link answered $code"; return 1; }
+}
+check "a used login link and a replayed callback (state) are refused" t_reuse
+
+# The sign-in is bound to the browser that opened the link: a browser
+# sent on to the provider with someone else's authorization URL (their
+# state) comes back without the cookie and is refused.
+t_other_browser() {
+    local url loc out
+    url=$(sso_start o1 alice) && [ -n "$url" ] || { log "no link"; return 1; }
+    loc=$(ip netns exec "$NS_SRV" curl -s -o /dev/null -w '%{redirect_url}' -X POST -d "l=${url##*l=}" "$WEB/oidc/login")
+    [[ $loc == "http://127.0.0.1:$OIDC_PORT/"* ]] || { log "continue went to: $loc"; return 1; }
+    browse "$loc" alice 'alice pw 1' o1
+    grep -q "started in another browser" "$W/browser-o1.out" || { cat "$W/browser-o1.out"; return 1; }
+    grep -q "status: 403" "$W/browser-o1.out"
+}
+check "a sign-in finished in another browser than the one that opened the link is refused" t_other_browser
+
+# Renegotiations by session token need no browser; a disable cuts the
+# tunnel at the next one.
+t_reneg() {
+    local before i
+    sso_up a2 alice 'alice pw 1' || return 1
+    before=$(grep -c "ACCEPT user=alice " "$W/srv.log")
+    for ((i = 0; i < 600; i++)); do
+        [ "$(grep -c "ACCEPT user=alice " "$W/srv.log")" -ge $((before + 2)) ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "ACCEPT user=alice " "$W/srv.log")" -ge $((before + 2)) ] || { log "fewer than two renegotiations"; return 1; }
+    [ "$(tg events --user alice --json | json 'sum(1 for e in d if e["reason"] == "ok (session token)")')" -ge 2 ] ||
+        { log "not by session token"; return 1; }
+    ! grep -q "AUTH_FAILED\|SIGUSR1" "$W/cli-a2.log" || { log "the client was cut"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 3 -W 2 10.99.0.1 >/dev/null || { log "tunnel down"; return 1; }
+    tg user disable alice >/dev/null || return 1
+    for ((i = 0; i < 400; i++)); do
+        grep -q "DENY user=alice .*account disabled" "$W/srv.log" && break
+        sleep 0.1
+    done
+    grep -q "DENY user=alice .*account disabled" "$W/srv.log" || { log "not refused at the next renegotiation"; return 1; }
+    wait_for "$W/cli-a2.log" "AUTH_FAILED|SIGUSR1|SIGTERM|Exiting" 30 || { log "the tunnel was not cut"; return 1; }
+}
+check "two renegotiations pass by session token without the browser; a disable cuts the tunnel at the next" t_reneg
+tg user enable alice >/dev/null
+stop_server
+start_server "auth-gen-token 0 external-auth"
+
+t_not_in_group() {
+    local url
+    url=$(sso_start g1 bob) && [ -n "$url" ] || { log "no link"; return 1; }
+    browse "$url" bob 'bob pw 2' g1
+    grep -q "not in a group allowed" "$W/browser-g1.out" || { cat "$W/browser-g1.out"; return 1; }
+    refused g1 "not in the group allowed"
+}
+check "a user outside the required group is refused, with a reason the client shows" t_not_in_group
+disconnect g1
+
+t_wrong_user() {
+    local url
+    url=$(sso_start w1 dave) && [ -n "$url" ] || { log "no link"; return 1; }
+    browse "$url" erin 'erin pw 4' w1
+    grep -q "signed in as erin, not as dave" "$W/browser-w1.out" || { cat "$W/browser-w1.out"; return 1; }
+    refused w1 "invalid username or password"
+}
+check "signing in as someone else than the VPN username is refused" t_wrong_user
+disconnect w1
+
+t_no_webauth() {
+    login_refused n1 dave x "signs in with a web browser"
+}
+check "a client that does not announce web auth is told what to use" t_no_webauth
+t_fallback() {
+    echo 'dave local pw' | tg user add dave --password-stdin --auth oidc --plan ssoplan --server nl-1 >/dev/null || return 1
+    use_oidc "password_fallback = true"
+    login_ok f1 dave 'dave local pw' || { use_oidc; return 1; }
+    login_refused f2 dave 'wrong pw' "invalid username or password" || { use_oidc; return 1; }
+    use_oidc
+}
+check "with password_fallback such a client may use the user's local password" t_fallback
+
+t_test_auth() {
+    local out rc
+    out=$(ip netns exec "$NS_SRV" "$W/bin/tollgate" --config "$W/tollgate.toml" test-auth alice </dev/null)
+    rc=$?
+    [ $rc = 0 ] && grep -q "single sign-on: the client is sent a login link ($WEB/oidc/login" <<<"$out" &&
+        grep -q "signs in at http://127.0.0.1:$OIDC_PORT as alice, in group vpn" <<<"$out" || { log "exit $rc: $out"; return 1; }
+}
+check "tollgate test-auth explains an SSO user's path" t_test_auth
+
+# An expired link: nobody signs in within the login's timeout.
+stop_web
+LOGIN_TIMEOUT=10s use_oidc
+start_web || exit 1
+t_expired() {
+    local url code
+    url=$(sso_start x1 erin) && [ -n "$url" ] || { log "no link"; return 1; }
+    refused x1 "web sign-in not completed in time" || return 1
+    code=$(ip netns exec "$NS_SRV" curl -s -o /dev/null -w '%{http_code}' "$url")
+    [ "$code" = 410 ] || { log "the expired link answered $code"; return 1; }
+}
+check "a link nobody uses in time expires: the client is refused, the link answers 410" t_expired
+disconnect x1
+stop_web
+use_oidc
+start_web || exit 1
+
+# The provider answering garbage at its token endpoint, then down.
+oidcd_stop
+OIDC_GARBAGE=1 oidcd_start "$W/oidc" || { echo "the provider did not restart"; exit 1; }
+t_garbage() {
+    local url t0
+    url=$(sso_start y1 erin) && [ -n "$url" ] || { log "no link"; return 1; }
+    t0=$SECONDS
+    browse "$url" erin 'erin pw 4' y1
+    grep -q "could not be checked" "$W/browser-y1.out" || { cat "$W/browser-y1.out"; return 1; }
+    refused y1 "authentication service unavailable" || return 1
+    [ $((SECONDS - t0)) -lt 15 ] || { log "took $((SECONDS - t0)) s"; return 1; }
+    grep -q "token endpoint: not JSON" "$W/srv.log" || { log "no cause in the server log"; return 1; }
+}
+check "a provider answering garbage: a prompt refusal with a reason, the cause in the log" t_garbage
+disconnect y1
+oidcd_stop
+t_down() {
+    local url t0 code
+    url=$(sso_start z1 erin) && [ -n "$url" ] || { log "no link"; return 1; }
+    t0=$SECONDS
+    code=$(ip netns exec "$NS_SRV" curl -s -o /dev/null -w '%{http_code}' -X POST -d "l=${url##*l=}" "$WEB/oidc/login")
+    [ "$code" = 502 ] || { log "continue answered $code"; return 1; }
+    refused z1 "authentication service unavailable" || return 1
+    [ $((SECONDS - t0)) -lt 15 ] || { log "took $((SECONDS - t0)) s"; return 1; }
+}
+check "the provider stopped: a prompt refusal with a reason" t_down
+disconnect z1
+
+summary
