@@ -631,23 +631,26 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             AuthMethod::Oidc => {
                 let known = loaded.facts.user.is_some();
                 let webauth = oidc::announces_webauth(req.peer.get("IV_SSO").map(String::as_str));
-                let fallback = cfg.oidc.as_ref().is_some_and(|o| o.password_fallback);
-                match policy::gate(&loaded.facts, req.now) {
+                let fallback = cfg.oidc.as_ref().is_some_and(|o| o.password_fallback)
+                    && loaded.password_hash.as_deref().is_some_and(|h| h != password::NO_PASSWORD);
+                // An account that may not log in still gets its link and
+                // waits for the sign-in like any other: an early refusal
+                // would tell whoever connects which names exist.
+                let barred = match policy::gate(&loaded.facts, req.now) {
                     _ if !known
                         && (cfg.provision_plan.is_none()
                             || crate::names::check_name("user", req.username).is_err()) =>
                     {
-                        password::verify(None, pw, cfg.argon2);
-                        Decision::Deny(Deny::UnknownUser)
+                        Some(Deny::UnknownUser)
                     }
-                    Some(d @ Deny::Locked { .. }) if known => Decision::Deny(d),
-                    Some(d) if known => Decision::Deny(Deny::NotChecked { standing: d.log_reason() }),
+                    Some(d @ Deny::Locked { .. }) if known => Some(d),
+                    Some(d) if known => Some(Deny::NotChecked { standing: d.log_reason() }),
+                    _ => None,
+                };
+                match (&cfg.oidc, req.web_link) {
                     // A client that cannot open the login link: the local
                     // password, where the admin allows it and there is one.
-                    _ if !webauth
-                        && fallback
-                        && loaded.password_hash.as_deref().is_some_and(|h| h != password::NO_PASSWORD) =>
-                    {
+                    _ if !webauth && fallback => {
                         let proof = if password::verify(loaded.password_hash.as_deref(), pw, cfg.argon2) {
                             second_factor(cfg, &loaded.totp, secret.as_ref(), req.now, &mut accepted_step)
                         } else {
@@ -656,63 +659,56 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                         policy::decide(&loaded.facts, proof, req.now)
                     }
                     _ if !webauth => Decision::Deny(Deny::SsoUnsupported),
-                    _ => match (&cfg.oidc, req.web_link) {
-                        (None, _) => Decision::Deny(Deny::DirectoryUnavailable {
-                            server: "oidc".into(),
-                            detail: "no [oidc] section in the config".into(),
-                        }),
-                        // test-auth: what follows a sign-in that succeeds.
-                        (Some(_), _) if !record => {
-                            out.sso = true;
-                            if known {
-                                policy::decide(&loaded.facts, Proof::Valid, req.now)
-                            } else {
+                    (None, _) => Decision::Deny(Deny::DirectoryUnavailable {
+                        server: "oidc".into(),
+                        detail: "no [oidc] section in the config".into(),
+                    }),
+                    // test-auth: what follows a sign-in that succeeds.
+                    (Some(_), _) if !record => {
+                        out.sso = true;
+                        match barred {
+                            Some(d) => Decision::Deny(d),
+                            None if known => policy::decide(&loaded.facts, Proof::Valid, req.now),
+                            None => {
                                 out.provisioned = cfg.provision_plan.clone();
                                 Decision::Accept
                             }
                         }
-                        (Some(_), None) => Decision::Deny(Deny::Internal {
-                            detail: "single sign-on needs deferred auth (OpenVPN 2.6, defer = \"auto\")".into(),
-                        }),
-                        (Some(o), Some(link)) => {
-                            out.sso = true;
-                            let platform = [req.peer.get("IV_PLAT"), req.peer.get("IV_GUI_VER")]
-                                .into_iter()
-                                .flatten()
-                                .map(|v| crate::names::for_log(v))
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                            let platform = (!platform.is_empty()).then_some(platform);
-                            oidc::open(
-                                store,
-                                link,
-                                req.username,
-                                req.server,
-                                req.ip,
-                                platform.as_deref(),
-                                req.now,
-                                o.login_timeout_secs,
-                            )?;
-                            let deadline =
-                                std::time::Instant::now() + std::time::Duration::from_secs(o.login_timeout_secs);
-                            match oidc::wait(store, link, deadline)? {
-                                None => Decision::Deny(Deny::SsoTimedOut { secs: o.login_timeout_secs }),
-                                Some(a) => {
-                                    let d = directory_answer(
-                                        store,
-                                        &at,
-                                        a,
-                                        &mut loaded,
-                                        &mut verdict,
-                                        &mut carry,
-                                        &mut out,
-                                    )?;
-                                    uid = loaded.facts.user.as_ref().map(|u| u.id);
-                                    d.unwrap_or_else(|| policy::decide(&loaded.facts, Proof::Valid, req.now))
-                                }
+                    }
+                    (Some(_), None) => Decision::Deny(Deny::Internal {
+                        detail: "single sign-on needs deferred auth (OpenVPN 2.6, defer = \"auto\")".into(),
+                    }),
+                    (Some(o), Some(link)) => {
+                        out.sso = true;
+                        let platform = [req.peer.get("IV_PLAT"), req.peer.get("IV_GUI_VER")]
+                            .into_iter()
+                            .flatten()
+                            .map(|v| crate::names::for_log(v))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let platform = (!platform.is_empty()).then_some(platform);
+                        oidc::open(
+                            store,
+                            link,
+                            req.username,
+                            req.server,
+                            req.ip,
+                            platform.as_deref(),
+                            req.now,
+                            o.login_timeout_secs,
+                        )?;
+                        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(o.login_timeout_secs);
+                        match (oidc::wait(store, link, deadline)?, barred) {
+                            (None, _) => Decision::Deny(Deny::SsoTimedOut { secs: o.login_timeout_secs }),
+                            (Some(_), Some(d)) => Decision::Deny(d),
+                            (Some(a), None) => {
+                                let d =
+                                    directory_answer(store, &at, a, &mut loaded, &mut verdict, &mut carry, &mut out)?;
+                                uid = loaded.facts.user.as_ref().map(|u| u.id);
+                                d.unwrap_or_else(|| policy::decide(&loaded.facts, Proof::Valid, req.now))
                             }
                         }
-                    },
+                    }
                 }
             }
             AuthMethod::Ldap | AuthMethod::Radius => {
@@ -1319,6 +1315,103 @@ mod tests {
             web_link: None,
         };
         authenticate(store, cfg, &req, true).unwrap()
+    }
+
+    /// Single sign-on in the worker: the login waits for the answer that
+    /// tollgate web stores, then decides as for a directory user; a barred
+    /// account waits all the same; a client without web auth is refused.
+    #[test]
+    fn sso_login_waits_for_the_sign_in() {
+        let (_dir, mut cfg) = crate::store::tests::temp_config();
+        cfg.oidc = Config::parse(
+            "[oidc]\nissuer = \"https://idp\"\nclient_id = \"c\"\nclient_secret_file = \"/s\"\n\
+             redirect_url = \"https://vpn/oidc/callback\"\nlogin_timeout = \"10s\"\n[oidc.groups]\n\"eng\" = \"eng\"\n",
+        )
+        .unwrap()
+        .oidc;
+        cfg.auth_method = AuthMethod::Oidc;
+        cfg.provision_plan = Some("basic".into());
+        let mut store = directory_store(
+            &cfg,
+            "INSERT INTO users (name, password_hash, all_servers, enabled, created_at, updated_at) VALUES ('off', '!', 1, 0, 0, 0);",
+        );
+        let sso: std::collections::BTreeMap<String, String> = [("IV_SSO".to_string(), "webauth".to_string())].into();
+        // The browser's side: answer the login of `link` once it is recorded.
+        let answer_later = |link: String, a: directory::Answer| {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let s = Store::open_hook(&cfg).unwrap();
+                for _ in 0..200 {
+                    if oidc::finish_link(&s, &link, &a).unwrap() {
+                        return true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                false
+            })
+        };
+        let attempt = |store: &mut Store,
+                       user: &str,
+                       peer: &std::collections::BTreeMap<String, String>,
+                       link: Option<&str>,
+                       record| {
+            let req = Request {
+                username: user,
+                password: "",
+                server: "s",
+                ip: "192.0.2.9",
+                port: Some(5000),
+                now: crate::units::now(),
+                session_state: None,
+                peer,
+                server_started: None,
+                web_link: link,
+            };
+            authenticate(store, &cfg, &req, record).unwrap()
+        };
+        let accept = directory::Answer::Accept {
+            dn: "sub-1".into(),
+            groups: vec!["eng".into()],
+            static_ip: None,
+            reply: Default::default(),
+        };
+        let link = oidc::new_secret();
+        let browser = answer_later(link.clone(), accept.clone());
+        let o = attempt(&mut store, "newbie", &sso, Some(&link), true);
+        assert!(browser.join().unwrap(), "the login was recorded for the browser");
+        assert_eq!((o.decision, o.sso, o.provisioned.as_deref()), (Decision::Accept, true, Some("basic")));
+        let (method, group): (String, String) = store
+            .conn
+            .query_row(
+                "SELECT u.auth_method, g.name FROM users u JOIN groups g ON g.id = u.group_id WHERE u.name = 'newbie'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((method.as_str(), group.as_str()), ("oidc", "eng"));
+        // A disabled account gets its link and waits like any other.
+        let link = oidc::new_secret();
+        let browser = answer_later(link.clone(), accept.clone());
+        let o = attempt(&mut store, "off", &sso, Some(&link), true);
+        assert!(browser.join().unwrap(), "a barred account waits for the sign-in too");
+        assert!(matches!(o.decision, Decision::Deny(Deny::NotChecked { .. })), "{:?}", o.decision);
+        // The provider's refusal, and a client without web auth.
+        let link = oidc::new_secret();
+        let browser = answer_later(link.clone(), directory::Answer::NotInGroup { group: "vpn".into() });
+        let o = attempt(&mut store, "newbie", &sso, Some(&link), true);
+        assert!(browser.join().unwrap());
+        assert_eq!(o.decision, Decision::Deny(Deny::NotInRequiredGroup { group: "vpn".into() }));
+        let none = Default::default();
+        assert_eq!(attempt(&mut store, "newbie", &none, None, true).decision, Decision::Deny(Deny::SsoUnsupported));
+        // Inline (no link): refused with the reason; test-auth: the path.
+        assert!(matches!(
+            attempt(&mut store, "newbie", &sso, None, true).decision,
+            Decision::Deny(Deny::Internal { .. })
+        ));
+        let o = attempt(&mut store, "newbie", &sso, None, false);
+        assert_eq!((o.decision, o.sso), (Decision::Accept, true));
+        let rows: i64 = store.conn.query_row("SELECT count(*) FROM web_logins", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 0, "every login's row is gone once read");
     }
 
     /// An executable script: a stand-in program or directory helper.

@@ -125,6 +125,20 @@ impl Store {
         Ok((store, before))
     }
 
+    /// Open read-only, for a hook's quick look while OpenVPN waits: no
+    /// schema check, no write can happen, and closing it never checkpoints
+    /// the WAL (a read-write connection that closes last does, with fsyncs).
+    pub fn open_read(cfg: &Config) -> Result<Store> {
+        let path = &cfg.database;
+        refuse_links(path)?;
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))?;
+        Ok(Store { conn })
+    }
+
     fn open_existing(cfg: &Config) -> Result<Store> {
         let path = &cfg.database;
         if safefs::lstat(path)?.is_none() {

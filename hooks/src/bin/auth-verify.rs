@@ -181,8 +181,10 @@ fn web_login(cfg: &Config, username: &str) -> Result<Option<String>, String> {
     if !oidc::announces_webauth(openvpn::env_str("IV_SSO").as_deref()) {
         return Ok(None);
     }
-    let store = Store::open_hook(cfg).map_err(|e| format!("{e:#}"))?;
-    if auth::method_of(&store, cfg, username).map_err(|e| format!("{e:#}"))? != AuthMethod::Oidc {
+    // Read-only: the worker opens the database properly (and reports an
+    // old schema); a look that fails here just means no link.
+    let is_sso = Store::open_read(cfg).and_then(|s| auth::method_of(&s, cfg, username));
+    if !matches!(is_sso, Ok(AuthMethod::Oidc)) {
         return Ok(None);
     }
     let Some(path) = std::env::var_os("auth_pending_file") else {
