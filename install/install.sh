@@ -15,6 +15,9 @@ Builds tollgate from this source tree and installs it:
   database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
   sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
                    else /etc/cron.d/tollgate-sweep
+  SSO pages        with --web-listen: /etc/systemd/system/tollgate-web.{socket,service},
+                   the socket enabled; systemd starts `tollgate web` (as the OpenVPN
+                   user) on the first connection and it exits after 5 idle minutes
 Installs OpenVPN when missing. Running it again changes nothing and keeps
 all data; it says "nothing changed" when that is so.
 
@@ -47,6 +50,11 @@ Options:
                      interface of the default route)
   --no-firewall      with --setup-server: leave forwarding and NAT alone
   --no-start         with --setup-server: write everything, start and enable nothing
+  --web-listen ADDR  serve single sign-on logins ([oidc]) on ADDR (e.g. 0.0.0.0:443, or
+                     127.0.0.1:8080 behind a TLS reverse proxy) by socket activation
+  --web-tls-cert F   with --web-listen: TLS certificate chain (PEM) that tollgate web serves
+  --web-tls-key F    with --web-listen: its private key (PEM; stays root's: systemd passes
+                     both to the service as credentials)
   --uninstall        stop and disable what install set up, remove binaries and units;
                      keep config, database, server configs and PKI
   --purge            with --uninstall: also remove /etc/tollgate, /var/lib/tollgate and
@@ -70,6 +78,9 @@ DNS=
 NAT_IFACE=
 FIREWALL=1
 START=1
+WEB_LISTEN=
+WEB_CERT=
+WEB_KEY=
 arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -85,6 +96,9 @@ while [ $# -gt 0 ]; do
         --dns) arg "$@"; DNS=$2; shift 2 ;;
         --nat-iface) arg "$@"; NAT_IFACE=$2; shift 2 ;;
         --no-firewall) FIREWALL=0; shift ;;
+        --web-listen) arg "$@"; WEB_LISTEN=$2; shift 2 ;;
+        --web-tls-cert) arg "$@"; WEB_CERT=$2; shift 2 ;;
+        --web-tls-key) arg "$@"; WEB_KEY=$2; shift 2 ;;
         --no-start) START=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
@@ -160,6 +174,11 @@ if [ "$UNINSTALL" = 1 ]; then
             fi
         )
     done
+    if [ -f "$UNITS/tollgate-web.socket" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        systemctl disable --now tollgate-web.socket >/dev/null 2>&1 || true
+        systemctl stop tollgate-web.service >/dev/null 2>&1 || true
+    fi
+    rm -f "$UNITS/tollgate-web.socket" "$UNITS/tollgate-web.service"
     if [ -f "$UNITS/tollgate-sweep.timer" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         systemctl disable --now tollgate-sweep.timer >/dev/null 2>&1 || true
     fi
@@ -284,6 +303,64 @@ if [ "$HAVE_SYSTEMD" = 1 ]; then
             say "could not enable tollgate-sweep.timer"; }
 else
     put "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep 644
+fi
+
+# The single sign-on pages: systemd listens, and starts tollgate web (as
+# the OpenVPN user, who owns the database) only when a browser connects.
+if [ -n "$WEB_LISTEN" ]; then
+    [ "$HAVE_SYSTEMD" = 1 ] || die "--web-listen needs systemd (elsewhere run tollgate web --listen ADDR yourself)"
+    tls=
+    if [ -n "$WEB_CERT$WEB_KEY" ]; then
+        [ -f "$WEB_CERT" ] && [ -f "$WEB_KEY" ] || die "--web-tls-cert and --web-tls-key name two existing files"
+        WEB_CERT=$(readlink -f "$WEB_CERT") WEB_KEY=$(readlink -f "$WEB_KEY")
+        tls=" --tls-cert %d/tls.crt --tls-key %d/tls.key"
+    fi
+    unit_dir=$(mktemp -d)
+    cat > "$unit_dir/tollgate-web.socket" <<EOF
+[Unit]
+Description=tollgate web: single sign-on login pages (socket)
+Documentation=file://$DOC/admin-guide.md
+
+[Socket]
+ListenStream=$WEB_LISTEN
+
+[Install]
+WantedBy=sockets.target
+EOF
+    cat > "$unit_dir/tollgate-web.service" <<EOF
+[Unit]
+Description=tollgate web: single sign-on login pages
+Documentation=file://$DOC/admin-guide.md
+Requires=tollgate-web.socket
+After=network.target
+
+[Service]
+ExecStart=/usr/local/bin/tollgate --config $ETC/tollgate.toml web --idle-exit 300$tls
+User=$OVPN_USER
+Group=$OVPN_GROUP
+$([ -n "$tls" ] && printf 'LoadCredential=tls.crt:%s\nLoadCredential=tls.key:%s\n' "$WEB_CERT" "$WEB_KEY")
+ProtectSystem=strict
+ReadWritePaths=$VAR
+ProtectHome=true
+PrivateTmp=true
+PrivateDevices=true
+NoNewPrivileges=true
+EOF
+    before=$CHANGED; CHANGED=0
+    for u in tollgate-web.socket tollgate-web.service; do put "$unit_dir/$u" "$UNITS/$u" 644; done
+    rm -rf "$unit_dir"
+    if [ "$CHANGED" = 1 ]; then
+        systemctl daemon-reload
+        # A new address or certificate: the next connection starts afresh.
+        systemctl stop tollgate-web.service >/dev/null 2>&1 || true
+        systemctl restart tollgate-web.socket >/dev/null 2>&1 || true
+    fi
+    [ "$before" = 1 ] && CHANGED=1
+    systemctl is-enabled --quiet tollgate-web.socket 2>/dev/null ||
+        { systemctl enable --now tollgate-web.socket >/dev/null 2>&1 && changed "enabled tollgate-web.socket on $WEB_LISTEN" ||
+            die "could not enable tollgate-web.socket (systemctl status tollgate-web.socket)"; }
+    grep -q '^\[oidc\]' "$ETC/tollgate.toml" ||
+        say "note: tollgate web serves [oidc] logins: add an [oidc] section to $ETC/tollgate.toml (see the admin guide)"
 fi
 
 if [ "$SETUP" = 1 ]; then

@@ -267,6 +267,23 @@ t_test_auth() {
 }
 check "tollgate test-auth explains an SSO user's path" t_test_auth
 
+# No resident process: with --idle-exit, tollgate web ends once unused.
+t_idle_exit() {
+    local pid i out
+    ip netns exec "$NS_SRV" setpriv --reuid nobody --regid nogroup --clear-groups \
+        "$W/bin/tollgate" --config "$W/tollgate.toml" web --listen 127.0.0.1:9482 --idle-exit 2 >> "$W/web-idle.log" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 30; i++)); do
+        out=$(ip netns exec "$NS_SRV" curl -fsS http://127.0.0.1:9482/health 2>/dev/null) && break
+        sleep 0.1
+    done
+    [ "$out" = ok ] || { log "no answer: $(cat "$W/web-idle.log")"; kill "$pid"; return 1; }
+    for ((i = 0; i < 50; i++)); do gone "$pid" && break; sleep 0.1; done
+    gone "$pid" || { log "still running 5 s later"; kill "$pid"; return 1; }
+    wait "$pid" && grep -q "idle for 2s, exiting" "$W/web-idle.log"
+}
+check "tollgate web --idle-exit serves, then exits once nobody has used it for that long" t_idle_exit
+
 # An expired link: nobody signs in within the login's timeout.
 stop_web
 LOGIN_TIMEOUT=10s use_oidc

@@ -97,6 +97,35 @@ t_again() {
 }
 check "a second run changes nothing" t_again
 
+# The single sign-on pages by socket activation, with TLS from files that
+# stay root's: nothing runs until a browser connects, then tollgate web
+# runs as the OpenVPN user and reaches the database.
+t_web() {
+    local out pid
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$ROOTFS/root/web.key" -out "$ROOTFS/root/web.crt" 2>/dev/null || return 1
+    chmod 600 "$ROOTFS/root/web.key"
+    cat >> "$ROOTFS/etc/tollgate/tollgate.toml" <<CONF
+[oidc]
+issuer = "https://idp.invalid"
+client_id = "openvpn"
+client_secret_file = "/etc/tollgate/oidc.secret"
+redirect_url = "https://127.0.0.1:8443/oidc/callback"
+CONF
+    inside bash "$ROOT/install/install.sh" --web-listen 127.0.0.1:8443 --web-tls-cert /root/web.crt \
+        --web-tls-key /root/web.key > "$W/install-web.log" 2>&1 || { tail -n 15 "$W/install-web.log"; return 1; }
+    inside systemctl is-active --quiet tollgate-web.socket || { log "socket not active"; return 1; }
+    ! inside systemctl is-active --quiet tollgate-web.service || { log "the service runs before any request"; return 1; }
+    out=$(ip netns exec "$NS_SRV" curl -sS --cacert "$ROOTFS/root/web.crt" https://127.0.0.1:8443/health) &&
+        [ "$out" = ok ] || { log "health: $out"; inside journalctl -u tollgate-web.service --no-pager | tail -n 5; return 1; }
+    out=$(ip netns exec "$NS_SRV" curl -sS -o /dev/null -w '%{http_code}' --cacert "$ROOTFS/root/web.crt" \
+        "https://127.0.0.1:8443/oidc/login?l=aaaaaaaaaaaaaaaaaaaaaaaaaa")
+    [ "$out" = 410 ] || { log "an unknown link answered $out"; inside journalctl -u tollgate-web.service --no-pager | tail -n 5; return 1; }
+    pid=$(inside systemctl show -p MainPID --value tollgate-web.service)
+    [ "$(inside ps -o user= -p "$pid")" = nobody ] || { log "tollgate web (pid $pid) is not nobody's"; return 1; }
+}
+check "install.sh --web-listen: tollgate web by socket activation, TLS from root's files, run as nobody on the first request" t_web
+
 echo "$PW" | inside tollgate user add alice --password-stdin --server nl-1 >/dev/null
 inside gen-ovpn alice nl-1 > "$W/alice.ovpn" 2>/dev/null
 printf 'alice\n%s\n' "$PW" > "$W/creds-alice"
@@ -147,6 +176,7 @@ t_uninstall() {
         ! ip netns exec "$NS_SRV" iptables -w -t nat -S | grep -q tollgate || { log "rules left"; return 1; }
     local f
     for f in /etc/tollgate /var/lib/tollgate /etc/openvpn/server/tollgate.conf /etc/systemd/system/tollgate-sweep.timer \
+        /etc/systemd/system/tollgate-web.socket /etc/systemd/system/tollgate-web.service \
         "/etc/systemd/system/tollgate-nat@.service" "/etc/systemd/system/openvpn-server@tollgate.service.d"; do
         [ ! -e "$ROOTFS$f" ] || { log "$f left"; return 1; }
     done
