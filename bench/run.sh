@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tollgate's benchmarks, side by side in one run. As root on Debian 12:
 #   bash bench/run.sh          (about 10 minutes)
-#   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP, not in the default run)
+#   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP and RADIUS, 7: SSO; not in the default run)
 # Results go to stdout; docs/benchmarks.md records a run and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,4 +96,26 @@ tg6 user add rudy --auth radius --server nl-1
 "$B/tollgate-bench" decide "$B" "$W/ldap.toml" lou 'local pass 123' 200
 "$B/tollgate-bench" decide "$B" "$W/ldap.toml" dana 'dana pass 123' 200
 "$B/tollgate-bench" decide "$B" "$W/ldap.toml" rudy 'rudy pass 123' 200
+fi
+
+if want 7; then
+echo "== 7: what OpenVPN waits for at a single sign-on login (the link handed out), beside a local deferred login"
+cat > "$W/sso.toml" <<CONF
+database = "$W/sso.db"
+server = "nl-1"
+[oidc]
+issuer = "https://idp.example.org"
+client_id = "openvpn"
+client_secret_file = "$W/oidc.secret"
+redirect_url = "https://vpn.example.org/oidc/callback"
+CONF
+tg7() { "$B/tollgate" --config "$W/sso.toml" "$@" >/dev/null; }
+tg7 init
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/ca7.key" -out "$W/ca7.crt" \
+    -days 1 -subj /CN=bench 2>/dev/null
+openvpn --genkey tls-crypt "$W/tc7.key"
+tg7 server add nl-1 --host 192.0.2.1 --ca "$W/ca7.crt" --tls-crypt "$W/tc7.key"
+echo 'local pass 123' | tg7 user add lou --password-stdin --server nl-1
+tg7 user add sam --auth oidc --server nl-1
+"$B/tollgate-bench" sso "$B" "$W/sso.toml" lou 'local pass 123' sam 200
 fi

@@ -35,7 +35,8 @@ fn main() -> Result<()> {
         Some("auth") => auth_only(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("python") => python(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?, Path::new(&arg(4)?)),
         Some("decide") => decide(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, arg(5)?.parse()?),
-        _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python|decide … (see bench/run.sh)"),
+        Some("sso") => sso(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, &arg(5)?, arg(6)?.parse()?),
+        _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python|decide|sso … (see bench/run.sh)"),
     }
 }
 
@@ -320,6 +321,61 @@ fn decide(bin: &Path, config: &Path, user: &str, pw: &str, runs: usize) -> Resul
     }
     print(&format!("{user}: OpenVPN waits"), &stats(wait, rss));
     print(&format!("{user}: decision"), &stats(decided, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// What OpenVPN waits for at a single sign-on login (auth-verify writes the
+/// login link and defers) beside a local user's deferred login, alternated
+/// attempt by attempt. Each SSO login is then answered (refused) through
+/// the database as tollgate web would, so that its worker ends at once.
+fn sso(bin: &Path, config: &Path, local: &str, pw: &str, sso_user: &str, runs: usize) -> Result<()> {
+    let cfg = Config::from_file(config)?;
+    let dir = std::env::temp_dir().join(format!("tg-bench-s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let reason = dir.join("reason");
+    let (local_creds, sso_creds) = (creds_file(&dir, local, pw)?, creds_file(&dir, sso_user, "-")?);
+    let (mut wait_local, mut wait_sso, mut rss) = (vec![], vec![], 0);
+    for i in 0..runs {
+        let ctl = dir.join(format!("control-l{i}"));
+        std::fs::write(&ctl, b"")?;
+        let (d, r, code) = timed(&mut auth_cmd(bin, config, &local_creds, Some(&ctl), &reason))?;
+        if code != 2 {
+            bail!("deferred auth of {local} returned {code}");
+        }
+        await_answer(&ctl);
+        wait_local.push(d);
+        rss = rss.max(r);
+        let (ctl, pending) = (dir.join(format!("control-s{i}")), dir.join(format!("pending-{i}")));
+        std::fs::write(&ctl, b"")?;
+        std::fs::write(&pending, b"")?;
+        let mut cmd = auth_cmd(bin, config, &sso_creds, Some(&ctl), &reason);
+        cmd.env("IV_SSO", "openurl,webauth,crtext").env("auth_pending_file", &pending);
+        let (d, r, code) = timed(&mut cmd)?;
+        if code != 2 {
+            bail!("SSO login of {sso_user} returned {code}");
+        }
+        wait_sso.push(d);
+        rss = rss.max(r);
+        let text = std::fs::read_to_string(&pending)?;
+        let Some(secret) = text.lines().nth(2).and_then(|l| l.rsplit_once("l=")).map(|(_, s)| s.to_string()) else {
+            bail!("no login link in auth_pending_file: {text:?}");
+        };
+        let store = Store::open_hook(&cfg)?;
+        let no = tollgate_core::directory::Answer::Reject { reason: "bench".into() };
+        let t = Instant::now();
+        while !tollgate_core::oidc::finish_link(&store, &secret, &no)? {
+            if t.elapsed() > Duration::from_secs(5) {
+                bail!("the SSO login was never recorded");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        await_answer(&ctl);
+    }
+    let (l, s) = (stats(wait_local, rss), stats(wait_sso, rss));
+    print(&format!("{local}: OpenVPN waits (deferred)"), &l);
+    print(&format!("{sso_user}: OpenVPN waits (SSO link)"), &s);
+    println!("SSO / local deferred, p50: {:.2}", s.p50 / l.p50);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
