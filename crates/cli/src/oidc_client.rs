@@ -60,19 +60,12 @@ fn json_of(r: std::result::Result<ureq::Response, ureq::Error>, what: &str) -> R
         Err(e) => bail!("{what}: {e}"),
     };
     let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader().take_limit(MAX_BODY), &mut body)
+    std::io::Read::read_to_end(&mut std::io::Read::take(resp.into_reader(), MAX_BODY), &mut body)
         .with_context(|| format!("{what}: reading the answer"))?;
     serde_json::from_slice(&body).map_err(|_| {
         anyhow!("{what}: not JSON: {}", tollgate_core::names::one_line(&String::from_utf8_lossy(&body), 80))
     })
 }
-
-trait TakeLimit: std::io::Read + Sized {
-    fn take_limit(self, n: u64) -> std::io::Take<Self> {
-        self.take(n)
-    }
-}
-impl<R: std::io::Read> TakeLimit for R {}
 
 impl Provider {
     /// Read the provider's discovery document; its issuer must be ours.

@@ -307,21 +307,29 @@ pub fn by_state(store: &Store, state: &str, now: i64) -> Result<Option<Started>>
 /// Store the provider's answer for the login of `state`, once: false if it
 /// was answered already or is gone.
 pub fn finish(store: &Store, state: &str, answer: &Answer) -> Result<bool> {
-    let n = store.conn.execute(
+    store_answer(
+        store,
         "UPDATE web_logins SET answer = ?2, verifier = NULL WHERE state_hash = ?1 AND answer IS NULL",
-        params![hash(state), serde_json::to_string(answer)?],
-    )?;
-    Ok(n == 1)
+        state,
+        answer,
+    )
 }
 
 /// Store an answer for a login by its link (the login page could not reach
 /// the provider): the waiting login ends at once instead of timing out.
 pub fn finish_link(store: &Store, secret: &str, answer: &Answer) -> Result<bool> {
-    let n = store.conn.execute(
+    store_answer(
+        store,
         "UPDATE web_logins SET answer = ?2, verifier = NULL WHERE link_hash = ?1 AND answer IS NULL",
-        params![hash(secret), serde_json::to_string(answer)?],
-    )?;
-    Ok(n == 1)
+        secret,
+        answer,
+    )
+}
+
+/// Run one of the answering UPDATEs (keyed by the hash of `secret`): true
+/// if it answered the login, false if it was answered already or is gone.
+fn store_answer(store: &Store, sql: &str, secret: &str, answer: &Answer) -> Result<bool> {
+    Ok(store.conn.execute(sql, params![hash(secret), serde_json::to_string(answer)?])? == 1)
 }
 
 /// How often the waiting login looks for its answer.
