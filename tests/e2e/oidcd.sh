@@ -50,6 +50,8 @@
 # token endpoint answer 200 with a body that is not JSON (Content-Type
 # application/json all the same). The log is DIR/oidc.log.
 
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
+
 OIDC_PROVIDER_VERSION=8.8.1
 OIDCD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/oidc/provider.mjs
 
@@ -156,15 +158,8 @@ oidcd_start() {
 }
 
 oidcd_stop() {
-    local i
     [ -n "${OIDCD_PID:-}" ] || return 0
-    kill "$OIDCD_PID" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$OIDCD_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$OIDCD_PID" 2>/dev/null && kill -9 "$OIDCD_PID"
-    wait "$OIDCD_PID" 2>/dev/null
+    daemon_stop "$OIDCD_PID"
     rm -f "${OIDCD_PIDFILE:-}"
     OIDCD_PID=
 }

@@ -43,6 +43,8 @@
 # RADIUSD_NETNS, if set, runs the server and the probe in that network
 # namespace (ip netns exec). The log is DIR/radius.log.
 
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
+
 RADIUS_CHALLENGE_MESSAGE="Enter the code sent to your phone"
 
 radiusd_prepare() {
@@ -269,15 +271,8 @@ radiusd_start() {
 }
 
 radiusd_stop() {
-    local i
     [ -n "${RADIUSD_PID:-}" ] || return 0
-    kill "$RADIUSD_PID" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$RADIUSD_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$RADIUSD_PID" 2>/dev/null && kill -9 "$RADIUSD_PID"
-    wait "$RADIUSD_PID" 2>/dev/null
+    daemon_stop "$RADIUSD_PID"
     rm -f "${RADIUSD_PIDFILE:-}"
     RADIUSD_PID=
 }

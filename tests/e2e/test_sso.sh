@@ -225,25 +225,20 @@ tg user enable alice >/dev/null
 stop_server
 start_server "auth-gen-token 0 external-auth"
 
-t_not_in_group() {
+# signs_in_refused NAME VPN_USER SIGN_IN_USER PASS PAGE CLIENT_REASON: the
+# client gets a link, the browser signs in as SIGN_IN_USER and is shown
+# PAGE, and the client is refused with CLIENT_REASON.
+signs_in_refused() {
     local url
-    url=$(sso_start g1 bob) && [ -n "$url" ] || { log "no link"; return 1; }
-    browse "$url" bob 'bob pw 2' g1
-    grep -q "not in a group allowed" "$W/browser-g1.out" || { cat "$W/browser-g1.out"; return 1; }
-    refused g1 "not in the group allowed"
+    url=$(sso_start "$1" "$2") && [ -n "$url" ] || { log "no link"; return 1; }
+    browse "$url" "$3" "$4" "$1"
+    grep -q "$5" "$W/browser-$1.out" || { cat "$W/browser-$1.out"; return 1; }
+    refused "$1" "$6"
 }
-check "a user outside the required group is refused, with a reason the client shows" t_not_in_group
-disconnect g1
-
-t_wrong_user() {
-    local url
-    url=$(sso_start w1 dave) && [ -n "$url" ] || { log "no link"; return 1; }
-    browse "$url" erin 'erin pw 4' w1
-    grep -q "signed in as erin, not as dave" "$W/browser-w1.out" || { cat "$W/browser-w1.out"; return 1; }
-    refused w1 "invalid username or password"
-}
-check "signing in as someone else than the VPN username is refused" t_wrong_user
-disconnect w1
+check "a user outside the required group is refused, with a reason the client shows" \
+    signs_in_refused g1 bob bob 'bob pw 2' "not in a group allowed" "not in the group allowed"
+check "signing in as someone else than the VPN username is refused" \
+    signs_in_refused w1 dave erin 'erin pw 4' "signed in as erin, not as dave" "invalid username or password"
 
 t_no_webauth() {
     login_refused n1 dave x "signs in with a web browser"
@@ -305,12 +300,8 @@ start_web || exit 1
 oidcd_stop
 OIDC_GARBAGE=1 oidcd_start "$W/oidc" || { echo "the provider did not restart"; exit 1; }
 t_garbage() {
-    local url t0
-    url=$(sso_start y1 erin) && [ -n "$url" ] || { log "no link"; return 1; }
-    t0=$SECONDS
-    browse "$url" erin 'erin pw 4' y1
-    grep -q "could not be checked" "$W/browser-y1.out" || { cat "$W/browser-y1.out"; return 1; }
-    refused y1 "authentication service unavailable" || return 1
+    local t0=$SECONDS
+    signs_in_refused y1 erin erin 'erin pw 4' "could not be checked" "authentication service unavailable" || return 1
     [ $((SECONDS - t0)) -lt 15 ] || { log "took $((SECONDS - t0)) s"; return 1; }
     grep -q "token endpoint: not JSON" "$W/srv.log" || { log "no cause in the server log"; return 1; }
 }
