@@ -254,15 +254,12 @@ fn login_page(cfg: &Config, q: &[(String, String)]) -> Page {
     let Some(link) = get(q, "l").filter(|l| oidc::is_secret(l)) else {
         return page(410, "Login link not valid", STALE);
     };
-    let until = Instant::now() + LINK_GRACE;
-    let found = loop {
-        let p = Store::open_hook(cfg).and_then(|s| oidc::pending(&s, link, units::now()));
-        match p {
-            Err(e) => return unavailable(&format!("{e:#}")),
-            Ok(Some(p)) => break p,
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
-            Ok(None) => return page(410, "Login link not valid", STALE),
-        }
+    let found = match Store::open_hook(cfg) {
+        Err(e) => return unavailable(&format!("{e:#}")),
+        Ok(store) => match await_pending(&store, link) {
+            Ok(p) => p,
+            Err(page) => return page,
+        },
     };
     if found.started {
         return page(410, "Login link already used", STALE);
@@ -288,6 +285,21 @@ fn login_page(cfg: &Config, q: &[(String, String)]) -> Page {
     page(200, "VPN sign-in", &body)
 }
 
+/// The pending login of a link, waiting up to LINK_GRACE for one the hook
+/// has just handed out (its worker records it a moment later); else the
+/// page to answer with.
+fn await_pending(store: &Store, link: &str) -> Result<oidc::Pending, Page> {
+    let until = Instant::now() + LINK_GRACE;
+    loop {
+        match oidc::pending(store, link, units::now()) {
+            Err(e) => return Err(unavailable(&format!("{e:#}"))),
+            Ok(Some(p)) => return Ok(p),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) => return Err(page(410, "Login link not valid", STALE)),
+        }
+    }
+}
+
 fn unavailable(detail: &str) -> Page {
     eprintln!("tollgate web: {}", tollgate_core::names::one_line(detail, 300));
     page(502, "Sign-in unavailable", "<p>The VPN's sign-in service has a problem. Try again later.</p>")
@@ -304,10 +316,10 @@ fn go_to_provider(cfg: &Config, q: &[(String, String)], tls: bool) -> Page {
         Ok(s) => s,
         Err(e) => return unavailable(&format!("{e:#}")),
     };
-    match oidc::pending(&store, link, units::now()) {
-        Ok(Some(p)) if !p.started => {}
+    match await_pending(&store, link) {
+        Ok(p) if !p.started => {}
         Ok(_) => return page(410, "Login link not valid", STALE),
-        Err(e) => return unavailable(&format!("{e:#}")),
+        Err(page) => return page,
     }
     // The provider first: if it cannot be reached, the waiting login is
     // refused now rather than at its timeout.
