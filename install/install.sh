@@ -229,16 +229,20 @@ if [ "$SETUP" = 1 ]; then
 fi
 if [ ${#need[@]} -gt 0 ]; then
     changed "installing ${need[*]}"
-    apt-get update -qq
+    apt-get update -qq && APT_UPDATED=1
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (1.80+, e.g. with rustup)"
+# A Rust toolchain: the one on the PATH when new enough, else the
+# distribution's (Debian 12: cargo-web and rustc-web).
+# shellcheck source=packages.sh
+. "$SRC/install/packages.sh"
+ensure_cargo install.sh
 getent passwd "$OVPN_USER" >/dev/null || die "no user $OVPN_USER"
 getent group "$OVPN_GROUP" >/dev/null || die "no group $OVPN_GROUP"
 
 say "building (release)"
 (cd "$SRC" && cargo build --release --locked --quiet)
-OUT=$SRC/target/x86_64-unknown-linux-gnu/release
+OUT=${CARGO_TARGET_DIR:-$SRC/target}/x86_64-unknown-linux-gnu/release
 
 install -d -m 755 "$LIBEXEC"
 for b in $HOOKS; do put "$OUT/$b" "$LIBEXEC/$b" 755; done

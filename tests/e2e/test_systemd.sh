@@ -10,11 +10,12 @@
 for c in debootstrap systemd-nspawn nsenter; do
     command -v "$c" >/dev/null || { fail "$c is installed (tests/run.sh installs it)"; summary; exit 1; }
 done
-# The container uses this machine's rustup toolchain, bind-mounted.
-CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
-RUSTUP_DIR=${RUSTUP_HOME:-$HOME/.rustup}
-[ -x "$CARGO_DIR/bin/cargo" ] && [ -d "$RUSTUP_DIR" ] ||
-    { fail "a rustup toolchain in $CARGO_DIR and $RUSTUP_DIR (set CARGO_HOME/RUSTUP_HOME)"; summary; exit 1; }
+# The container has no Rust toolchain: install.sh takes Debian's (cargo-web,
+# rustc-web) from a local archive made from the Debian mirror before boot,
+# and builds offline from this machine's crate cache, in a target directory
+# of its own.
+REGISTRY=${CARGO_HOME:-$HOME/.cargo}/registry
+[ -d "$REGISTRY" ] || { fail "a cargo registry cache in $REGISTRY (set CARGO_HOME)"; summary; exit 1; }
 ROOTFS=$W/rootfs
 NSPAWN_PID=
 INIT=
@@ -26,7 +27,7 @@ boot() {
     # the namespace path puts the container in the server namespace.
     systemd-nspawn -b -D "$ROOTFS" --machine "tg$RUN_ID" --register=no --keep-unit \
         --capability=CAP_NET_ADMIN,CAP_NET_RAW --private-network --network-namespace-path="/run/netns/$NS_SRV" \
-        --bind=/dev/net/tun --bind="$ROOT" --bind="$CARGO_DIR" --bind="$RUSTUP_DIR" \
+        --bind=/dev/net/tun --bind="$ROOT" --bind="$REGISTRY:/root/.cargo/registry" \
         < /dev/null > "$W/nspawn.log" 2>&1 &
     NSPAWN_PID=$!
     local i st
@@ -44,8 +45,8 @@ boot() {
 
 # inside CMD...: run a command in the container (its namespaces, a clean env).
 inside() {
-    nsenter -t "$INIT" -m -u -i -n -p -C -- env -i HOME=/root CARGO_HOME="$CARGO_DIR" RUSTUP_HOME="$RUSTUP_DIR" \
-        PATH="$CARGO_DIR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$@"
+    nsenter -t "$INIT" -m -u -i -n -p -C -- env -i HOME=/root CARGO_NET_OFFLINE=true CARGO_TARGET_DIR=/root/target \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 
 poweroff() {
@@ -73,8 +74,22 @@ t_debootstrap() {
         bookworm "$ROOTFS" http://deb.debian.org/debian > "$W/debootstrap.log" 2>&1 ||
         { tail -n 5 "$W/debootstrap.log"; return 1; }
     echo "tg$RUN_ID" > "$ROOTFS/etc/hostname"
+    # What install.sh will ask apt for, from the sources a Debian 12 install
+    # has, fetched now (the booted container has no way out) into a local
+    # archive that is then its only source.
+    printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+        > "$ROOTFS/etc/apt/sources.list"
+    { chroot "$ROOTFS" apt-get update -qq &&
+        chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only cargo-web rustc-web
+    } > "$W/apt.log" 2>&1 || { tail -n 5 "$W/apt.log"; return 1; }
+    mkdir -p "$ROOTFS/srv/debs"
+    mv "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS/srv/debs/"
+    (cd "$ROOTFS/srv/debs" && dpkg-scanpackages -m . > Packages 2>/dev/null) || return 1
+    echo 'deb [trusted=yes] file:/srv/debs ./' > "$ROOTFS/etc/apt/sources.list"
+    rm -rf "$ROOTFS"/var/lib/apt/lists/*
+    if chroot "$ROOTFS" sh -c 'command -v cargo || command -v rustc'; then log "a Rust toolchain is already there"; return 1; fi
 }
-check "a minimal Debian 12 with systemd (debootstrap)" t_debootstrap
+check "a minimal Debian 12 with systemd and no Rust toolchain (debootstrap)" t_debootstrap
 [ "$FAILED" = 0 ] || { summary; exit 1; }
 check "it boots with systemd-nspawn in the server namespace" boot
 [ "$FAILED" = 0 ] || { summary; exit 1; }
@@ -82,6 +97,9 @@ check "it boots with systemd-nspawn in the server namespace" boot
 setup_server() { inside bash "$ROOT/install/install.sh" --setup-server --host "$SRV_IP" --server nl-1; }
 t_install() {
     setup_server > "$W/install1.log" 2>&1 || { tail -n 15 "$W/install1.log"; return 1; }
+    grep -q "Rust toolchain from the distribution: cargo-web" "$W/install1.log" &&
+        inside dpkg-query -W -f '${Status}' cargo-web rustc-web | grep -qx "install ok installed\(install ok installed\)\?" ||
+        { log "install.sh did not install Debian's cargo-web and rustc-web"; sed 's/^/    | /' "$W/install1.log"; return 1; }
     local u
     for u in openvpn-server@tollgate.service tollgate-nat@tollgate.service tollgate-sweep.timer; do
         inside systemctl is-enabled --quiet "$u" && inside systemctl is-active --quiet "$u" ||
@@ -90,7 +108,7 @@ t_install() {
     inside systemctl show -p LimitNPROC --value openvpn-server@tollgate.service | grep -qx 512 ||
         { log "the LimitNPROC drop-in is not in effect"; return 1; }
 }
-check "install.sh --setup-server enables and starts openvpn-server@tollgate, tollgate-nat@tollgate, the sweep timer" t_install
+check "install.sh --setup-server installs Debian's Rust toolchain, then enables and starts openvpn-server@tollgate, tollgate-nat@tollgate, the sweep timer" t_install
 t_again() {
     setup_server > "$W/install2.log" 2>&1 && grep -q "nothing changed" "$W/install2.log" ||
         { sed 's/^/    | /' "$W/install2.log"; return 1; }
