@@ -115,7 +115,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyou
     -days 1 -subj /CN=bench 2>/dev/null
 openvpn --genkey tls-crypt "$W/tc7.key"
 tg7 server add nl-1 --host 192.0.2.1 --ca "$W/ca7.crt" --tls-crypt "$W/tc7.key"
-echo 'local pass 123' | tg7 user add lou --password-stdin --server nl-1
+echo 'local pass 123' | tg7 user add lou --password-stdin --auth local --server nl-1
 tg7 user add sam --auth oidc --server nl-1
+echo "-- SSO the default method ([auth] method = \"oidc\"): the link without a look-up"
+{ cat "$W/sso.toml"; printf '[auth]\nmethod = "oidc"\n'; } > "$W/sso-default.toml"
+"$B/tollgate-bench" sso "$B" "$W/sso-default.toml" lou 'local pass 123' sam 200
+echo "-- a password default, sam set to oidc: the account's method looked up"
 "$B/tollgate-bench" sso "$B" "$W/sso.toml" lou 'local pass 123' sam 200
 fi

@@ -24,7 +24,7 @@ use_oidc() {
     cp "$W/base.toml" "$W/tollgate.toml"
     cat >> "$W/tollgate.toml" <<CONF
 [auth]
-method = "oidc"
+method = "${AUTH_DEFAULT:-oidc}"
 provision_plan = "ssoplan"
 [oidc]
 issuer = "http://127.0.0.1:$OIDC_PORT"
@@ -84,11 +84,16 @@ browse() {
 # (setenv IV_SSO webauth), with a management interface; prints the
 # WEB_AUTH link it is sent (empty if none comes within 20 s).
 sso_start() {
-    local name=$1
     client_conf "$2" "sso-ignored" "setenv IV_SSO webauth
-${3:-}" > "$W/client-$name.conf"
+${3:-}" > "$W/client-$1.conf"
+    sso_launch "$1" "$W/client-$1.conf"
+}
+
+# sso_launch NAME CONFIG [OPTION...]: sso_start's client, from CONFIG.
+sso_launch() {
+    local name=$1
     : > "$W/cli-$name.log"
-    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$W/client-$name.conf" \
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$2" "${@:3}" \
         --management 127.0.0.1 7506 --management-hold \
         --writepid "$W/cli-$name.pid" --daemon --log "$W/cli-$name.log"
     ip netns exec "$NS_CLI" python3 - <<'PY'
@@ -169,6 +174,45 @@ t_sign_in() {
 }
 check "the client gets a WEB_AUTH link (its page names server, account, address, client); signed in, the tunnel comes up, passes traffic, gets group eng's route" t_sign_in
 check "the SSO user was provisioned with method oidc on the configured plan" provisioned_as alice oidc ssoplan
+
+# gen-ovpn writes what an SSO user's client needs; the profile as written
+# (only the username and password file from the command line) signs in.
+t_profile() {
+    local url
+    "$W/bin/gen-ovpn" --config "$W/tollgate.toml" alice nl-1 --out "$W/alice.ovpn" 2>/dev/null || return 1
+    grep -qx "setenv IV_SSO webauth" "$W/alice.ovpn" || { log "no IV_SSO in the profile"; return 1; }
+    url=$(sso_launch g1 "$W/alice.ovpn" --auth-user-pass "$W/creds-alice") && [ -n "$url" ] ||
+        { log "no link"; tail -n 5 "$W/cli-g1.log"; return 1; }
+    browse "$url" alice 'alice pw 1' g1 || { cat "$W/browser-g1.out"; return 1; }
+    connected g1 || { tail -n 5 "$W/cli-g1.log"; return 1; }
+}
+check "gen-ovpn's profile for an SSO user announces web auth and signs in as written" t_profile
+
+# Where SSO is the default every web-auth client is sent a link at once,
+# with no look-up; an account set to a password method is then answered on
+# its password. Under a password default only an account set to oidc gets
+# a link, found by a read-only look-up.
+t_mixed() {
+    local url
+    echo 'lena pw 5' | tg user add lena --password-stdin --auth local --server nl-1 >/dev/null || return 1
+    client_conf lena 'lena pw 5' "setenv IV_SSO webauth" > "$W/client-m1.conf"
+    url=$(sso_launch m1 "$W/client-m1.conf") && [ -n "$url" ] || { log "no link under the SSO default"; return 1; }
+    connected m1 || { tail -n 5 "$W/cli-m1.log"; return 1; }
+    grep -q "ACCEPT user=lena .*(deferred, sign-in link)" "$W/srv.log" || { log "not decided with the link out"; return 1; }
+    disconnect m1
+    AUTH_DEFAULT=local use_oidc
+    tg user add erin --auth oidc --plan ssoplan --server nl-1 >/dev/null || return 1
+    connect m2 "$W/client-m1.conf"
+    connected m2 || { tail -n 5 "$W/cli-m2.log"; return 1; }
+    [ "$(grep -c "ACCEPT user=lena .*(deferred)$" "$W/srv.log")" = 1 ] || { log "lena was sent a link"; return 1; }
+    disconnect m2
+    url=$(sso_start m3 erin) && [ -n "$url" ] || { log "no link for an oidc account under a password default"; return 1; }
+    browse "$url" erin 'erin pw 4' m3 || { cat "$W/browser-m3.out"; return 1; }
+    connected m3 || { tail -n 5 "$W/cli-m3.log"; return 1; }
+}
+check "SSO default: a link at once, a password account answered on its password; password default: a link only for an oidc account" t_mixed
+use_oidc
+tg user del erin >/dev/null
 
 # The link and the state are single use: the callback URL the browser
 # followed, and the link, opened again.

@@ -32,6 +32,9 @@ pub struct UserProfile {
     pub dynamic_challenge: bool,
     /// Device binding on: the client must send its hardware address.
     pub push_peer_info: bool,
+    /// The user signs in through the OpenID provider (auth method `oidc`):
+    /// the client must announce web auth.
+    pub sso: bool,
     /// The user's own certificate and key, when the server requires them.
     pub cert: Option<(String, String)>,
 }
@@ -61,6 +64,12 @@ pub fn render(s: &ServerProfile, u: &UserProfile, generated: &str) -> String {
     }
     if let Some(c) = &s.data_ciphers {
         line(&format!("data-ciphers {c}"));
+    }
+    if u.sso {
+        line("# Single sign-on: after the username (any password: it is not checked) the");
+        line("# client is sent a sign-in link. OpenVPN Connect opens it; the OpenVPN 2.6");
+        line("# command line shows it on its management interface (>INFOMSG:WEB_AUTH::).");
+        line("setenv IV_SSO webauth");
     }
     if u.static_challenge {
         line(&format!("static-challenge \"{STATIC_CHALLENGE_TEXT}\" 1"));
@@ -143,10 +152,13 @@ pub fn load(
         [user],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    // The second factor of an SSO user is the provider's business.
+    let sso = crate::auth::method_of(store, cfg, user)? == crate::method::AuthMethod::Oidc;
     let mut up = UserProfile {
         name: user.to_string(),
-        static_challenge: mfa && mfa_mode != crate::config::MfaMode::Dynamic,
-        dynamic_challenge: mfa && mfa_mode == crate::config::MfaMode::Dynamic,
+        static_challenge: mfa && !sso && mfa_mode != crate::config::MfaMode::Dynamic,
+        dynamic_challenge: mfa && !sso && mfa_mode == crate::config::MfaMode::Dynamic,
+        sso,
         push_peer_info: binding.as_deref().and_then(crate::devices::Binding::parse).unwrap_or(cfg.devices.binding)
             != crate::devices::Binding::Off,
         cert: None,
@@ -195,7 +207,7 @@ mod tests {
         ] {
             assert!(p.contains(want), "missing {want:?} in\n{p}");
         }
-        for absent in ["static-challenge", "auth-retry", "push-peer-info", "<key>", "PRIVATE KEY", "<tls-auth>"] {
+        for absent in ["static-challenge", "auth-retry", "push-peer-info", "<key>", "PRIVATE KEY", "<tls-auth>", "IV_SSO"] {
             assert!(!p.contains(absent), "{absent:?} should not be in\n{p}");
         }
     }
@@ -231,5 +243,7 @@ mod tests {
         assert!(!p.contains("explicit-exit-notify"), "not valid for TCP");
         let d = render(&server(), &UserProfile { dynamic_challenge: true, ..Default::default() }, "now");
         assert!(d.contains("auth-retry interact\n"));
+        let o = render(&server(), &UserProfile { sso: true, ..Default::default() }, "now");
+        assert!(o.contains("\nsetenv IV_SSO webauth\n"), "{o}");
     }
 }

@@ -12,8 +12,9 @@ use tollgate_core::{openvpn, profile, units, Config, Store};
 /// user's own certificate and key only when the server requires client
 /// certificates. It never contains the CA's or the server's private key. It
 /// adapts to the user: `static-challenge` for a second factor (`auth-retry
-/// interact` when `[mfa] mode = "dynamic"`), and
-/// `push-peer-info` when device binding is on. Refuses (one line, exit 1) an
+/// interact` when `[mfa] mode = "dynamic"`), `push-peer-info` when device
+/// binding is on, and `setenv IV_SSO webauth` for a user who signs in
+/// through the OpenID provider (auth method `oidc`). Refuses (one line, exit 1) an
 /// unknown user or server, a disabled user, or a user without access.
 #[derive(Parser)]
 #[command(name = "gen-ovpn", version)]

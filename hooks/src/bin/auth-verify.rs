@@ -61,7 +61,8 @@ struct Ctx {
     user: String,
     ip: String,
     server: String,
-    /// " (deferred)" on log lines of decisions made in the worker.
+    /// " (deferred)" on log lines of decisions made in the worker,
+    /// " (deferred, sign-in link)" when the client was sent an SSO link.
     how: &'static str,
 }
 
@@ -150,7 +151,8 @@ fn run() -> i32 {
                 Err(e) => return inline(deny(&ctx, &Deny::Internal { detail: e })),
             };
             match deferred(&control, &ctx, &cfg, || {
-                let dctx = Ctx { how: " (deferred)", ..ctx.clone() };
+                let how = if link.is_some() { " (deferred, sign-in link)" } else { " (deferred)" };
+                let dctx = Ctx { how, ..ctx.clone() };
                 decide(&dctx, &cfg, &username, &password, session_state.as_deref(), link.as_deref())
             }) {
                 Ok(()) => {
@@ -181,10 +183,16 @@ fn web_login(cfg: &Config, username: &str) -> Result<Option<String>, String> {
     if !oidc::announces_webauth(openvpn::env_str("IV_SSO").as_deref()) {
         return Ok(None);
     }
-    // Read-only: the worker opens the database properly (and reports an
-    // old schema); a look that fails here just means no link.
-    let is_sso = Store::open_read(cfg).and_then(|s| auth::method_of(&s, cfg, username));
-    if !matches!(is_sso, Ok(AuthMethod::Oidc)) {
+    // Where SSO is the default method, every client that can open a link
+    // gets one with no look-up at all (OpenVPN waits no longer than for a
+    // deferred local login); the worker then goes by the account's own
+    // method, and an account set to a password method is answered on the
+    // password it sent, the link unused. Elsewhere the account says, read
+    // only: the worker opens the database properly (and reports an old
+    // schema); a look that fails here just means no link.
+    let is_sso = cfg.auth_method == AuthMethod::Oidc
+        || matches!(Store::open_read(cfg).and_then(|s| auth::method_of(&s, cfg, username)), Ok(AuthMethod::Oidc));
+    if !is_sso {
         return Ok(None);
     }
     let Some(path) = std::env::var_os("auth_pending_file") else {
