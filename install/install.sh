@@ -11,6 +11,8 @@ Builds tollgate from this source tree and installs it:
                    and tollgate-directory (the LDAP client the auth worker runs)
   admin tools      /usr/local/bin/tollgate, /usr/local/bin/gen-ovpn
   docs             /usr/local/share/doc/tollgate/{admin-guide,design}.md
+  man pages        /usr/local/share/man/man1/{tollgate,tollgate-*,gen-ovpn}.1
+  completions      bash and zsh (/usr/local/share), fish (/etc/fish/completions), for tollgate and gen-ovpn
   config           /etc/tollgate/tollgate.toml  (root:nogroup 0640, kept if present)
   database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
   sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
@@ -114,6 +116,10 @@ LIBEXEC=/usr/local/libexec/tollgate
 ETC=/etc/tollgate
 VAR=/var/lib/tollgate
 OVPN_DIR=/etc/openvpn/server
+MAN1=/usr/local/share/man/man1
+BASH_COMP=/usr/local/share/bash-completion/completions
+ZSH_COMP=/usr/local/share/zsh/site-functions
+FISH_COMP=/etc/fish/completions
 RUN_DIR=/run/openvpn-server
 DOC=/usr/local/share/doc/tollgate
 UNITS=/etc/systemd/system
@@ -186,6 +192,8 @@ if [ "$UNINSTALL" = 1 ]; then
     [ "$HAVE_SYSTEMD" = 1 ] && systemctl daemon-reload 2>/dev/null || true
     rm -f /etc/cron.d/tollgate-sweep
     rm -rf "$LIBEXEC" "$DOC"
+    rm -f "$MAN1"/tollgate.1 "$MAN1"/tollgate-*.1 "$MAN1"/gen-ovpn.1
+    for t in $TOOLS; do rm -f "$BASH_COMP/$t" "$ZSH_COMP/_$t" "$FISH_COMP/$t.fish"; done
     for t in $TOOLS; do rm -f "/usr/local/bin/$t"; done
     if [ "$PURGE" = 1 ]; then rm -rf "$ETC" "$VAR"; say "removed binaries, units, config and database"
     else say "removed binaries and units; kept $ETC and $VAR (--purge removes them)"; fi
@@ -250,6 +258,27 @@ for b in $TOOLS; do put "$OUT/$b" "/usr/local/bin/$b" 755; done
 put "$SRC/install/tollgate-nat.sh" "$LIBEXEC/nat" 755
 install -d -m 755 "$DOC"
 for d in admin-guide.md design.md; do put "$SRC/docs/$d" "$DOC/$d" 644; done
+# Man pages and completions, made by the tollgate just built from its own
+# command definitions (and gen-ovpn's).
+GEN=$(mktemp -d)
+"$OUT/tollgate" man "$GEN/man"
+for t in $TOOLS; do
+    "$OUT/tollgate" completions bash --for "$t" > "$GEN/$t.bash"
+    "$OUT/tollgate" completions zsh --for "$t" > "$GEN/_$t"
+    "$OUT/tollgate" completions fish --for "$t" > "$GEN/$t.fish"
+done
+install -d -m 755 "$MAN1" "$BASH_COMP" "$ZSH_COMP" "$FISH_COMP"
+n=0
+# put_count SRC DEST: put, counted instead of reported one by one.
+put_count() { cmp -s "$1" "$2" && [ "$(stat -c %a "$2")" = 644 ] || { install -m 644 "$1" "$2"; n=$((n + 1)); }; }
+for f in "$GEN"/man/*.1; do put_count "$f" "$MAN1/${f##*/}"; done
+[ "$n" = 0 ] || changed "installed $n man pages in $MAN1"
+for t in $TOOLS; do
+    put "$GEN/$t.bash" "$BASH_COMP/$t" 644
+    put "$GEN/_$t" "$ZSH_COMP/_$t" 644
+    put "$GEN/$t.fish" "$FISH_COMP/$t.fish" 644
+done
+rm -rf "$GEN"
 
 [ -d "$ETC" ] || changed "created $ETC"
 install -d -m 750 -o root -g "$OVPN_GROUP" "$ETC"

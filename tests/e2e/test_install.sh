@@ -92,6 +92,27 @@ t_layout() {
 }
 check "PKI keys 0600, config 0640, the hooks and management socket in server.conf and tollgate.toml" t_layout
 
+# Man pages and completions, installed where man, bash-completion, zsh and
+# fish look by default.
+t_docs() {
+    local out
+    # (Debian's /usr/local/man is a link to share/man.)
+    [ "$(readlink -f "$(man -w tollgate)")" = /usr/local/share/man/man1/tollgate.1 ] ||
+        { log "man -w tollgate: $(man -w tollgate 2>&1)"; return 1; }
+    out=$(MANWIDTH=100 man tollgate-user-add 2>&1) && grep -q -- "--password-stdin" <<<"$out" ||
+        { log "man tollgate-user-add: ${out:0:200}"; return 1; }
+    out=$(MANWIDTH=100 man gen-ovpn 2>&1) && grep -q "client profile" <<<"$out" || { log "man gen-ovpn"; return 1; }
+    out=$(bash -c '. /usr/local/share/bash-completion/completions/tollgate
+        COMP_WORDS=(tollgate user add --pa); COMP_CWORD=3; COMP_LINE="tollgate user add --pa"; COMP_POINT=${#COMP_LINE}
+        _tollgate tollgate --pa add; printf "%s\n" "${COMPREPLY[@]}"') && [ "$out" = --password-stdin ] ||
+        { log "bash completes 'tollgate user add --pa' to: $out"; return 1; }
+    zsh -n /usr/local/share/zsh/site-functions/_tollgate && grep -q "^#compdef tollgate" /usr/local/share/zsh/site-functions/_tollgate ||
+        { log "zsh completion"; return 1; }
+    fish --no-execute /etc/fish/completions/gen-ovpn.fish &&
+        fish -c 'complete -C "tollgate us"' | grep -q "^user" || { log "fish completion"; return 1; }
+}
+check "man tollgate, man tollgate-user-add and man gen-ovpn render; bash, zsh and fish complete tollgate" t_docs
+
 t_nat() {
     ip netns exec "$NS_SRV" iptables -w -t nat -S POSTROUTING | grep -q -- "-s 10.98.0.0/24 -o $VETH_P .*-j MASQUERADE" &&
         [ "$(ip netns exec "$NS_SRV" sysctl -n net.ipv4.ip_forward)" = 1 ] ||
@@ -147,6 +168,9 @@ t_uninstall() {
     [ -n "$START_OPT" ] && stop_server
     run_install --uninstall > "$W/uninstall.log" 2>&1 || return 1
     [ ! -e /usr/local/bin/tollgate ] && [ ! -e /usr/local/libexec/tollgate ] || { log "binaries left"; return 1; }
+    ! compgen -G "/usr/local/share/man/man1/tollgate*" >/dev/null && [ ! -e /usr/local/share/man/man1/gen-ovpn.1 ] &&
+        [ ! -e /usr/local/share/bash-completion/completions/tollgate ] && [ ! -e /usr/local/share/zsh/site-functions/_gen-ovpn ] &&
+        [ ! -e /etc/fish/completions/tollgate.fish ] || { log "man pages or completions left"; return 1; }
     [ -f /etc/tollgate/tollgate.toml ] && [ -f /var/lib/tollgate/tollgate.db ] &&
         [ -f "/etc/openvpn/server/$NAME.conf" ] && [ -f "/etc/openvpn/server/$NAME/ca.key" ] ||
         { log "uninstall without --purge lost data"; return 1; }

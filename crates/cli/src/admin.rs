@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let mut store = Store::open_admin(&cfg)?;
     match cli.cmd {
-        Cmd::Init | Cmd::Web { .. } => unreachable!(),
+        Cmd::Init | Cmd::Web { .. } | Cmd::Completions { .. } | Cmd::Man { .. } => unreachable!(),
         Cmd::Server(c) => server(&mut store.conn, c)?,
         Cmd::Plan(c) => plan(&store.conn, c)?,
         Cmd::Group(c) => group(&mut store.conn, c)?,

@@ -3,6 +3,7 @@
 
 mod accounting;
 mod admin;
+mod docs;
 mod oidc_client;
 mod out;
 mod web;
@@ -158,6 +159,27 @@ pub enum Cmd {
         /// Exit after this many seconds without a request
         #[arg(long, value_name = "SECONDS")]
         idle_exit: Option<u64>,
+    },
+    /// Print a shell completion script for tollgate (or, with --for, gen-ovpn)
+    ///
+    /// install.sh installs them; by hand, e.g.:
+    ///   tollgate completions bash > /usr/local/share/bash-completion/completions/tollgate
+    ///   tollgate completions zsh > /usr/local/share/zsh/site-functions/_tollgate
+    ///   tollgate completions fish > /usr/local/share/fish/vendor_completions.d/tollgate.fish
+    Completions {
+        shell: clap_complete::Shell,
+        /// The command to complete
+        #[arg(long = "for", value_name = "COMMAND", default_value = "tollgate",
+              value_parser = ["tollgate", "gen-ovpn"])]
+        command: String,
+    },
+    /// Write the man pages into DIR: tollgate.1, one per subcommand
+    /// (tollgate-user-add.1 …) and gen-ovpn.1
+    ///
+    /// install.sh installs them into /usr/local/share/man/man1.
+    Man {
+        /// Directory to write the pages into (created if missing)
+        dir: PathBuf,
     },
     /// Run the auth decision for USER as auth-verify would, and print it.
     ///
@@ -563,6 +585,14 @@ fn main() {
     // SAFETY: resetting a signal to its default action at start-up.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    // These need no config or database.
+    if let Cmd::Completions { .. } | Cmd::Man { .. } = cli.cmd {
+        if let Err(e) = docs::run(cli.cmd) {
+            eprintln!("tollgate: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     // Files we create (database, -wal, -shm) are for us and the OpenVPN
     // group only.
     // SAFETY: umask has no preconditions.

@@ -207,7 +207,9 @@ mod tests {
         ] {
             assert!(p.contains(want), "missing {want:?} in\n{p}");
         }
-        for absent in ["static-challenge", "auth-retry", "push-peer-info", "<key>", "PRIVATE KEY", "<tls-auth>", "IV_SSO"] {
+        for absent in
+            ["static-challenge", "auth-retry", "push-peer-info", "<key>", "PRIVATE KEY", "<tls-auth>", "IV_SSO"]
+        {
             assert!(!p.contains(absent), "{absent:?} should not be in\n{p}");
         }
     }

@@ -1,33 +1,12 @@
 //! gen-ovpn USER SERVER [--out FILE]: a complete inline client profile.
 
+mod args;
+use args::Args;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::Write;
-use std::path::PathBuf;
 use tollgate_core::{openvpn, profile, units, Config, Store};
-
-/// Print a complete OpenVPN client profile (.ovpn) for USER on SERVER.
-///
-/// The profile is inline: CA certificate, tls-crypt or tls-auth key, and the
-/// user's own certificate and key only when the server requires client
-/// certificates. It never contains the CA's or the server's private key. It
-/// adapts to the user: `static-challenge` for a second factor (`auth-retry
-/// interact` when `[mfa] mode = "dynamic"`), `push-peer-info` when device
-/// binding is on, and `setenv IV_SSO webauth` for a user who signs in
-/// through the OpenID provider (auth method `oidc`). Refuses (one line, exit 1) an
-/// unknown user or server, a disabled user, or a user without access.
-#[derive(Parser)]
-#[command(name = "gen-ovpn", version)]
-struct Args {
-    user: String,
-    server: String,
-    /// Write the profile to FILE (mode 0600) instead of standard output
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-    /// Config file (default: $TOLLGATE_CONFIG or /etc/tollgate/tollgate.toml)
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-}
 
 fn main() {
     // `gen-ovpn alice nl-1 | head`: end quietly on a closed pipe.
