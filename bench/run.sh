@@ -19,6 +19,17 @@ echo "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(sed -n 's/^mode
 echo "$(uname -sr), $(openvpn --version | head -n 1 | cut -d' ' -f1-2), $(/usr/bin/python3 --version), $(rustc --version)"
 
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+# server_record CONFIG: create the database CONFIG names, with server nl-1
+# (a throwaway CA and tls-crypt key beside it).
+server_record() {
+    local key=${1%.toml}
+    "$B/tollgate" --config "$1" init >/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$key-ca.key" -out "$key-ca.crt" \
+        -days 1 -subj /CN=bench 2>/dev/null
+    openvpn --genkey tls-crypt "$key-tc.key"
+    "$B/tollgate" --config "$1" server add nl-1 --host 192.0.2.1 --ca "$key-ca.crt" --tls-crypt "$key-tc.key" >/dev/null
+}
 SECTIONS="${*:-1 4 5 3}"
 
 if want 1; then
@@ -85,11 +96,7 @@ required_group = "cn=vpn,ou=groups,$LDAP_BASE"
 group_search_base = "ou=groups,$LDAP_BASE"
 CONF
 tg6() { "$B/tollgate" --config "$W/ldap.toml" "$@" >/dev/null; }
-tg6 init
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/ca.key" -out "$W/ca.crt" \
-    -days 1 -subj /CN=bench 2>/dev/null
-openvpn --genkey tls-crypt "$W/tc.key"
-tg6 server add nl-1 --host 192.0.2.1 --ca "$W/ca.crt" --tls-crypt "$W/tc.key"
+server_record "$W/ldap.toml"
 echo 'local pass 123' | tg6 user add lou --password-stdin --server nl-1
 tg6 user add dana --auth ldap --server nl-1
 tg6 user add rudy --auth radius --server nl-1
@@ -110,11 +117,7 @@ client_secret_file = "$W/oidc.secret"
 redirect_url = "https://vpn.example.org/oidc/callback"
 CONF
 tg7() { "$B/tollgate" --config "$W/sso.toml" "$@" >/dev/null; }
-tg7 init
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$W/ca7.key" -out "$W/ca7.crt" \
-    -days 1 -subj /CN=bench 2>/dev/null
-openvpn --genkey tls-crypt "$W/tc7.key"
-tg7 server add nl-1 --host 192.0.2.1 --ca "$W/ca7.crt" --tls-crypt "$W/tc7.key"
+server_record "$W/sso.toml"
 echo 'local pass 123' | tg7 user add lou --password-stdin --auth local --server nl-1
 tg7 user add sam --auth oidc --server nl-1
 echo "-- SSO the default method ([auth] method = \"oidc\"): the link without a look-up"

@@ -147,15 +147,12 @@ oidcd_start() {
     "${cmd[@]}" >> "$dir/oidc.log" 2>&1 &
     OIDCD_PID=$!
     echo "$OIDCD_PID" > "$OIDCD_PIDFILE"
-    while kill -0 "$OIDCD_PID" 2>/dev/null && ((SECONDS < deadline)); do
-        oidcd_bound && oidcd_probe && return 0
-        sleep 0.05
-    done
-    echo "oidc-provider did not start; last lines of $dir/oidc.log:" >&2
-    tail -n 20 "$dir/oidc.log" | sed 's/^/    | /' >&2
+    daemon_await oidc-provider "$OIDCD_PID" "$dir/oidc.log" "$deadline" oidcd_ready && return 0
     oidcd_stop
     return 1
 }
+
+oidcd_ready() { oidcd_bound && oidcd_probe; }
 
 oidcd_stop() {
     [ -n "${OIDCD_PID:-}" ] || return 0

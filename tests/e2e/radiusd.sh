@@ -260,15 +260,12 @@ radiusd_start() {
     RADIUSD_PID=$!
     # Probe once the socket is there: a probe sent before is lost and
     # radclient would wait its whole timeout.
-    while kill -0 "$RADIUSD_PID" 2>/dev/null && ((SECONDS < deadline)); do
-        radiusd_bound && radiusd_probe "$dir" && return 0
-        sleep 0.05
-    done
-    echo "freeradius did not start; last lines of $dir/radius.log:" >&2
-    tail -n 20 "$dir/radius.log" | sed 's/^/    | /' >&2
+    daemon_await freeradius "$RADIUSD_PID" "$dir/radius.log" "$deadline" radiusd_ready "$dir" && return 0
     radiusd_stop
     return 1
 }
+
+radiusd_ready() { radiusd_bound && radiusd_probe "$1"; }
 
 radiusd_stop() {
     [ -n "${RADIUSD_PID:-}" ] || return 0
