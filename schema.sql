@@ -131,7 +131,8 @@ CREATE TABLE auth_events (
     server   TEXT,
     ip       TEXT,
     result   TEXT    NOT NULL CHECK (result IN ('accept', 'deny', 'challenge')),
-    reason   TEXT    NOT NULL
+    reason   TEXT    NOT NULL,
+    kind     TEXT    NOT NULL DEFAULT 'other'   -- the reason as a stable word, e.g. bad_password (metrics)
 );
 CREATE INDEX auth_events_at ON auth_events(at);
 
@@ -188,4 +189,12 @@ CREATE TABLE assignments (
     static_ip  TEXT,
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (server_id, real_ip, real_port)
+) WITHOUT ROWID;
+
+-- Each server's last sweep, for `tollgate metrics`.
+CREATE TABLE sweeps (
+    server      TEXT    PRIMARY KEY,
+    at          INTEGER NOT NULL,                -- when it started
+    duration_ms INTEGER NOT NULL,
+    ok          INTEGER NOT NULL                 -- 0 when it failed
 ) WITHOUT ROWID;

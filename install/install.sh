@@ -57,6 +57,9 @@ Options:
   --web-tls-cert F   with --web-listen: TLS certificate chain (PEM) that tollgate web serves
   --web-tls-key F    with --web-listen: its private key (PEM; stays root's: systemd passes
                      both to the service as credentials)
+  --metrics-textfile DIR
+                     after every sweep, write `tollgate metrics` to DIR/tollgate.prom for
+                     node_exporter's textfile collector (Debian's: /var/lib/prometheus/node-exporter)
   --uninstall        stop and disable what install set up, remove binaries and units;
                      keep config, database, server configs and PKI
   --purge            with --uninstall: also remove /etc/tollgate, /var/lib/tollgate and
@@ -83,6 +86,7 @@ START=1
 WEB_LISTEN=
 WEB_CERT=
 WEB_KEY=
+METRICS_DIR=
 arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -101,6 +105,7 @@ while [ $# -gt 0 ]; do
         --web-listen) arg "$@"; WEB_LISTEN=$2; shift 2 ;;
         --web-tls-cert) arg "$@"; WEB_CERT=$2; shift 2 ;;
         --web-tls-key) arg "$@"; WEB_KEY=$2; shift 2 ;;
+        --metrics-textfile) arg "$@"; METRICS_DIR=$2; shift 2 ;;
         --no-start) START=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
@@ -189,6 +194,12 @@ if [ "$UNINSTALL" = 1 ]; then
         systemctl disable --now tollgate-sweep.timer >/dev/null 2>&1 || true
     fi
     rm -f "$UNITS/tollgate-sweep.service" "$UNITS/tollgate-sweep.timer" "$UNITS/tollgate-nat@.service"
+    # The metrics file --metrics-textfile had the sweep write.
+    for f in "$UNITS/tollgate-sweep.service.d/metrics.conf" /etc/cron.d/tollgate-sweep; do
+        prom=$(sed -n 's/.* metrics --write \([^ ]*\).*/\1/p' "$f" 2>/dev/null || true)
+        [ -z "$prom" ] || rm -f "$prom"
+    done
+    rm -rf "$UNITS/tollgate-sweep.service.d"
     [ "$HAVE_SYSTEMD" = 1 ] && systemctl daemon-reload 2>/dev/null || true
     rm -f /etc/cron.d/tollgate-sweep
     rm -rf "$LIBEXEC" "$DOC"
@@ -261,6 +272,7 @@ for d in admin-guide.md design.md; do put "$SRC/docs/$d" "$DOC/$d" 644; done
 # Man pages and completions, made by the tollgate just built from its own
 # command definitions (and gen-ovpn's).
 GEN=$(mktemp -d)
+trap 'rm -rf "$GEN"' EXIT
 "$OUT/tollgate" man "$GEN/man"
 for t in $TOOLS; do
     "$OUT/tollgate" completions bash --for "$t" > "$GEN/$t.bash"
@@ -278,7 +290,6 @@ for t in $TOOLS; do
     put "$GEN/_$t" "$ZSH_COMP/_$t" 644
     put "$GEN/$t.fish" "$FISH_COMP/$t.fish" 644
 done
-rm -rf "$GEN"
 
 [ -d "$ETC" ] || changed "created $ETC"
 install -d -m 750 -o root -g "$OVPN_GROUP" "$ETC"
@@ -325,17 +336,35 @@ fi
 init=$(/usr/local/bin/tollgate --config "$ETC/tollgate.toml" init)
 case $init in *"up to date"*) ;; *) changed "$init" ;; esac
 
-# The sweep: a systemd timer where systemd runs, else cron.
+# The sweep: a systemd timer where systemd runs, else cron. With
+# --metrics-textfile each sweep is followed by `tollgate metrics`, also when
+# the sweep failed (the metrics then say so).
+metrics_cmd=
+if [ -n "$METRICS_DIR" ]; then
+    case $METRICS_DIR in /*) ;; *) die "--metrics-textfile needs an absolute directory" ;; esac
+    [ -d "$METRICS_DIR" ] || { install -d -m 755 "$METRICS_DIR"; changed "made $METRICS_DIR"; }
+    metrics_cmd="/usr/local/bin/tollgate --config $ETC/tollgate.toml metrics --write $METRICS_DIR/tollgate.prom"
+fi
 if [ "$HAVE_SYSTEMD" = 1 ]; then
     before=$CHANGED; CHANGED=0
     for u in tollgate-sweep.service tollgate-sweep.timer; do put "$SRC/install/$u" "$UNITS/$u" 644; done
+    if [ -n "$metrics_cmd" ]; then
+        mkdir -p "$UNITS/tollgate-sweep.service.d"
+        printf '[Service]\nExecStopPost=%s\n' "$metrics_cmd" > "$GEN/metrics.conf"
+        put "$GEN/metrics.conf" "$UNITS/tollgate-sweep.service.d/metrics.conf" 644
+    fi
     [ "$CHANGED" = 1 ] && systemctl daemon-reload
     [ "$before" = 1 ] && CHANGED=1
     systemctl is-enabled --quiet tollgate-sweep.timer 2>/dev/null ||
         { systemctl enable --now tollgate-sweep.timer >/dev/null 2>&1 && changed "enabled tollgate-sweep.timer" ||
             say "could not enable tollgate-sweep.timer"; }
 else
-    put "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep 644
+    if [ -n "$metrics_cmd" ]; then
+        sed "s|sweep >/dev/null\$|sweep >/dev/null; $metrics_cmd|" "$SRC/install/tollgate-sweep.cron" > "$GEN/tollgate-sweep.cron"
+        put "$GEN/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep 644
+    elif ! grep -q ' metrics --write ' /etc/cron.d/tollgate-sweep 2>/dev/null; then
+        put "$SRC/install/tollgate-sweep.cron" /etc/cron.d/tollgate-sweep 644
+    fi
 fi
 
 # The single sign-on pages: systemd listens, and starts tollgate web (as

@@ -56,15 +56,16 @@ state() {
 host_net() { sysctl net.ipv4.ip_forward; iptables -w -S; iptables -w -t nat -S; ip route; ip link; }
 
 host_before=$(host_net 2>&1)
+TEXTFILE=$W/textfile
 run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
-    > "$W/install1.log" 2>&1
+    --metrics-textfile "$TEXTFILE" > "$W/install1.log" 2>&1
 rc=$?
 check "install.sh --setup-server runs" bash -c "[ $rc = 0 ] || { tail -n 20 '$W/install1.log'; exit 1; }"
 [ $rc = 0 ] || { summary; exit 1; }
 state1=$(state 2>&1)
 
 run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
-    > "$W/install2.log" 2>&1
+    --metrics-textfile "$TEXTFILE" > "$W/install2.log" 2>&1
 rc=$?
 state2=$(state 2>&1)
 t_second_run_changes_nothing() {
@@ -164,6 +165,25 @@ t_connects() {
 }
 check "a gen-ovpn profile logs in through the installed hooks; tunnel, NAT and sweep work" t_connects
 
+t_doctor() {
+    # It finds the server config install.sh wrote by itself.
+    tg doctor > "$W/doctor.txt" || { sed 's/^/    | /' "$W/doctor.txt"; return 1; }
+    grep -q "^ok     openvpn-config: /etc/openvpn/server/$NAME.conf reads" "$W/doctor.txt" &&
+        grep -q '^0 problems' "$W/doctor.txt" || { sed 's/^/    | /' "$W/doctor.txt"; return 1; }
+}
+check "tollgate doctor is clean on what install.sh wrote" t_doctor
+
+t_metrics_textfile() {
+    local line
+    line=$(sed -n 's/^\* \* \* \* \* root //p' /etc/cron.d/tollgate-sweep)
+    [[ $line == *" metrics --write $TEXTFILE/tollgate.prom"* ]] || { log "cron line: $line"; return 1; }
+    ip netns exec "$NS_SRV" bash -c "$line" || return 1
+    promtool check metrics < "$TEXTFILE/tollgate.prom" > "$W/promtool.log" 2>&1 || { sed 's/^/    | /' "$W/promtool.log"; return 1; }
+    grep -qx "tollgate_sweep_last_success{server=\"$SERVER\"} 1" "$TEXTFILE/tollgate.prom" ||
+        { sed 's/^/    | /' "$TEXTFILE/tollgate.prom"; return 1; }
+}
+check "--metrics-textfile: each cron sweep writes metrics that promtool accepts" t_metrics_textfile
+
 t_uninstall() {
     [ -n "$START_OPT" ] && stop_server
     run_install --uninstall > "$W/uninstall.log" 2>&1 || return 1
@@ -182,6 +202,7 @@ t_uninstall() {
         "/etc/systemd/system/openvpn-server@$NAME.service.d" /run/openvpn-server/*"$NAME"* /var/log/openvpn/*"$NAME"*; do
         [ ! -e "$f" ] || { log "$f left after --purge"; return 1; }
     done
+    [ ! -e "$TEXTFILE/tollgate.prom" ] || { log "the metrics file was left"; return 1; }
 }
 check "--uninstall stops the server and keeps data; --purge removes it all" t_uninstall
 

@@ -100,10 +100,31 @@ pub fn close_sessions(c: &mut Connection, ids: &[i64], reason: &str) -> Result<i
 }
 
 pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
-    let t = now();
     if let Some(u) = &user {
         crate::admin::id_of(c, "user", u)?;
     }
+    let rows = usage_rows(c, user.as_deref(), now())?;
+    out::listing(json, rows, &["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], |r| {
+        let used = r["period_bytes"].as_i64().unwrap_or(0);
+        vec![
+            out::text(r, "user"),
+            out::text(r, "plan"),
+            out::text(r, "period"),
+            format_size(used),
+            match r["quota_bytes"].as_i64() {
+                Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
+                Some(q) => format_size(q),
+                None => "unlimited".into(),
+            },
+            format_size(r["total_bytes"].as_i64().unwrap_or(0)),
+        ]
+    });
+    Ok(())
+}
+
+/// `tollgate usage`'s rows (one user, or all), as at time `t`; metrics
+/// counts from the same rows.
+pub fn usage_rows(c: &Connection, user: Option<&str>, t: i64) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT u.id, u.name, p.name, p.period, p.quota_bytes,
                 coalesce((SELECT bytes_in FROM usage WHERE user_id = u.id AND period_start = 0), 0),
@@ -150,22 +171,7 @@ pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
             "total_bytes": total_in + total_out,
         }));
     }
-    out::listing(json, rows, &["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], |r| {
-        let used = r["period_bytes"].as_i64().unwrap_or(0);
-        vec![
-            out::text(r, "user"),
-            out::text(r, "plan"),
-            out::text(r, "period"),
-            format_size(used),
-            match r["quota_bytes"].as_i64() {
-                Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
-                Some(q) => format_size(q),
-                None => "unlimited".into(),
-            },
-            format_size(r["total_bytes"].as_i64().unwrap_or(0)),
-        ]
-    });
-    Ok(())
+    Ok(rows)
 }
 
 pub fn sweep(
@@ -184,6 +190,28 @@ pub fn sweep(
         given => given,
     };
     let t = now();
+    let started = std::time::Instant::now();
+    let result = sweep_once(store, cfg, &server, management, status, json, t);
+    // What metrics reports as this server's last sweep; a sweep that
+    // failed is recorded too (ok = 0), and failing to record it is not a
+    // reason to hide the sweep's own outcome.
+    let _ = store.conn.execute(
+        "INSERT INTO sweeps (server, at, duration_ms, ok) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (server) DO UPDATE SET at = excluded.at, duration_ms = excluded.duration_ms, ok = excluded.ok",
+        params![server, t, started.elapsed().as_millis() as i64, result.is_ok()],
+    );
+    result
+}
+
+fn sweep_once(
+    store: &mut Store,
+    cfg: &Config,
+    server: &str,
+    management: Option<String>,
+    status: Option<PathBuf>,
+    json: bool,
+    t: i64,
+) -> Result<()> {
     let mut conn = None;
     let live: Option<mgmt::Status> = if let Some(addr) = &management {
         let mut m = Management::connect(addr)?;
@@ -203,7 +231,7 @@ pub fn sweep(
     };
     let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> =
         if management.is_some() { Some(&mut killer) } else { None };
-    let rep = core_sweep::run(store, cfg, &server, live.as_ref(), kill, t)?;
+    let rep = core_sweep::run(store, cfg, server, live.as_ref(), kill, t)?;
     if json {
         out::json(&serde_json::to_value(&rep)?);
         return Ok(());

@@ -18,6 +18,10 @@ use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
 
 /// Runs one command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // The doctor reports a config that does not load as a finding.
+    if let Cmd::Doctor { openvpn_config, json } = cli.cmd {
+        return crate::doctor::run(crate::doctor::DoctorArgs { config: cli.config, openvpn_config, json });
+    }
     let cfg = Config::load(cli.config.as_deref())?;
     if let Cmd::Init = cli.cmd {
         let (_, before) = Store::init(&cfg)?;
@@ -34,7 +38,8 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let mut store = Store::open_admin(&cfg)?;
     match cli.cmd {
-        Cmd::Init | Cmd::Web { .. } | Cmd::Completions { .. } | Cmd::Man { .. } => unreachable!(),
+        Cmd::Init | Cmd::Web { .. } | Cmd::Doctor { .. } | Cmd::Completions { .. } | Cmd::Man { .. } => unreachable!(),
+        Cmd::Metrics { write } => crate::metrics::run(&store, &cfg, write.as_deref())?,
         Cmd::Server(c) => server(&mut store.conn, c)?,
         Cmd::Plan(c) => plan(&store.conn, c)?,
         Cmd::Group(c) => group(&mut store.conn, c)?,

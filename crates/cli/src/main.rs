@@ -4,6 +4,8 @@
 mod accounting;
 mod admin;
 mod docs;
+mod doctor;
+mod metrics;
 mod oidc_client;
 mod out;
 mod web;
@@ -159,6 +161,45 @@ pub enum Cmd {
         /// Exit after this many seconds without a request
         #[arg(long, value_name = "SECONDS")]
         idle_exit: Option<u64>,
+    },
+    /// Check what would break logins: config, database, OpenVPN's server.conf
+    ///
+    /// Reads the config, the database and the OpenVPN server config (the
+    /// file given, else every *.conf in /etc/openvpn/server and /etc/openvpn
+    /// whose auth-user-pass-verify runs tollgate's auth-verify with this
+    /// config) and prints one line per check, each problem with its fix:
+    /// hooks missing or not executable by OpenVPN's user, script-security
+    /// below 2, a config the hooks cannot read, a database or directory
+    /// they cannot write, a shared or unwritable tmp-dir, auth-gen-token
+    /// without external-auth, reneg-sec or hand-window too short for
+    /// session tokens or for the slowest deferred login, no management
+    /// interface for the sweep, this server missing from the database, a
+    /// clock behind the database's newest record (TOTP codes refused).
+    /// Permissions are judged as OpenVPN's `user`/`group` after it drops
+    /// privileges, from mode bits (ACLs are not read).
+    ///
+    /// Exit status: 0 when nothing is wrong (warnings allowed), 1 when
+    /// something would break logins.
+    Doctor {
+        /// OpenVPN server config to check (default: those in /etc/openvpn that run tollgate with this config)
+        #[arg(long, value_name = "FILE")]
+        openvpn_config: Option<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print Prometheus metrics (text exposition format)
+    ///
+    /// Open sessions per server, auth decisions in the events window by
+    /// result and reason, bytes per plan, users at 80% and 100% of their
+    /// quota, users by state, and each server's last sweep. With --write
+    /// FILE the text replaces FILE atomically (for node_exporter's textfile
+    /// collector; install.sh --metrics-textfile DIR sets that up after each
+    /// sweep).
+    Metrics {
+        /// Write to this file (atomically, mode 0644) instead of stdout
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
     },
     /// Print a shell completion script for tollgate (or, with --for, gen-ovpn)
     ///

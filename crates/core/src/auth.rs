@@ -1231,15 +1231,15 @@ fn record_outcome(
         _ => "password",
     };
     let plus = if ran_program { " + post-auth program" } else { "" };
-    let (result, reason) = match d {
-        Decision::Accept => ("accept", format!("ok ({how}{plus})")),
-        Decision::Deny(deny) => ("deny", deny.log_reason()),
-        Decision::Challenge => ("challenge", "challenge sent (second factor or post-auth program)".to_string()),
+    let (result, reason, kind) = match d {
+        Decision::Accept => ("accept", format!("ok ({how}{plus})"), "ok"),
+        Decision::Deny(deny) => ("deny", deny.log_reason(), deny.kind()),
+        Decision::Challenge => ("challenge", "challenge sent (second factor or post-auth program)".to_string(), "challenge"),
     };
     tx.prepare_cached(
-        "INSERT INTO auth_events (at, username, server, ip, result, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO auth_events (at, username, server, ip, result, reason, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![req.now, crate::names::for_log(req.username), req.server, req.ip, result, reason])?;
+    .execute(params![req.now, crate::names::for_log(req.username), req.server, req.ip, result, reason, kind])?;
     tx.execute("DELETE FROM auth_events WHERE at < ?1", [req.now - cfg.retention_secs])?;
     tx.commit()?;
     Ok(())

@@ -12,6 +12,7 @@ pub mod mgmt;
 pub mod names;
 pub mod oidc;
 pub mod openvpn;
+pub mod ovpn_conf;
 pub mod password;
 pub mod policy;
 pub mod post_auth;

@@ -190,6 +190,42 @@ pub enum Deny {
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
 
 impl Deny {
+    /// The reason as one stable word, for counting (`tollgate metrics`);
+    /// never carries a name, address or number.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Deny::Malformed { .. } => "malformed",
+            Deny::UnknownUser => "unknown_user",
+            Deny::BadPassword => "bad_password",
+            Deny::Locked { .. } => "locked",
+            Deny::SourceBlocked { .. } => "source_blocked",
+            Deny::Disabled => "disabled",
+            Deny::AccountExpired { .. } => "account_expired",
+            Deny::PlanExpired { .. } => "plan_expired",
+            Deny::UnknownServer { .. } => "unknown_server",
+            Deny::NoGrant { .. } => "no_grant",
+            Deny::QuotaExhausted { .. } => "quota",
+            Deny::TooManySessions { .. } => "connection_limit",
+            Deny::SessionTimeLimit { .. } => "session_time",
+            Deny::BadCode { .. } => "bad_code",
+            Deny::CodeRequired => "code_required",
+            Deny::BadChallenge { .. } => "bad_challenge",
+            Deny::TokenRejected { .. } => "token_rejected",
+            Deny::DeviceUnknown { .. } | Deny::DeviceNotApproved { .. } | Deny::DeviceLimit { .. } => "device",
+            Deny::ClientRejected { .. } => "client_check",
+            Deny::Internal { .. } => "internal",
+            Deny::ProgramRefused { .. } => "program_refused",
+            Deny::ProgramVeto { .. } => "program_veto",
+            Deny::ProgramFailed { .. } => "program_failed",
+            Deny::NotChecked { .. } => "not_checked",
+            Deny::DirectoryRefused { .. } => "directory_refused",
+            Deny::NotInRequiredGroup { .. } => "not_in_group",
+            Deny::DirectoryUnavailable { .. } => "directory_unavailable",
+            Deny::SsoUnsupported => "sso_unsupported",
+            Deny::SsoTimedOut { .. } => "sso_timeout",
+        }
+    }
+
     /// For the admin: stderr, which lands in OpenVPN's log.
     pub fn log_reason(&self) -> String {
         match self {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -58,6 +58,16 @@ CREATE TABLE challenges (
     kind       TEXT    NOT NULL DEFAULT 'totp',
     carry      TEXT
 );";
+
+/// Version 5 → 6: a stable word for each auth decision's reason, and each
+/// server's last sweep (both for `tollgate metrics`).
+const MIGRATE_6: &str = "ALTER TABLE auth_events ADD COLUMN kind TEXT NOT NULL DEFAULT 'other';
+CREATE TABLE sweeps (
+    server      TEXT    PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    ok          INTEGER NOT NULL
+) WITHOUT ROWID;";
 
 /// Version 4 → 5: single sign-on logins waiting for the browser.
 const MIGRATE_5: &str = "CREATE TABLE web_logins (
@@ -187,6 +197,9 @@ impl Store {
             }
             if v < 5 {
                 tx.execute_batch(MIGRATE_5).context("cannot migrate to schema version 5")?;
+            }
+            if v < 6 {
+                tx.execute_batch(MIGRATE_6).context("cannot migrate to schema version 6")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -372,7 +385,8 @@ pub(crate) mod tests {
              INSERT INTO challenges (state_id, user_id, ip, expires_at) VALUES ('s', 1, '10.0.0.1', 9);"
         );
         let v4 = format!("{MIGRATE_3} {MIGRATE_4}");
-        for (version, extra) in [(4, v4.as_str()), (3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
+        let v5 = format!("{MIGRATE_3} {MIGRATE_4} {MIGRATE_5}");
+        for (version, extra) in [(5, v5.as_str()), (4, v4.as_str()), (3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
             let (_d, cfg) = temp_config();
             let c = Connection::open(&cfg.database).unwrap();
             c.execute_batch(v2).unwrap();
