@@ -29,6 +29,14 @@ fi
 if [ -n "$fresh_radius" ]; then
     service freeradius stop >/dev/null 2>&1 || pkill -x freeradius || true
 fi
+# promtool (test_metrics) comes with Debian's prometheus, whose server the
+# package starts; the tests need only the tool.
+if ! command -v promtool >/dev/null; then
+    echo "== installing prometheus (for promtool)"
+    apt_update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+        { echo "tests/run.sh: apt-get install prometheus failed" >&2; exit 1; }
+    service prometheus stop >/dev/null 2>&1 || pkill -x prometheus || true
+fi
 if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net && mknod /dev/net/tun c 10 200; fi
 
 echo "== build (release)"
@@ -45,24 +53,70 @@ echo "== fuzz smoke (10 s per target)"
 bash fuzz/run.sh smoke 10 || exit 1
 
 passed=0; failed=0; rc=0
+# tally FILE LABEL SECONDS: print one test file's output and add up its count.
+tally() {
+    local out=$1 label=$2 secs=$3 line f
+    echo "-- $label (${secs}s)"
+    cat "$out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    if [ -z "$line" ]; then failed=$((failed + 1)); rc=1; echo "$label did not finish"; return; fi
+    passed=$((passed + ${line%% passed*}))
+    f=${line#*, }; failed=$((failed + ${f%% failed*}))
+    [ "${f%% failed*}" -eq 0 ] || rc=1
+}
+# run_one FILE DEFER OUT: one test file, its output and exit status kept.
+run_one() {
+    local start=$SECONDS
+    TOLLGATE_E2E_DEFER=$2 bash "$1" > "$3" 2>&1
+    echo $? > "$3.rc"
+    echo $((SECONDS - start)) > "$3.secs"
+}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
 # The whole suite twice: deferred auth (the default where OpenVPN offers
-# auth_control_file) and inline (defer = "never"). The install, demo and
-# systemd tests use the installed default and run in the first pass only.
-once="tests/e2e/test_install.sh tests/e2e/test_demo.sh tests/e2e/test_systemd.sh"
-for defer in auto never; do
-    echo "== end-to-end tests (real OpenVPN), defer = $defer"
-    for t in tests/e2e/test_"${1:-}"*.sh; do
-        [ "$defer" = never ] && [[ " $once " == *" $t "* ]] && continue
-        echo "-- $t (defer = $defer)"
-        out=$(mktemp)
-        TOLLGATE_E2E_DEFER=$defer bash "$t" 2>&1 | tee "$out"
-        [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
-        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
-        rm -f "$out"
-        if [ -z "$line" ]; then failed=$((failed + 1)); rc=1; echo "$t did not finish"; continue; fi
-        passed=$((passed + ${line%% passed*}))
-        f=${line#*, }; failed=$((failed + ${f%% failed*}))
+# auth_control_file) and inline (defer = "never"). The install and demo
+# tests change the host (or check that nothing else does) and run alone,
+# as does the systemd test, which builds the workspace inside its container
+# and would starve the timing of others; those and the package test use the
+# installed default and run in the first pass only. Every other file makes
+# its own namespaces, names and directory, so E2E_JOBS of them (default 3:
+# most of their time is spent waiting on handshakes) run at once, each
+# file's output printed whole when it ends.
+alone="test_install.sh test_demo.sh test_systemd.sh"
+once="test_deb.sh"
+jobs=()
+for t in tests/e2e/test_"${1:-}"*.sh; do
+    [[ " $alone " == *" ${t##*/} "* ]] && continue
+    # The long single-pass ones first, so that they never start last.
+    if [[ " $once " == *" ${t##*/} "* ]]; then jobs=("$t auto" "${jobs[@]}"); else jobs+=("$t auto" "$t never"); fi
+done
+
+echo "== end-to-end tests (real OpenVPN), alone"
+for t in tests/e2e/test_"${1:-}"*.sh; do
+    [[ " $alone " == *" ${t##*/} "* ]] || continue
+    out=$logs/alone-${t##*/}
+    run_one "$t" auto "$out"
+    tally "$out" "$t (defer = auto)" "$(cat "$out.secs")"
+    [ "$(cat "$out.rc")" -eq 0 ] || rc=1
+done
+
+echo "== end-to-end tests (real OpenVPN), ${E2E_JOBS:-3} at a time, defer = auto and never"
+declare -A running=()
+next=0
+while [ "$next" -lt "${#jobs[@]}" ] || [ "${#running[@]}" -gt 0 ]; do
+    while [ "$next" -lt "${#jobs[@]}" ] && [ "${#running[@]}" -lt "${E2E_JOBS:-3}" ]; do
+        read -r t defer <<< "${jobs[$next]}"
+        out=$logs/$next
+        run_one "$t" "$defer" "$out" &
+        running[$!]="$next"
+        next=$((next + 1))
     done
+    wait -n -p done_pid
+    i=${running[$done_pid]}; unset "running[$done_pid]"
+    read -r t defer <<< "${jobs[$i]}"
+    tally "$logs/$i" "$t (defer = $defer)" "$(cat "$logs/$i.secs")"
+    [ "$(cat "$logs/$i.rc")" -eq 0 ] || rc=1
 done
 echo
 echo "e2e: $passed passed, $failed failed"
