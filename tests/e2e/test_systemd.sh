@@ -6,87 +6,25 @@
 # openvpn-server@ unit), the NAT and the sweep, and come back after a reboot.
 # The container and everything in it live in this run's temporary directory.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/container.sh"
 
-for c in debootstrap systemd-nspawn nsenter; do
-    command -v "$c" >/dev/null || { fail "$c is installed (tests/run.sh installs it)"; summary; exit 1; }
-done
+container_tools
 # The container has no Rust toolchain: install.sh takes Debian's (cargo-web,
 # rustc-web) from a local archive made from the Debian mirror before boot,
 # and builds offline from this machine's crate cache, in a target directory
 # of its own.
 REGISTRY=${CARGO_HOME:-$HOME/.cargo}/registry
 [ -d "$REGISTRY" ] || { fail "a cargo registry cache in $REGISTRY (set CARGO_HOME)"; summary; exit 1; }
-ROOTFS=$W/rootfs
-NSPAWN_PID=
-INIT=
+CONTAINER_NSPAWN_ARGS=(--bind="$ROOT" --bind="$REGISTRY:/root/.cargo/registry")
+CONTAINER_ENV=(CARGO_NET_OFFLINE=true CARGO_TARGET_DIR=/root/target)
 PW='systemd checks this one'
-
-boot() {
-    : > "$W/nspawn.log"
-    # --private-network makes /proc/sys/net writable (net.ipv4.ip_forward);
-    # the namespace path puts the container in the server namespace.
-    systemd-nspawn -b -D "$ROOTFS" --machine "tg$RUN_ID" --register=no --keep-unit \
-        --capability=CAP_NET_ADMIN,CAP_NET_RAW --private-network --network-namespace-path="/run/netns/$NS_SRV" \
-        --bind=/dev/net/tun --bind="$ROOT" --bind="$REGISTRY:/root/.cargo/registry" \
-        < /dev/null > "$W/nspawn.log" 2>&1 &
-    NSPAWN_PID=$!
-    local i st
-    for ((i = 0; i < 600; i++)); do
-        INIT=$(pgrep -P "$NSPAWN_PID" -x systemd | head -n 1)
-        if [ -n "$INIT" ]; then
-            st=$(inside systemctl is-system-running 2>/dev/null)
-            case $st in running|degraded) return 0 ;; esac
-        fi
-        kill -0 "$NSPAWN_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    tail -n 20 "$W/nspawn.log"; return 1
-}
-
-# inside CMD...: run a command in the container (its namespaces, a clean env).
-inside() {
-    nsenter -t "$INIT" -m -u -i -n -p -C -- env -i HOME=/root CARGO_NET_OFFLINE=true CARGO_TARGET_DIR=/root/target \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
-
-poweroff() {
-    [ -n "$NSPAWN_PID" ] || return 0
-    inside systemctl poweroff >/dev/null 2>&1
-    local i
-    for ((i = 0; i < 300; i++)); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$NSPAWN_PID" 2>/dev/null && kill -9 "$NSPAWN_PID" "$INIT" 2>/dev/null
-    wait "$NSPAWN_PID" 2>/dev/null
-    NSPAWN_PID=
-}
-
-systemd_cleanup() {
-    poweroff
-    cleanup
-}
-trap systemd_cleanup EXIT
 
 netns_up
 internet_up
 
 t_debootstrap() {
-    debootstrap --variant=minbase \
-        --include=systemd,systemd-sysv,dbus,openvpn,iproute2,iptables,openssl,procps,gcc,libc6-dev \
-        bookworm "$ROOTFS" http://deb.debian.org/debian > "$W/debootstrap.log" 2>&1 ||
-        { tail -n 5 "$W/debootstrap.log"; return 1; }
-    echo "tg$RUN_ID" > "$ROOTFS/etc/hostname"
-    # What install.sh will ask apt for, from the sources a Debian 12 install
-    # has, fetched now (the booted container has no way out) into a local
-    # archive that is then its only source.
-    printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
-        > "$ROOTFS/etc/apt/sources.list"
-    { chroot "$ROOTFS" apt-get update -qq &&
-        chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only cargo-web rustc-web
-    } > "$W/apt.log" 2>&1 || { tail -n 5 "$W/apt.log"; return 1; }
-    mkdir -p "$ROOTFS/srv/debs"
-    mv "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS/srv/debs/"
-    (cd "$ROOTFS/srv/debs" && dpkg-scanpackages -m . > Packages 2>/dev/null) || return 1
-    echo 'deb [trusted=yes] file:/srv/debs ./' > "$ROOTFS/etc/apt/sources.list"
-    rm -rf "$ROOTFS"/var/lib/apt/lists/*
+    container_debootstrap systemd,systemd-sysv,dbus,openvpn,iproute2,iptables,openssl,procps,gcc,libc6-dev \
+        cargo-web rustc-web || return 1
     if chroot "$ROOTFS" sh -c 'command -v cargo || command -v rustc'; then log "a Rust toolchain is already there"; return 1; fi
 }
 check "a minimal Debian 12 with systemd and no Rust toolchain (debootstrap)" t_debootstrap
@@ -94,7 +32,10 @@ check "a minimal Debian 12 with systemd and no Rust toolchain (debootstrap)" t_d
 check "it boots with systemd-nspawn in the server namespace" boot
 [ "$FAILED" = 0 ] || { summary; exit 1; }
 
-setup_server() { inside bash "$ROOT/install/install.sh" --setup-server --host "$SRV_IP" --server nl-1; }
+PROM_DIR=/var/lib/prometheus/node-exporter
+setup_server() {
+    inside bash "$ROOT/install/install.sh" --setup-server --host "$SRV_IP" --server nl-1 --metrics-textfile "$PROM_DIR"
+}
 t_install() {
     setup_server > "$W/install1.log" 2>&1 || { tail -n 15 "$W/install1.log"; return 1; }
     grep -q "Rust toolchain from the distribution: cargo-web" "$W/install1.log" &&
@@ -171,6 +112,17 @@ t_login() {
     inside tollgate user enable alice >/dev/null
 }
 check "a client logs in through the unit's hooks and the NAT; the sweep service cuts a disabled user" t_login
+
+t_doctor_metrics() {
+    inside tollgate doctor > "$W/doctor.txt" 2>&1 && grep -q '^0 problems, ' "$W/doctor.txt" ||
+        { sed 's/^/    | /' "$W/doctor.txt"; return 1; }
+    # The sweep unit's drop-in wrote the metrics after the sweeps above.
+    promtool check metrics < "$ROOTFS$PROM_DIR/tollgate.prom" > "$W/promtool.log" 2>&1 &&
+        grep -qx 'tollgate_sweep_last_success{server="nl-1"} 1' "$ROOTFS$PROM_DIR/tollgate.prom" &&
+        [ "$(stat -c %a "$ROOTFS$PROM_DIR/tollgate.prom")" = 644 ] ||
+        { sed 's/^/    | /' "$W/promtool.log"; ls -la "$ROOTFS$PROM_DIR"; return 1; }
+}
+check "tollgate doctor finds nothing wrong; --metrics-textfile: the sweep unit writes metrics promtool accepts" t_doctor_metrics
 
 t_reboot() {
     poweroff

@@ -150,7 +150,8 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
             }
         }
         let n = |s| found.iter().filter(|f| f.status == s).count();
-        println!("{} problems, {} warnings", n(Status::Error), n(Status::Warning));
+        let plural = |k: usize, one: &str| if k == 1 { format!("1 {one}") } else { format!("{k} {one}s") };
+        println!("{}, {}", plural(n(Status::Error), "problem"), plural(n(Status::Warning), "warning"));
     }
     Ok(if worst == Status::Error { 1 } else { 0 })
 }
