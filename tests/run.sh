@@ -84,7 +84,7 @@ trap 'rm -rf "$logs"' EXIT
 # most of their time is spent waiting on handshakes) run at once, each
 # file's output printed whole when it ends.
 alone="test_install.sh test_demo.sh test_systemd.sh"
-once="test_deb.sh"
+once="test_deb.sh test_deb13.sh"
 jobs=()
 for t in tests/e2e/test_"${1:-}"*.sh; do
     [[ " $alone " == *" ${t##*/} "* ]] && continue

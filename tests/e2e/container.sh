@@ -23,6 +23,10 @@ container_tools() {
     done
 }
 
+# The Debian release: bookworm (12) unless CONTAINER_SUITE names another.
+CONTAINER_SUITE=${CONTAINER_SUITE:-bookworm}
+case $CONTAINER_SUITE in bookworm) CONTAINER_DEBIAN=12 ;; trixie) CONTAINER_DEBIAN=13 ;; *) CONTAINER_DEBIAN=$CONTAINER_SUITE ;; esac
+
 # container_debootstrap INCLUDE [PACKAGE...]: a minimal Debian 12 (minbase
 # plus the comma-separated INCLUDE) in $ROOTFS. Each PACKAGE is fetched now,
 # with what it needs, from the sources a Debian 12 install has (the booted
@@ -32,12 +36,13 @@ container_debootstrap() {
     local include=$1
     shift
     debootstrap --variant=minbase --include="$include" \
-        bookworm "$ROOTFS" http://deb.debian.org/debian > "$W/debootstrap.log" 2>&1 ||
+        "$CONTAINER_SUITE" "$ROOTFS" http://deb.debian.org/debian > "$W/debootstrap.log" 2>&1 ||
         { tail -n 5 "$W/debootstrap.log"; return 1; }
     echo "tg$RUN_ID" > "$ROOTFS/etc/hostname"
     mkdir -p "$ROOTFS/srv/debs"
     if [ $# -gt 0 ]; then
-        printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+        printf 'deb http://deb.debian.org/debian %s main\ndeb http://deb.debian.org/debian-security %s-security main\n' \
+            "$CONTAINER_SUITE" "$CONTAINER_SUITE" \
             > "$ROOTFS/etc/apt/sources.list"
         { chroot "$ROOTFS" apt-get update -qq &&
             chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only "$@"

@@ -49,7 +49,7 @@ t_debootstrap() {
         log "a Rust toolchain or tollgate is already there"; return 1
     fi
 }
-check "a minimal Debian 12 with systemd, OpenVPN and man-db, no Rust toolchain (debootstrap)" t_debootstrap
+check "a minimal Debian $CONTAINER_DEBIAN with systemd, OpenVPN and man-db, no Rust toolchain (debootstrap)" t_debootstrap
 [ "$FAILED" = 0 ] || { summary; exit 1; }
 check "it boots with systemd-nspawn in the server namespace" boot
 [ "$FAILED" = 0 ] || { summary; exit 1; }

@@ -318,7 +318,7 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
     } else {
         ok("clock", "not behind the database's newest record")
     });
-    if let Ok(o) = std::process::Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output() {
+    if let Ok(o) = std::process::Command::new("/usr/bin/timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output() {
         if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "no" {
             found.push(warning(
                 "clock-sync",
