@@ -96,11 +96,11 @@ impl Who {
 }
 
 /// A line of /etc/passwd or /etc/group: its name and numeric id (3rd field).
-fn id_of(file: &str, name: &str) -> Option<(u32, String)> {
+fn numeric_id(file: &str, name: &str) -> Option<u32> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].to_string()))).flatten()
+        if f.len() > 2 && f[0] == name { f[2].parse().ok() } else { None }
     })
 }
 
@@ -111,15 +111,15 @@ fn who(conf: &[Directive]) -> Result<Who, Finding> {
     let (user, group) = (arg("user"), arg("group"));
     let uid = match &user {
         None => 0,
-        Some(u) => match id_of("/etc/passwd", u) {
-            Some((uid, _)) => uid,
+        Some(u) => match numeric_id("/etc/passwd", u) {
+            Some(uid) => uid,
             None => return Err(error("openvpn-user", format!("user {u} of server.conf is not in /etc/passwd"), "create it or name an existing user")),
         },
     };
     let gid = match &group {
         None => 0,
-        Some(g) => match id_of("/etc/group", g) {
-            Some((gid, _)) => gid,
+        Some(g) => match numeric_id("/etc/group", g) {
+            Some(gid) => gid,
             None => return Err(error("openvpn-user", format!("group {g} of server.conf is not in /etc/group"), "create it or name an existing group")),
         },
     };
@@ -197,12 +197,14 @@ fn examine(a: &DoctorArgs) -> Vec<Finding> {
             )),
         }
     }
-    let mut whos = Vec::new();
-    for (path, conf) in &confs {
-        let w = match who(conf) {
+    // Each config's hook identity, resolved once.
+    let mut checked = Vec::new();
+    for (path, conf) in confs {
+        let w = match who(&conf) {
             Ok(w) => w,
             Err(f) => {
                 found.push(f);
+                checked.push((path, conf, None));
                 continue;
             }
         };
@@ -225,12 +227,12 @@ fn examine(a: &DoctorArgs) -> Vec<Finding> {
                 ),
             });
         }
-        whos.push(w);
+        checked.push((path, conf, Some(w)));
     }
+    let mut whos: Vec<Who> = checked.iter().filter_map(|(_, _, w)| w.clone()).collect();
     whos.dedup();
     let store = database(&cfg, &whos, &mut found);
-    for (path, conf) in &confs {
-        let w = who(conf).ok();
+    for (path, conf, w) in &checked {
         openvpn(&cfg, store.as_ref(), conf, w.as_ref(), path, &mut found);
     }
     found
