@@ -100,7 +100,11 @@ fn numeric_id(file: &str, name: &str) -> Option<u32> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        if f.len() > 2 && f[0] == name { f[2].parse().ok() } else { None }
+        if f.len() > 2 && f[0] == name {
+            f[2].parse().ok()
+        } else {
+            None
+        }
     })
 }
 
@@ -113,17 +117,33 @@ fn who(conf: &[Directive]) -> Result<Who, Finding> {
         None => 0,
         Some(u) => match numeric_id("/etc/passwd", u) {
             Some(uid) => uid,
-            None => return Err(error("openvpn-user", format!("user {u} of server.conf is not in /etc/passwd"), "create it or name an existing user")),
+            None => {
+                return Err(error(
+                    "openvpn-user",
+                    format!("user {u} of server.conf is not in /etc/passwd"),
+                    "create it or name an existing user",
+                ))
+            }
         },
     };
     let gid = match &group {
         None => 0,
         Some(g) => match numeric_id("/etc/group", g) {
             Some(gid) => gid,
-            None => return Err(error("openvpn-user", format!("group {g} of server.conf is not in /etc/group"), "create it or name an existing group")),
+            None => {
+                return Err(error(
+                    "openvpn-user",
+                    format!("group {g} of server.conf is not in /etc/group"),
+                    "create it or name an existing group",
+                ))
+            }
         },
     };
-    Ok(Who { name: format!("{}:{}", user.as_deref().unwrap_or("root"), group.as_deref().unwrap_or("root")), uid, gids: vec![gid] })
+    Ok(Who {
+        name: format!("{}:{}", user.as_deref().unwrap_or("root"), group.as_deref().unwrap_or("root")),
+        uid,
+        gids: vec![gid],
+    })
 }
 
 pub struct DoctorArgs {
@@ -179,7 +199,9 @@ fn examine(a: &DoctorArgs) -> Vec<Finding> {
     if paths.is_empty() {
         found.push(warning(
             "openvpn-config",
-            format!("no server config in {OPENVPN_SERVER_DIR} or /etc/openvpn runs tollgate's auth-verify with this config"),
+            format!(
+                "no server config in {OPENVPN_SERVER_DIR} or /etc/openvpn runs tollgate's auth-verify with this config"
+            ),
             "name it with --openvpn-config FILE to check it",
         ));
     }
@@ -223,7 +245,11 @@ fn examine(a: &DoctorArgs) -> Vec<Finding> {
                 _ => error(
                     "config-access",
                     format!("{} cannot read {}", w.name, p.display()),
-                    format!("chown root:{g} {p} && chmod 640 {p}", p = p.display(), g = w.name.split(':').nth(1).unwrap_or("nogroup")),
+                    format!(
+                        "chown root:{g} {p} && chmod 640 {p}",
+                        p = p.display(),
+                        g = w.name.split(':').nth(1).unwrap_or("nogroup")
+                    ),
                 ),
             });
         }
@@ -255,11 +281,19 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
     };
     match store.version() {
         Ok(v) if v == SCHEMA_VERSION => found.push(ok("database", format!("{} at schema version {v}", db.display()))),
-        Ok(v) if v < SCHEMA_VERSION => {
-            found.push(error("database", format!("{} is at schema version {v}, the hooks need {SCHEMA_VERSION}", db.display()), "run `tollgate init`"))
+        Ok(v) if v < SCHEMA_VERSION => found.push(error(
+            "database",
+            format!("{} is at schema version {v}, the hooks need {SCHEMA_VERSION}", db.display()),
+            "run `tollgate init`",
+        )),
+        Ok(v) => found.push(error(
+            "database",
+            format!("{} is at schema version {v}, newer than this build", db.display()),
+            "upgrade tollgate",
+        )),
+        Err(e) => {
+            found.push(error("database", format!("{e:#}"), "restore it from a backup or `tollgate init` a new one"))
         }
-        Ok(v) => found.push(error("database", format!("{} is at schema version {v}, newer than this build", db.display()), "upgrade tollgate")),
-        Err(e) => found.push(error("database", format!("{e:#}"), "restore it from a backup or `tollgate init` a new one")),
     }
     for w in whos {
         let dir = db.parent().unwrap_or(Path::new("."));
@@ -285,9 +319,12 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
         });
     }
     match &cfg.server {
-        None => found.push(error("server-record", "the config names no `server`", "set server = \"NAME\" in the config")),
+        None => {
+            found.push(error("server-record", "the config names no `server`", "set server = \"NAME\" in the config"))
+        }
         Some(s) => {
-            let known: Result<i64, _> = store.conn.query_row("SELECT count(*) FROM servers WHERE name = ?1", [s], |r| r.get(0));
+            let known: Result<i64, _> =
+                store.conn.query_row("SELECT count(*) FROM servers WHERE name = ?1", [s], |r| r.get(0));
             found.push(match known {
                 Ok(1) => ok("server-record", format!("server {s} is on record")),
                 _ => error(
@@ -314,13 +351,18 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
     found.push(if newest > now + 30 {
         error(
             "clock",
-            format!("the clock is {} s behind the newest time in the database: TOTP codes are refused until it catches up", newest - now),
+            format!(
+                "the clock is {} s behind the newest time in the database: TOTP codes are refused until it catches up",
+                newest - now
+            ),
             "set the clock right and keep it synchronised (systemd-timesyncd or chrony)",
         )
     } else {
         ok("clock", "not behind the database's newest record")
     });
-    if let Ok(o) = std::process::Command::new("/usr/bin/timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output() {
+    if let Ok(o) =
+        std::process::Command::new("/usr/bin/timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output()
+    {
         if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "no" {
             found.push(warning(
                 "clock-sync",
@@ -391,7 +433,14 @@ fn count(store: Option<&Store>, sql: &str) -> i64 {
     store.and_then(|s| s.conn.query_row(sql, [], |r| r.get(0)).ok()).unwrap_or(0)
 }
 
-fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<&Who>, path: &Path, found: &mut Vec<Finding>) {
+fn openvpn(
+    cfg: &Config,
+    store: Option<&Store>,
+    conf: &[Directive],
+    who: Option<&Who>,
+    path: &Path,
+    found: &mut Vec<Finding>,
+) {
     let at = |d: &Directive| format!("{}:{}", path.display(), d.line);
     let num = |name: &str, default: u64| {
         ovpn_conf::last(conf, name).and_then(|d| d.args.first()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(default)
@@ -400,27 +449,39 @@ fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<
 
     // script-security: 2 runs scripts, 3 also puts the password in the env.
     let level = num("script-security", 1);
-    let via_env = ovpn_conf::last(conf, "auth-user-pass-verify").is_some_and(|d| d.args.get(1).is_some_and(|m| m == "via-env"));
+    let via_env =
+        ovpn_conf::last(conf, "auth-user-pass-verify").is_some_and(|d| d.args.get(1).is_some_and(|m| m == "via-env"));
     let need = if via_env { 3 } else { 2 };
     found.push(if level >= need {
         ok("script-security", format!("script-security {level}"))
     } else {
         error(
             "script-security",
-            format!("script-security {level}{}: OpenVPN will not run the hooks", if via_env { " with via-env" } else { "" }),
+            format!(
+                "script-security {level}{}: OpenVPN will not run the hooks",
+                if via_env { " with via-env" } else { "" }
+            ),
             format!("set `script-security {need}` in {file}"),
         )
     });
 
     // The three hooks: there, and executable by OpenVPN's user.
-    for (name, hook) in [("auth-user-pass-verify", "auth-verify"), ("client-connect", "client-connect"), ("client-disconnect", "client-disconnect")] {
+    for (name, hook) in [
+        ("auth-user-pass-verify", "auth-verify"),
+        ("client-connect", "client-connect"),
+        ("client-disconnect", "client-disconnect"),
+    ] {
         let Some(d) = ovpn_conf::last(conf, name) else {
             let what = match hook {
                 "auth-verify" => "tollgate does not check logins",
                 "client-connect" => "no sessions are recorded and limits are not applied",
                 _ => "sessions are never closed and usage is not charged",
             };
-            found.push(error("hooks", format!("{file} has no {name}: {what}"), format!("add the {name} line of the server.conf snippet")));
+            found.push(error(
+                "hooks",
+                format!("{file} has no {name}: {what}"),
+                format!("add the {name} line of the server.conf snippet"),
+            ));
             continue;
         };
         let argv = d.args.first().map(|c| ovpn_conf::split(c)).unwrap_or_default();
@@ -430,12 +491,24 @@ fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<
         };
         let runs = who.map_or(true, |w| w.can(&prog, X).unwrap_or(false));
         found.push(if !prog.is_absolute() {
-            error("hooks", format!("{}: {name} runs {}, a relative path", at(d), prog.display()), "give the hook's absolute path")
+            error(
+                "hooks",
+                format!("{}: {name} runs {}, a relative path", at(d), prog.display()),
+                "give the hook's absolute path",
+            )
         } else if !prog.exists() {
-            error("hooks", format!("{}: {name} runs {}, which does not exist", at(d), prog.display()), "install tollgate (install.sh) or correct the path")
+            error(
+                "hooks",
+                format!("{}: {name} runs {}, which does not exist", at(d), prog.display()),
+                "install tollgate (install.sh) or correct the path",
+            )
         } else if !runs {
             let u = who.map_or("OpenVPN's user", |w| w.name.as_str());
-            error("hooks", format!("{}: {u} cannot execute {}", at(d), prog.display()), format!("chmod 755 {} (and every directory above it)", prog.display()))
+            error(
+                "hooks",
+                format!("{}: {u} cannot execute {}", at(d), prog.display()),
+                format!("chmod 755 {} (and every directory above it)", prog.display()),
+            )
         } else {
             ok("hooks", format!("{name} runs {}", prog.display()))
         });
@@ -461,7 +534,10 @@ fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<
         Err(e) => error("tmp-dir", format!("tmp-dir {}: {e}", tmp.display()), "create it, writable by OpenVPN's user"),
         Ok(m) if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 => error(
             "tmp-dir",
-            format!("tmp-dir {} is writable by every local user and not sticky: anyone can replace OpenVPN's auth files", tmp.display()),
+            format!(
+                "tmp-dir {} is writable by every local user and not sticky: anyone can replace OpenVPN's auth files",
+                tmp.display()
+            ),
             format!("chmod 1777 {} (or a directory of OpenVPN's own, mode 0700)", tmp.display()),
         ),
         Ok(_) if who.is_some_and(|w| !w.can(&tmp, W | X).unwrap_or(false)) => error(
@@ -483,11 +559,15 @@ fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<
             "use `auth-gen-token 0 external-auth`",
         )),
         Some(_) => found.push(ok("auth-gen-token", "auth-gen-token with external-auth")),
-        None if cfg.auth_method == AuthMethod::Oidc || count(store, "SELECT count(*) FROM users WHERE totp_confirmed = 1 OR auth_method = 'oidc'") > 0 => found.push(warning(
-            "auth-gen-token",
-            "no auth-gen-token: every renegotiation (hourly) asks for the code or a browser login again",
-            "add `auth-gen-token 0 external-auth`",
-        )),
+        None if cfg.auth_method == AuthMethod::Oidc
+            || count(store, "SELECT count(*) FROM users WHERE totp_confirmed = 1 OR auth_method = 'oidc'") > 0 =>
+        {
+            found.push(warning(
+                "auth-gen-token",
+                "no auth-gen-token: every renegotiation (hourly) asks for the code or a browser login again",
+                "add `auth-gen-token 0 external-auth`",
+            ))
+        }
         None => {}
     }
 
@@ -501,7 +581,11 @@ fn openvpn(cfg: &Config, store: Option<&Store>, conf: &[Directive], who: Option<
             format!("set reneg-sec to {MIN_RENEG_WITH_TOKEN} or more (the default 3600 is right)"),
         ));
     } else if reneg == 0 {
-        found.push(warning("reneg-sec", "reneg-sec 0: accounts are never re-checked on renegotiation", "remove it (the default 3600 keeps the checkpoint)"));
+        found.push(warning(
+            "reneg-sec",
+            "reneg-sec 0: accounts are never re-checked on renegotiation",
+            "remove it (the default 3600 keeps the checkpoint)",
+        ));
     } else {
         found.push(ok("reneg-sec", format!("reneg-sec {reneg}")));
     }

@@ -125,18 +125,19 @@ fn collect(c: &Connection, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     out.push(quota);
 
     let mut users = Family::new("tollgate_users", "User accounts, by whether they may log in (enabled) or not.");
-    let (on, off): (i64, i64) = c.query_row(
-        "SELECT coalesce(sum(enabled = 1), 0), coalesce(sum(enabled = 0), 0) FROM users",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (on, off): (i64, i64) =
+        c.query_row("SELECT coalesce(sum(enabled = 1), 0), coalesce(sum(enabled = 0), 0) FROM users", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     users.add(vec![("state", "enabled".into())], on as f64);
     users.add(vec![("state", "disabled".into())], off as f64);
     out.push(users);
 
-    let mut last = Family::new("tollgate_sweep_last_run_timestamp_seconds", "When each server's last sweep started (Unix time).");
+    let mut last =
+        Family::new("tollgate_sweep_last_run_timestamp_seconds", "When each server's last sweep started (Unix time).");
     let mut dur = Family::new("tollgate_sweep_last_duration_seconds", "How long each server's last sweep took.");
-    let mut okf = Family::new("tollgate_sweep_last_success", "1 when each server's last sweep succeeded, 0 when it failed.");
+    let mut okf =
+        Family::new("tollgate_sweep_last_success", "1 when each server's last sweep succeeded, 0 when it failed.");
     let mut st = c.prepare("SELECT server, at, duration_ms, ok FROM sweeps ORDER BY server")?;
     for r in st.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, bool>(3)?))

@@ -1234,7 +1234,9 @@ fn record_outcome(
     let (result, reason, kind) = match d {
         Decision::Accept => ("accept", format!("ok ({how}{plus})"), "ok"),
         Decision::Deny(deny) => ("deny", deny.log_reason(), deny.kind()),
-        Decision::Challenge => ("challenge", "challenge sent (second factor or post-auth program)".to_string(), "challenge"),
+        Decision::Challenge => {
+            ("challenge", "challenge sent (second factor or post-auth program)".to_string(), "challenge")
+        }
     };
     tx.prepare_cached(
         "INSERT INTO auth_events (at, username, server, ip, result, reason, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

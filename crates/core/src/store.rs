@@ -386,7 +386,9 @@ pub(crate) mod tests {
         );
         let v4 = format!("{MIGRATE_3} {MIGRATE_4}");
         let v5 = format!("{MIGRATE_3} {MIGRATE_4} {MIGRATE_5}");
-        for (version, extra) in [(5, v5.as_str()), (4, v4.as_str()), (3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")] {
+        for (version, extra) in
+            [(5, v5.as_str()), (4, v4.as_str()), (3, v3.as_str()), (2, ""), (1, "DROP TABLE source_failures;")]
+        {
             let (_d, cfg) = temp_config();
             let c = Connection::open(&cfg.database).unwrap();
             c.execute_batch(v2).unwrap();
