@@ -185,8 +185,11 @@ pub fn sweep(
     let server = server
         .or_else(|| cfg.server.clone())
         .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
+    // The command line overrides the config; a --management given alone
+    // still falls back on the config's status file.
     let (management, status) = match (management, status) {
         (None, None) => (cfg.management.clone(), cfg.status_file.clone()),
+        (Some(m), None) => (Some(m), cfg.status_file.clone()),
         given => given,
     };
     let t = now();
@@ -212,33 +215,72 @@ fn sweep_once(
     json: bool,
     t: i64,
 ) -> Result<()> {
+    // What the sweep could not do. The spool is replayed and events pruned
+    // whatever happens; then this is the sweep's error (exit 1, and
+    // metrics' tollgate_sweep_last_success 0).
+    let mut problem = None;
     let mut conn = None;
-    let live: Option<mgmt::Status> = if let Some(addr) = &management {
-        let mut m = Management::connect(addr)?;
-        let v = m.status()?;
-        conn = Some(m);
-        Some(v)
-    } else if let Some(path) = &status {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| anyhow!("cannot read status file {}: {e}", path.display()))?;
-        Some(mgmt::parse_status(&text)?)
-    } else {
-        None
-    };
+    let mut live: Option<mgmt::Status> = None;
+    if let Some(addr) = &management {
+        match Management::connect(addr).and_then(|mut m| Ok((m.status()?, m))) {
+            Ok((s, m)) => {
+                live = Some(s);
+                conn = Some(m);
+            }
+            Err(e) => {
+                problem = Some(format!("management interface unreachable ({e:#}): nobody could be cut"));
+            }
+        }
+    }
+    if live.is_none() {
+        if let Some(path) = &status {
+            match std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("cannot read status file {}: {e}", path.display()))
+                .and_then(|text| mgmt::parse_status(&text))
+            {
+                Ok(s) => {
+                    if problem.is_some() {
+                        eprintln!("tollgate: read the status file {} instead", path.display());
+                    }
+                    live = Some(s);
+                }
+                Err(e) => {
+                    let e = format!("{e:#}: no session charged");
+                    problem = Some(match problem {
+                        Some(p) => format!("{p}; {e}"),
+                        None => e,
+                    });
+                }
+            }
+        }
+    }
+    if management.is_none() && status.is_none() {
+        problem = Some(
+            "neither a management interface nor a status file (set `management` or `status_file` in the config, \
+             or pass --management or --status): no session charged, nobody cut"
+                .into(),
+        );
+    }
+    let can_kill = conn.is_some();
     let mut killer = |c: &LiveClient| -> Result<()> {
         let m = conn.as_mut().ok_or_else(|| anyhow!("no management interface"))?;
         m.kill(c.client_id.ok_or_else(|| anyhow!("no client id for {}", c.username))?)
     };
-    let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> =
-        if management.is_some() { Some(&mut killer) } else { None };
+    let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> = if can_kill { Some(&mut killer) } else { None };
     let rep = core_sweep::run(store, cfg, server, live.as_ref(), kill, t)?;
     if json {
         out::json(&serde_json::to_value(&rep)?);
-        return Ok(());
-    }
-    if live.is_none() {
-        println!("no management interface or status file: only spool and pruning ran");
     } else {
+        print_report(&rep, live.is_some(), can_kill);
+    }
+    match problem {
+        Some(p) => Err(anyhow!("sweep incomplete: {p}")),
+        None => Ok(()),
+    }
+}
+
+fn print_report(rep: &core_sweep::Report, live: bool, can_kill: bool) {
+    if live {
         println!(
             "{} live client(s); charged {} to {} session(s); closed {} lost session(s)",
             rep.live_clients,
@@ -256,7 +298,7 @@ fn sweep_once(
     for k in &rep.killed {
         let what = if k.done {
             "killed"
-        } else if management.is_some() {
+        } else if can_kill {
             "FAILED to kill"
         } else {
             "would kill"
@@ -269,5 +311,4 @@ fn sweep_once(
     if rep.events_pruned > 0 {
         println!("pruned {} old auth event(s)", rep.events_pruned);
     }
-    Ok(())
 }
