@@ -70,4 +70,30 @@ TOML
 }
 check "a platform rule refuses a client whose IV_PLAT is not allowed, saying what to use" t_platform
 
+# A profile carries what its server's checks need: the UV_ variable
+# [client_checks] require asks for, and a device id of its own when
+# [devices] source is a UV_ variable; the real client sends them.
+t_profile_meets_checks() {
+    sed -i '/^\[client_checks\]/,$d' "$W/tollgate.toml"
+    cat >> "$W/tollgate.toml" <<'TOML'
+[client_checks]
+require = { UV_POLICY = "3" }
+[devices]
+source = "UV_DEVICE_ID"
+TOML
+    tg user set carol --device-binding auto >/dev/null
+    "$W/bin/gen-ovpn" --config "$W/tollgate.toml" carol nl-1 > "$W/carol.ovpn" 2> "$W/gen-carol.err" || return 1
+    grep -qx "setenv UV_POLICY 3" "$W/carol.ovpn" && grep -qx push-peer-info "$W/carol.ovpn" ||
+        { log "profile: $(grep -E 'setenv|peer' "$W/carol.ovpn" | tr '\n' ' ')"; return 1; }
+    local id; id=$(sed -n 's/^setenv UV_DEVICE_ID \([0-9a-f]\{32\}\)$/\1/p' "$W/carol.ovpn")
+    [ -n "$id" ] && grep -q "device id (UV_DEVICE_ID) is $id" "$W/gen-carol.err" || { log "device id: '$id'"; return 1; }
+    printf '%s\n%s\n' carol "$PW" > "$W/creds-carol"
+    : > "$W/cli-c2.log"
+    ip netns exec "$NS_CLI" openvpn --cd "$W" --config "$W/carol.ovpn" --auth-user-pass "$W/creds-carol" \
+        --writepid "$W/cli-c2.pid" --daemon --log "$W/cli-c2.log"
+    connected c2 || return 1
+    [ "$(devices_json carol | json '",".join(d["hwaddr"] for d in d if d["approved"])')" = "$id" ]
+}
+check "a gen-ovpn profile carries the UV_ variables its server's checks require, and its own device id" t_profile_meets_checks
+
 summary

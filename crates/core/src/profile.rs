@@ -30,8 +30,13 @@ pub struct UserProfile {
     pub static_challenge: bool,
     /// Second factor by dynamic challenge (CRV1): the client must answer interactively.
     pub dynamic_challenge: bool,
-    /// Device binding on: the client must send its hardware address.
+    /// The client must send its peer info: device binding is on, or the
+    /// server's checks want UV_ variables.
     pub push_peer_info: bool,
+    /// `setenv UV_… value` the server's checks expect: `[client_checks]
+    /// require` at its minimum, and a device id of this profile's own when
+    /// `[devices] source` is a UV_ variable.
+    pub setenv: Vec<(String, String)>,
     /// The user signs in through the OpenID provider (auth method `oidc`):
     /// the client must announce web auth.
     pub sso: bool,
@@ -76,6 +81,9 @@ pub fn render(s: &ServerProfile, u: &UserProfile, generated: &str) -> String {
     }
     if u.dynamic_challenge {
         line("auth-retry interact");
+    }
+    for (name, value) in &u.setenv {
+        line(&format!("setenv {name} {value}"));
     }
     if u.push_peer_info {
         line("push-peer-info");
@@ -154,13 +162,23 @@ pub fn load(
     )?;
     // The second factor of an SSO user is the provider's business.
     let sso = crate::auth::method_of(store, cfg, user)? == crate::method::AuthMethod::Oidc;
+    let binding = binding.as_deref().and_then(crate::devices::Binding::parse).unwrap_or(cfg.devices.binding);
+    let mut setenv: Vec<(String, String)> = cfg
+        .client_checks
+        .require
+        .iter()
+        .map(|(name, min)| (name.clone(), if min.is_empty() { "1".to_string() } else { min.clone() }))
+        .collect();
+    if binding != crate::devices::Binding::Off && cfg.devices.source.starts_with("UV_") {
+        setenv.push((cfg.devices.source.clone(), new_device_id()));
+    }
     let mut up = UserProfile {
         name: user.to_string(),
         static_challenge: mfa && !sso && mfa_mode != crate::config::MfaMode::Dynamic,
         dynamic_challenge: mfa && !sso && mfa_mode == crate::config::MfaMode::Dynamic,
         sso,
-        push_peer_info: binding.as_deref().and_then(crate::devices::Binding::parse).unwrap_or(cfg.devices.binding)
-            != crate::devices::Binding::Off,
+        push_peer_info: binding != crate::devices::Binding::Off || !setenv.is_empty(),
+        setenv,
         cert: None,
     };
     if needs_cert {
@@ -175,6 +193,15 @@ pub fn load(
         up.cert = Some((pem, key));
     }
     Ok((srv, up))
+}
+
+/// A profile's own device id: 128 random bits in hex (what survives
+/// OpenVPN's cleaning of peer info).
+fn new_device_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -227,6 +254,7 @@ mod tests {
             name: "bob".into(),
             static_challenge: true,
             push_peer_info: true,
+            setenv: vec![("UV_POLICY".into(), "2".into())],
             cert: Some(("CERT".into(), "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----".into())),
             ..Default::default()
         };
@@ -235,7 +263,7 @@ mod tests {
             "proto tcp-client\n",
             "key-direction 1\n<tls-auth>",
             "static-challenge \"",
-            "push-peer-info\n",
+            "setenv UV_POLICY 2\npush-peer-info\n",
             "mssfix 1400\n",
             "<cert>\nCERT\n</cert>",
             "<key>\n",

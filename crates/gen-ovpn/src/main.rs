@@ -24,6 +24,12 @@ fn run(a: Args) -> Result<()> {
     let now = units::now();
     let (srv, user) = profile::load(&store, &a.user, &a.server, &cfg, now)?;
     let text = profile::render(&srv, &user, &units::format_time(now));
+    if let Some((source, id)) = user.setenv.iter().find(|(name, _)| *name == cfg.devices.source) {
+        eprintln!(
+            "gen-ovpn: this profile's device id ({source}) is {id}; under manual device binding approve it with: tollgate device add {} {id}",
+            a.user
+        );
+    }
     match a.out {
         None => std::io::stdout().write_all(text.as_bytes())?,
         Some(path) => {
