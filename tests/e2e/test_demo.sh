@@ -22,7 +22,7 @@ t_demo_runs() {
     grep -q "Initialization Sequence Completed" "$W/demo.log" &&
         grep -q "5 packets transmitted, 5 received" "$W/demo.log" &&
         grep -Eq '^  USER +PLAN +PERIOD +USED' "$W/demo.log" &&
-        grep -Eq '^  demo +basic +month +[1-9][0-9.]* KiB' "$W/demo.log" &&
+        grep -Eq '^  demo +basic +month +[1-9][0-9.]* (KiB|KB)' "$W/demo.log" &&
         grep -Eq '^  1 +demo +nl-1 .* disconnect$' "$W/demo.log" &&
         grep -q "AUTH_FAILED" "$W/demo.log" || { sed 's/^/    | /' "$W/demo.log"; return 1; }
 }

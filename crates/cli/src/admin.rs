@@ -2,18 +2,19 @@
 
 use crate::out;
 use crate::{
-    Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, SessionsCmd, UserAdd,
-    UserCmd, UserSet,
+    Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, GroupSet, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, ServerSet,
+    SessionsCmd, UserAdd, UserCmd, UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use tollgate_core::auth::{self, Request};
 use tollgate_core::method::AuthMethod;
 use tollgate_core::names::check_name;
 use tollgate_core::policy::{check_credentials, Decision};
-use tollgate_core::units::{self, format_duration, format_expiry, format_size, format_time, now};
+use tollgate_core::units::{self, format_duration, format_size, format_time, now};
 use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
 
 /// Runs one command; returns the exit code.
@@ -45,7 +46,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Group(c) => group(&mut store.conn, c)?,
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
         Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
-        Cmd::Device(c) => device(&store.conn, c)?,
+        Cmd::Device(c) => device(&store.conn, &cfg, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
         Cmd::Blocked { json } => blocked(&store.conn, json)?,
         Cmd::Unblock { address } => {
@@ -109,10 +110,31 @@ fn opt_parse<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T>) -> Result<Opt
     }
 }
 
+/// The zero rule, the same for every limit (quota, session time,
+/// connections, plan lifetime, devices): 0 is refused, since it would
+/// refuse every login without saying why. `none` lifts a limit; `tollgate
+/// user disable` stops a user.
+const ZERO_LIMIT: &str = "a limit of 0 would refuse every login: use `none` for no limit, or `tollgate user disable`";
+
 fn positive(s: &str) -> Result<i64> {
     match s.trim().parse::<i64>() {
+        Ok(0) => bail!("{ZERO_LIMIT}"),
         Ok(n) if n > 0 => Ok(n),
-        _ => bail!("{s:?} is not a positive whole number"),
+        _ => bail!("{s:?} is not a whole number"),
+    }
+}
+
+fn positive_size(s: &str) -> Result<i64> {
+    match units::parse_size(s)? {
+        0 => bail!("{ZERO_LIMIT}"),
+        n => Ok(n),
+    }
+}
+
+fn positive_secs(s: &str) -> Result<i64> {
+    match units::parse_duration(s)? {
+        0 => bail!("{ZERO_LIMIT}"),
+        n => Ok(n),
     }
 }
 
@@ -179,13 +201,14 @@ fn granted_servers(c: &Connection, who: &str, id: i64) -> Result<Vec<String>> {
 fn server(c: &mut Connection, cmd: ServerCmd) -> Result<()> {
     match cmd {
         ServerCmd::Add(a) => server_add(c, a),
+        ServerCmd::Set(a) => server_set(c, a),
         ServerCmd::List { json } => {
             out::listing(json, server_rows(c, None)?, &["NAME", "REMOTE", "TLS", "CLIENT-CERT"], |r| {
                 vec![
                     out::text(r, "name"),
                     format!("{}:{}/{}", out::text(r, "host"), r["port"], out::text(r, "proto")),
                     out::text(r, "tls_mode"),
-                    if r["client_cert"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+                    out::cell(&r["client_cert"]),
                 ]
             });
             Ok(())
@@ -196,11 +219,7 @@ fn server(c: &mut Connection, cmd: ServerCmd) -> Result<()> {
             if json {
                 out::json(&r);
             } else {
-                let s = |k: &str| match &r[k] {
-                    Value::String(s) => s.clone(),
-                    Value::Null => "-".into(),
-                    v => v.to_string(),
-                };
+                let s = |k: &str| out::cell(&r[k]);
                 out::fields(&[
                     ("name", s("name")),
                     ("host", s("host")),
@@ -242,57 +261,96 @@ fn server(c: &mut Connection, cmd: ServerCmd) -> Result<()> {
     }
 }
 
+/// A server as stored: what `server add` builds and `server set` changes,
+/// checked as a whole before anything is written.
+struct ServerSpec {
+    host: String,
+    port: u16,
+    proto: String,
+    ca_pem: String,
+    tls_mode: &'static str,
+    tls_key: String,
+    key_direction: Option<u8>,
+    data_ciphers: Option<String>,
+    extra: Vec<String>,
+    client_cert: bool,
+    pki_dir: Option<PathBuf>,
+}
+
+impl ServerSpec {
+    fn check(&self) -> Result<()> {
+        if self.host.trim().is_empty() || self.host.contains(char::is_whitespace) {
+            bail!("--host must be a host name or address without spaces");
+        }
+        if self.tls_mode == "tls-crypt" && self.key_direction.is_some() {
+            bail!("--key-direction is for tls-auth only (tls-crypt has no direction)");
+        }
+        for line in &self.extra {
+            if line.contains(['\n', '\r']) || line.trim().is_empty() {
+                bail!("--extra takes one non-empty directive per flag");
+            }
+        }
+        if self.client_cert {
+            let Some(dir) = &self.pki_dir else { bail!("--client-cert needs --pki-dir") };
+            if !dir.join("issued").is_dir() {
+                bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
+            }
+        }
+        Ok(())
+    }
+
+    fn tls_key(mode: &'static str, path: &Path) -> Result<(&'static str, String)> {
+        let key = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !key.contains("BEGIN OpenVPN Static key V1") {
+            bail!("{} is not an OpenVPN static key (openvpn --genkey {mode} FILE)", path.display());
+        }
+        Ok((mode, key))
+    }
+
+    /// Stored absolute: gen-ovpn may run from anywhere.
+    fn pki_dir(d: &Path) -> Result<PathBuf> {
+        std::fs::canonicalize(d).with_context(|| format!("--pki-dir {}", d.display()))
+    }
+}
+
 fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
     check_name("server", &a.name)?;
-    if a.host.trim().is_empty() || a.host.contains(char::is_whitespace) {
-        bail!("--host must be a host name or address without spaces");
-    }
-    let ca = read_pem(&a.ca, "CA certificate", "BEGIN CERTIFICATE")?;
-    let (mode, key_path) = match (&a.tls_crypt, &a.tls_auth) {
-        (Some(p), None) => ("tls-crypt", p),
-        (None, Some(p)) => ("tls-auth", p),
+    let (tls_mode, tls_key) = match (&a.tls_crypt, &a.tls_auth) {
+        (Some(p), None) => ServerSpec::tls_key("tls-crypt", p)?,
+        (None, Some(p)) => ServerSpec::tls_key("tls-auth", p)?,
         _ => bail!("give exactly one of --tls-crypt and --tls-auth"),
     };
-    let key = std::fs::read_to_string(key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-    if !key.contains("BEGIN OpenVPN Static key V1") {
-        bail!("{} is not an OpenVPN static key (openvpn --genkey tls-crypt FILE)", key_path.display());
-    }
-    let key_direction = match mode {
-        "tls-auth" => Some(a.key_direction.unwrap_or(1)),
-        _ => None,
+    let spec = ServerSpec {
+        host: a.host,
+        port: a.port,
+        proto: a.proto,
+        ca_pem: read_pem(&a.ca, "CA certificate", "BEGIN CERTIFICATE")?,
+        tls_mode,
+        tls_key,
+        key_direction: (tls_mode == "tls-auth").then(|| a.key_direction.unwrap_or(1)),
+        data_ciphers: a.data_ciphers,
+        extra: a.extra,
+        client_cert: a.client_cert,
+        pki_dir: a.pki_dir.as_deref().map(ServerSpec::pki_dir).transpose()?,
     };
-    for line in &a.extra {
-        if line.contains('\n') || line.trim().is_empty() {
-            bail!("--extra takes one non-empty directive per flag");
-        }
-    }
-    // Stored absolute: gen-ovpn may run from anywhere.
-    let pki_dir = match &a.pki_dir {
-        Some(d) => Some(std::fs::canonicalize(d).with_context(|| format!("--pki-dir {}", d.display()))?),
-        None => None,
-    };
-    if let (true, Some(dir)) = (a.client_cert, &pki_dir) {
-        if !dir.join("issued").is_dir() {
-            bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
-        }
-    }
+    spec.check()?;
     let r = c.execute(
         "INSERT INTO servers (name, host, port, proto, ca_pem, tls_mode, tls_key, key_direction,
                               data_ciphers, extra, client_cert, pki_dir, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             a.name,
-            a.host,
-            a.port,
-            a.proto,
-            ca,
-            mode,
-            key,
-            key_direction,
-            a.data_ciphers,
-            a.extra.join("\n"),
-            a.client_cert,
-            pki_dir.map(|p| p.display().to_string()),
+            spec.host,
+            spec.port,
+            spec.proto,
+            spec.ca_pem,
+            spec.tls_mode,
+            spec.tls_key,
+            spec.key_direction,
+            spec.data_ciphers,
+            spec.extra.join("\n"),
+            spec.client_cert,
+            spec.pki_dir.map(|p| p.display().to_string()),
             now()
         ],
     );
@@ -306,6 +364,88 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
         r => r?,
     };
     println!("added server {}", a.name);
+    Ok(())
+}
+
+fn server_set(c: &Connection, a: ServerSet) -> Result<()> {
+    let id = id_of(c, "server", &a.name)?;
+    let mut spec = c.query_row(
+        "SELECT host, port, proto, ca_pem, tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert, pki_dir
+           FROM servers WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(ServerSpec {
+                host: r.get(0)?,
+                port: r.get(1)?,
+                proto: r.get(2)?,
+                ca_pem: r.get(3)?,
+                tls_mode: if r.get::<_, String>(4)? == "tls-auth" { "tls-auth" } else { "tls-crypt" },
+                tls_key: r.get(5)?,
+                key_direction: r.get(6)?,
+                data_ciphers: r.get(7)?,
+                extra: r.get::<_, String>(8)?.lines().map(str::to_string).collect(),
+                client_cert: r.get(9)?,
+                pki_dir: r.get::<_, Option<String>>(10)?.map(PathBuf::from),
+            })
+        },
+    )?;
+    if let Some(h) = a.host {
+        spec.host = h;
+    }
+    if let Some(p) = a.port {
+        spec.port = p;
+    }
+    if let Some(p) = a.proto {
+        spec.proto = p;
+    }
+    if let Some(ca) = &a.ca {
+        spec.ca_pem = read_pem(ca, "CA certificate", "BEGIN CERTIFICATE")?;
+    }
+    if let Some(p) = &a.tls_crypt {
+        (spec.tls_mode, spec.tls_key) = ServerSpec::tls_key("tls-crypt", p)?;
+        spec.key_direction = None;
+    }
+    if let Some(p) = &a.tls_auth {
+        let was_auth = spec.tls_mode == "tls-auth";
+        (spec.tls_mode, spec.tls_key) = ServerSpec::tls_key("tls-auth", p)?;
+        spec.key_direction = spec.key_direction.filter(|_| was_auth).or(Some(1));
+    }
+    if let Some(d) = a.key_direction {
+        spec.key_direction = Some(d);
+    }
+    if let Some(d) = opt_parse(&a.data_ciphers, |s| Ok(s.to_string()))? {
+        spec.data_ciphers = d;
+    }
+    if !a.extra.is_empty() || a.clear_extra {
+        spec.extra = a.extra;
+    }
+    if let Some(cc) = a.client_cert {
+        spec.client_cert = cc;
+    }
+    if let Some(d) = opt_parse(&a.pki_dir, |d| ServerSpec::pki_dir(Path::new(d)))? {
+        spec.pki_dir = d;
+    }
+    spec.check()?;
+    c.execute(
+        "UPDATE servers SET host = ?2, port = ?3, proto = ?4, ca_pem = ?5, tls_mode = ?6, tls_key = ?7,
+                key_direction = ?8, data_ciphers = ?9, extra = ?10, client_cert = ?11, pki_dir = ?12
+          WHERE id = ?1",
+        params![
+            id,
+            spec.host,
+            spec.port,
+            spec.proto,
+            spec.ca_pem,
+            spec.tls_mode,
+            spec.tls_key,
+            spec.key_direction,
+            spec.data_ciphers,
+            spec.extra.join("\n"),
+            spec.client_cert,
+            spec.pki_dir.map(|p| p.display().to_string()),
+        ],
+    )?;
+    println!("updated server {}", a.name);
     Ok(())
 }
 
@@ -397,7 +537,7 @@ fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
         }
         Ok(())
     };
-    set("quota_bytes", opt_parse(&a.quota, units::parse_size)?)?;
+    set("quota_bytes", opt_parse(&a.quota, positive_size)?)?;
     set("max_session_secs", opt_parse(&a.max_session, |s| positive_secs(s))?)?;
     set("max_connections", opt_parse(&a.max_connections, positive)?)?;
     set("expires_after_secs", opt_parse(&a.expires_after, |s| positive_secs(s))?)?;
@@ -405,13 +545,6 @@ fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
         c.execute("UPDATE plans SET period = ?2 WHERE name = ?1", params![a.name, p])?;
     }
     Ok(())
-}
-
-fn positive_secs(s: &str) -> Result<i64> {
-    match units::parse_duration(s)? {
-        0 => bail!("duration must be more than 0 (use `none` for no limit)"),
-        n => Ok(n),
-    }
 }
 
 fn plan_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
@@ -460,15 +593,15 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
                 bail!("group {} already exists", a.name);
             }
             tx.execute("INSERT INTO groups (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
-            group_update(&tx, &a)?;
+            group_update(&tx, &a, false, &[])?;
             tx.commit()?;
             println!("added group {}", a.name);
             Ok(())
         }
-        GroupCmd::Set(a) => {
+        GroupCmd::Set(GroupSet { group: a, clear_push, revoke }) => {
             let tx = c.transaction()?;
             id_of(&tx, "group", &a.name)?;
-            group_update(&tx, &a)?;
+            group_update(&tx, &a, clear_push, &revoke)?;
             tx.commit()?;
             println!("updated group {}", a.name);
             Ok(())
@@ -504,14 +637,14 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
     }
 }
 
-fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
+fn group_update(c: &Connection, a: &GroupArgs, clear_push: bool, revoked: &[String]) -> Result<()> {
     let id = id_of(c, "group", &a.name)?;
     for p in &a.push {
         if p.trim().is_empty() || p.contains(['\n', '\r', '"']) {
             bail!("--push takes one option without quotes or line breaks, e.g. 'route 10.1.0.0 255.255.0.0'");
         }
     }
-    if !a.push.is_empty() || a.clear_push {
+    if !a.push.is_empty() || clear_push {
         c.execute("UPDATE groups SET push = ?2 WHERE id = ?1", params![id, a.push.join("\n")])?;
     }
     if let Some(r) = a.redirect_gateway {
@@ -524,7 +657,7 @@ fn group_update(c: &Connection, a: &GroupArgs) -> Result<()> {
         c.execute("UPDATE groups SET auth_method = ?2 WHERE id = ?1", params![id, (m != "default").then_some(m)])?;
     }
     grant(c, "group", id, &a.server)?;
-    revoke(c, "group", id, &a.revoke)?;
+    revoke(c, "group", id, revoked)?;
     Ok(())
 }
 
@@ -581,7 +714,7 @@ fn group_cells(r: &Value) -> Vec<String> {
     vec![
         r["name"].as_str().unwrap_or("").into(),
         servers_cell(r),
-        if r["redirect_gateway"].as_bool() == Some(true) { "yes" } else { "no" }.into(),
+        out::cell(&r["redirect_gateway"]),
         if push.is_empty() { "-".into() } else { push.join("; ") },
         r["users"].to_string(),
     ]
@@ -615,10 +748,19 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
             out::listing(
                 json,
                 user_rows(c, cfg, None)?,
-                &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES"],
+                &["NAME", "STATE", "PLAN", "GROUP", "SERVERS", "EXPIRES", "PLAN-EXPIRES", "FAILED"],
                 |r| {
-                    let s = |k: &str| out::text(r, k);
-                    vec![s("name"), state_cell(r), s("plan"), s("group"), servers_cell(r), s("expires_at")]
+                    let s = |k: &str| out::cell(&r[k]);
+                    vec![
+                        s("name"),
+                        s("state"),
+                        s("plan"),
+                        s("group"),
+                        servers_cell(r),
+                        out::expiry(r, "expires_at"),
+                        out::expiry(r, "plan_expires_at"),
+                        s("failed_count"),
+                    ]
                 },
             );
             Ok(())
@@ -629,19 +771,16 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
             if json {
                 out::json(&r);
             } else {
-                let s = |k: &str| match &r[k] {
-                    Value::String(s) => s.clone(),
-                    Value::Null => "-".into(),
-                    v => v.to_string(),
-                };
+                let s = |k: &str| out::cell(&r[k]);
                 out::fields(&[
                     ("name", s("name")),
-                    ("state", state_cell(&r)),
+                    ("state", s("state")),
                     ("auth method", format!("{} ({})", s("auth_method"), s("auth_method_from"))),
                     ("plan", s("plan")),
+                    ("plan expires", out::expiry(&r, "plan_expires_at")),
                     ("group", s("group")),
                     ("servers", servers_cell(&r)),
-                    ("expires", s("expires_at")),
+                    ("expires", out::expiry(&r, "expires_at")),
                     ("static ip", s("static_ip")),
                     ("device binding", s("device_binding")),
                     ("max devices", s("max_devices")),
@@ -657,13 +796,29 @@ fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
     }
 }
 
-fn state_cell(r: &Value) -> String {
-    if r["enabled"].as_bool() != Some(true) {
-        "disabled".into()
-    } else if r["locked"].as_bool() == Some(true) {
-        "locked".into()
+/// Accepted, but the account will not log in: say so.
+fn warn_if_past(name: &str, expires: Option<i64>) {
+    if let Some(e) = expires.filter(|e| *e <= now()) {
+        eprintln!(
+            "tollgate: warning: {name}'s expiry {} is in the past: the account is expired",
+            units::format_expiry(e)
+        );
+    }
+}
+
+/// What a login of the account would meet first, as auth-verify sees it:
+/// disabled, expired (the account), plan expired, locked, or enabled.
+fn user_state(enabled: bool, expires: Option<i64>, plan_expires: Option<i64>, locked: bool, t: i64) -> &'static str {
+    if !enabled {
+        "disabled"
+    } else if expires.is_some_and(|e| e <= t) {
+        "expired"
+    } else if plan_expires.is_some_and(|e| e <= t) {
+        "plan expired"
+    } else if locked {
+        "locked"
     } else {
-        "enabled".into()
+        "enabled"
     }
 }
 
@@ -706,7 +861,8 @@ fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     for s in &a.server {
         id_of(c, "server", s)?;
     }
-    let expires = a.expires.as_deref().map(units::parse_expiry).transpose()?;
+    let expires = a.expires.as_deref().map(|e| units::parse_expiry(e, now())).transpose()?;
+    warn_if_past(&a.name, expires);
     let static_ip = a.static_ip.as_deref().map(check_ip).transpose()?;
     if let Some(ip) = &static_ip {
         static_ip_free(c, ip, None)?;
@@ -760,7 +916,8 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
     if let Some(g) = opt_parse(&a.group, |g| id_of(&tx, "group", g))? {
         set("group_id", &g)?;
     }
-    if let Some(e) = opt_parse(&a.expires, units::parse_expiry)? {
+    if let Some(e) = opt_parse(&a.expires, |e| units::parse_expiry(e, t))? {
+        warn_if_past(&a.name, e);
         set("expires_at", &e)?;
     }
     if let Some(ip) = opt_parse(&a.static_ip, check_ip)? {
@@ -769,9 +926,7 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
         }
         set("static_ip", &ip)?;
     }
-    if let Some(n) = opt_parse(&a.max_devices, |s| {
-        s.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| anyhow!("{s:?} is not a device count"))
-    })? {
+    if let Some(n) = opt_parse(&a.max_devices, positive)? {
         set("max_devices", &n)?;
     }
     if let Some(m) = &a.device_binding {
@@ -807,13 +962,19 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
         "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
                 u.static_ip, u.device_binding, u.max_devices,
                 CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed THEN 'totp' ELSE 'pending' END,
-                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method, u.saved
+                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method, u.saved,
+                u.plan_since + p.expires_after_secs, u.failed_since
            FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
           WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
     )?;
     let base = st
         .query_map([only], |r| {
             let locked_until: Option<i64> = r.get(12)?;
+            let locked = locked_until.is_some_and(|l| l > t);
+            let (expires, plan_expires): (Option<i64>, Option<i64>) = (r.get(5)?, r.get(18)?);
+            // The count the next failure adds to: none once the window passed.
+            let failed_since: Option<i64> = r.get(19)?;
+            let failed = if failed_since.is_some_and(|f| t - f < cfg.lockout.window_secs) { r.get(11)? } else { 0 };
             let group: Option<String> = r.get(4)?;
             let (user_m, group_m): (Option<String>, Option<String>) = (r.get(15)?, r.get(16)?);
             let (method, from) = match tollgate_core::method::resolve(
@@ -829,18 +990,20 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
                 r.get::<_, Option<i64>>(14)?,
                 json!({
                     "name": r.get::<_, String>(1)?,
+                    "state": user_state(r.get(2)?, expires, plan_expires, locked, t),
                     "enabled": r.get::<_, bool>(2)?,
                     "plan": r.get::<_, Option<String>>(3)?,
+                    "plan_expires_at": plan_expires.map(format_time),
                     "group": r.get::<_, Option<String>>(4)?,
-                    "expires_at": r.get::<_, Option<i64>>(5)?.map(format_expiry),
+                    "expires_at": expires.map(format_time),
                     "all_servers": r.get::<_, bool>(6)?,
                     "static_ip": r.get::<_, Option<String>>(7)?,
                     "device_binding": r.get::<_, Option<String>>(8)?,
                     "max_devices": r.get::<_, Option<i64>>(9)?,
                     "mfa": r.get::<_, String>(10)? == "totp",
                     "mfa_state": r.get::<_, String>(10)?,
-                    "failed_count": r.get::<_, i64>(11)?,
-                    "locked": locked_until.is_some_and(|l| l > t),
+                    "failed_count": failed,
+                    "locked": locked,
                     "locked_until": locked_until.filter(|l| *l > t).map(format_time),
                     "created_at": format_time(r.get(13)?),
                     "auth_method": method,
@@ -866,9 +1029,20 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
 
 // ---------- devices ----------
 
-fn device(c: &Connection, cmd: DeviceCmd) -> Result<()> {
-    use tollgate_core::devices::normalize;
-    let norm = |h: &str| normalize(h).ok_or_else(|| anyhow!("{h:?} is not a usable hardware id"));
+fn device(c: &Connection, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
+    use tollgate_core::devices::{normalize, Binding};
+    let norm = |h: &str| {
+        // Hex pairs and separators are a MAC address, which has six octets;
+        // anything else is an id the client sends (UV_ device ids).
+        let octets: Vec<&str> = h.trim().split([':', '-']).collect();
+        if octets.len() > 1
+            && octets.len() != 6
+            && octets.iter().all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            bail!("{h:?} looks like a MAC address but has {} octets, not 6", octets.len());
+        }
+        normalize(h).ok_or_else(|| anyhow!("{h:?} is not a usable hardware id"))
+    };
     match cmd {
         DeviceCmd::List { name, json } => {
             let id = id_of(c, "user", &name)?;
@@ -899,6 +1073,14 @@ fn device(c: &Connection, cmd: DeviceCmd) -> Result<()> {
         DeviceCmd::Add { name, hwaddr } => {
             let id = id_of(c, "user", &name)?;
             let h = norm(&hwaddr)?;
+            let own: Option<String> =
+                c.query_row("SELECT device_binding FROM users WHERE id = ?1", [id], |r| r.get(0))?;
+            if own.as_deref().and_then(Binding::parse).unwrap_or(cfg.devices.binding) == Binding::Off {
+                eprintln!(
+                    "tollgate: warning: device binding is off for {name}, so this device is not checked \
+                     (tollgate user set {name} --device-binding manual, or [devices] binding in the config)"
+                );
+            }
             c.execute(
                 "INSERT INTO devices (user_id, hwaddr, approved, created_at) VALUES (?1, ?2, 1, ?3)
                  ON CONFLICT (user_id, hwaddr) DO UPDATE SET approved = 1",

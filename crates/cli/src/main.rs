@@ -318,6 +318,10 @@ pub enum MfaCmd {
 pub enum ServerCmd {
     /// Add a server and what its client profiles need
     Add(ServerAdd),
+    /// Change a server: only what is given changes; its grants, sessions
+    /// and users stay. Profiles made before carry the old settings: make
+    /// them again with gen-ovpn.
+    Set(ServerSet),
     /// List servers
     List {
         /// Print JSON instead of a table
@@ -382,6 +386,46 @@ pub struct ServerAdd {
     pub pki_dir: Option<PathBuf>,
 }
 
+#[derive(Args)]
+pub struct ServerSet {
+    pub name: String,
+    /// Address clients connect to
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port clients connect to (1-65535)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    #[arg(long, value_parser = ["udp", "tcp"])]
+    pub proto: Option<String>,
+    /// CA certificate (PEM) that signed the server certificate
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// tls-crypt key file (replaces a tls-auth key)
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_auth")]
+    pub tls_crypt: Option<PathBuf>,
+    /// tls-auth key file (replaces a tls-crypt key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_auth: Option<PathBuf>,
+    /// key-direction for tls-auth
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub key_direction: Option<u8>,
+    /// data-ciphers for client profiles (`none` to leave it to OpenVPN)
+    #[arg(long)]
+    pub data_ciphers: Option<String>,
+    /// Replace the extra client directives with these (repeatable)
+    #[arg(long, value_name = "LINE")]
+    pub extra: Vec<String>,
+    /// Remove every extra client directive
+    #[arg(long, conflicts_with = "extra")]
+    pub clear_extra: bool,
+    /// Clients need their own certificate (or `--client-cert false`)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub client_cert: Option<bool>,
+    /// PKI directory with issued/USER.crt and private/USER.key (`none` to clear)
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum PlanCmd {
     /// Add a plan. Unset limits are unlimited.
@@ -430,7 +474,7 @@ pub enum GroupCmd {
     /// Add a group
     Add(GroupArgs),
     /// Change a group: --push replaces the push list, --server adds grants
-    Set(GroupArgs),
+    Set(GroupSet),
     /// List groups
     List {
         /// Print JSON instead of a table
@@ -460,24 +504,32 @@ pub struct GroupArgs {
     /// Option to push to members (repeatable), e.g. 'route 10.1.0.0 255.255.0.0'
     #[arg(long, value_name = "OPTION")]
     pub push: Vec<String>,
-    /// Remove all push options
-    #[arg(long, conflicts_with = "push")]
-    pub clear_push: bool,
     /// Push redirect-gateway def1 (all traffic through the VPN)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub redirect_gateway: Option<bool>,
     /// Grant members this server (repeatable)
     #[arg(long, value_name = "SERVER")]
     pub server: Vec<String>,
-    /// Revoke this server from the group (repeatable)
-    #[arg(long, value_name = "SERVER")]
-    pub revoke: Vec<String>,
     /// Grant members every server
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub all_servers: Option<bool>,
     /// Members' auth method (local, program, ldap, radius, oidc), unless set on the user (`default` = the config's)
     #[arg(long, value_name = "METHOD", value_parser = ["local", "program", "ldap", "radius", "oidc", "default"])]
     pub auth: Option<String>,
+}
+
+/// `group set`: what `group add` takes, and what only an existing group
+/// can have taken away.
+#[derive(Args)]
+pub struct GroupSet {
+    #[command(flatten)]
+    pub group: GroupArgs,
+    /// Remove all push options
+    #[arg(long, conflicts_with = "push")]
+    pub clear_push: bool,
+    /// Revoke this server from the group (repeatable)
+    #[arg(long, value_name = "SERVER")]
+    pub revoke: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -54,3 +54,23 @@ pub fn listing(as_json: bool, rows: Vec<Value>, headers: &[&str], cells: impl Fn
 pub fn text(r: &Value, k: &str) -> String {
     r[k].as_str().unwrap_or("-").to_string()
 }
+
+/// Any JSON value as a cell, one way everywhere: yes/no for booleans, "-"
+/// for nothing, text as it is.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// An expiry the JSON gives as the instant it takes effect, shown as the
+/// last day it is still valid ("2027-01-31") when it falls at midnight.
+pub fn expiry(r: &Value, k: &str) -> String {
+    match r[k].as_str().and_then(tollgate_core::units::parse_time) {
+        Some(t) => tollgate_core::units::format_expiry(t),
+        None => "-".into(),
+    }
+}

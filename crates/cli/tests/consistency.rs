@@ -8,7 +8,7 @@ use common::{env, err};
 #[test]
 fn a_failing_plan_command_changes_nothing() {
     let e = env("planatomic", "");
-    let o = e.tollgate(&["plan", "add", "w11", "--quota", "5GiB", "--max-session", "1M"], "");
+    let o = e.tollgate(&["plan", "add", "w11", "--quota", "5GiB", "--max-session", "1y"], "");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(e.query("SELECT count(*) FROM plans WHERE name = 'w11'"), "Integer(0)", "no half-made plan");
     let o = e.tollgate(&["plan", "add", "w11", "--quota", "5GiB"], "");

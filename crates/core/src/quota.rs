@@ -89,12 +89,12 @@ mod tests {
     #[test]
     fn calendar_periods() {
         // Wednesday 2026-12-16 10:00Z
-        let now = parse_expiry("2026-12-16T10:00:00Z").unwrap();
-        assert_eq!(format_time(Period::Day.start(now)), "2026-12-16 00:00:00Z");
-        assert_eq!(format_time(Period::Week.start(now)), "2026-12-14 00:00:00Z");
-        assert_eq!(format_time(Period::Month.start(now)), "2026-12-01 00:00:00Z");
-        assert_eq!(format_time(Period::Month.next_start(now).unwrap()), "2027-01-01 00:00:00Z");
-        assert_eq!(format_time(Period::Week.next_start(now).unwrap()), "2026-12-21 00:00:00Z");
+        let now = parse_expiry("2026-12-16T10:00:00Z", 0).unwrap();
+        assert_eq!(format_time(Period::Day.start(now)), "2026-12-16T00:00:00Z");
+        assert_eq!(format_time(Period::Week.start(now)), "2026-12-14T00:00:00Z");
+        assert_eq!(format_time(Period::Month.start(now)), "2026-12-01T00:00:00Z");
+        assert_eq!(format_time(Period::Month.next_start(now).unwrap()), "2027-01-01T00:00:00Z");
+        assert_eq!(format_time(Period::Week.next_start(now).unwrap()), "2026-12-21T00:00:00Z");
         assert_eq!(Period::Total.start(now), 0);
         assert_eq!(Period::Total.next_start(now), None);
     }
