@@ -654,20 +654,7 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit();
     }
-    // clap's reason, its details and tip, and the usage line, in one line.
-    let text = e.render().to_string();
-    let mut line = String::new();
-    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")) {
-        let (sep, l) = match (l.strip_prefix("tip: "), l.strip_prefix("Usage: ")) {
-            (Some(tip), _) => ("; ", tip),
-            (_, Some(usage)) => ("; usage: ", usage),
-            _ => (" ", l.trim_start_matches("error: ")),
-        };
-        if !line.is_empty() {
-            line.push_str(sep);
-        }
-        line.push_str(l);
-    }
+    let line = tollgate_core::usage::one_line(&e.render().to_string());
     eprintln!("tollgate: {line}");
     std::process::exit(2);
 }

@@ -26,6 +26,7 @@ pub mod store;
 pub mod sweep;
 pub mod totp;
 pub mod units;
+pub mod usage;
 
 pub use config::Config;
 pub use store::Store;

@@ -11,10 +11,13 @@ use std::path::PathBuf;
 /// certificates. It never contains the CA's or the server's private key. It
 /// adapts to the user: `static-challenge` for a second factor (`auth-retry
 /// interact` when `[mfa] mode = "dynamic"`), `push-peer-info` when device
-/// binding is on, and `setenv IV_SSO webauth` for a user who signs in
-/// through the OpenID provider (auth method `oidc`). Refuses (one line,
-/// exit 1) an unknown user or server, a disabled user, or a user without
-/// access.
+/// binding is on or the server's checks want UV_ variables, `setenv UV_…`
+/// for each `[client_checks] require` (at its minimum) and a device id of
+/// the profile's own when `[devices] source` is a UV_ variable (printed on
+/// stderr, for `tollgate device add`), and `setenv IV_SSO webauth` for a
+/// user who signs in through the OpenID provider (auth method `oidc`).
+/// Refuses (one line, exit 1) an unknown user or server, a disabled user,
+/// or a user without access; a command-line mistake is one line, exit 2.
 #[derive(Parser)]
 #[command(name = "gen-ovpn", version)]
 pub struct Args {

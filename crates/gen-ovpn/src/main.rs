@@ -12,7 +12,16 @@ fn main() {
     // `gen-ovpn alice nl-1 | head`: end quietly on a closed pipe.
     // SAFETY: resetting a signal to its default action at start-up.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    if let Err(e) = run(Args::parse()) {
+    let args = Args::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            e.exit();
+        }
+        // One line, exit 2, as tollgate's own command-line mistakes.
+        eprintln!("gen-ovpn: {}", tollgate_core::usage::one_line(&e.render().to_string()));
+        std::process::exit(2);
+    });
+    if let Err(e) = run(args) {
         eprintln!("gen-ovpn: {e:#}");
         std::process::exit(1);
     }
