@@ -17,23 +17,26 @@ impl Drop for Env {
     }
 }
 
-/// A directory with a config, a database with server nl-1, user alice, and `sql`.
-pub fn env(name: &str, sql: &str) -> Env {
+/// A directory with a config (server nl-1) and an empty database.
+pub fn blank(name: &str) -> Env {
     let dir = std::env::temp_dir().join(format!("tg-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tollgate.toml");
     std::fs::write(&config, "database = \"t.db\"\nserver = \"nl-1\"\n").unwrap();
-    let (store, _) = Store::init(&Config::from_file(&config).unwrap()).unwrap();
-    store
-        .conn
-        .execute_batch(&format!(
+    Store::init(&Config::from_file(&config).unwrap()).unwrap();
+    Env { dir, config }
+}
+
+/// A directory with a config, a database with server nl-1, user alice, and `sql`.
+pub fn env(name: &str, sql: &str) -> Env {
+    let e = blank(name);
+    e.query_exec(&format!(
             "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
              INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', 'x', 0, 0);
              {sql}"
-        ))
-        .unwrap();
-    Env { dir, config }
+    ));
+    e
 }
 
 impl Env {
@@ -52,6 +55,11 @@ impl Env {
         // first: that is its answer, not the kit's failure.
         let _ = c.stdin.take().unwrap().write_all(stdin.as_bytes());
         c.wait_with_output().unwrap()
+    }
+
+    pub fn query_exec(&self, sql: &str) {
+        let s = Store::open_hook(&Config::from_file(&self.config).unwrap()).unwrap();
+        s.conn.execute_batch(sql).unwrap();
     }
 
     pub fn query(&self, sql: &str) -> String {
