@@ -44,7 +44,7 @@ t_quota_login() {
     mgmt "kill bob" >/dev/null
     wait_for "$SRV_LOG" "client-disconnect: CLOSE user=bob" 15 || return 1
     disconnect b1
-    login_refused b2 bob "$PW" "data quota of 2 KB in total used up"
+    login_refused b2 bob "$PW" "data quota of 2 KB this month used up"
 }
 check "a user whose quota is used up is refused, and told why" t_quota_login
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use tollgate_core::mgmt::{self, LiveClient, Management};
 use tollgate_core::quota::Period;
-use tollgate_core::units::{format_duration, format_size, format_time, now};
+use tollgate_core::units::{format_duration, format_size, format_size_of, format_time, now};
 use tollgate_core::{sweep as core_sweep, Config, Store};
 
 pub fn sessions(
@@ -110,7 +110,10 @@ pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
             out::text(r, "user"),
             out::text(r, "plan"),
             out::text(r, "period"),
-            format_size(used),
+            match r["quota_bytes"].as_i64() {
+                Some(q) => format_size_of(used, q),
+                None => format_size(used),
+            },
             match r["quota_bytes"].as_i64() {
                 Some(q) if q > 0 => format!("{} ({:.0}%)", format_size(q), used as f64 * 100.0 / q as f64),
                 Some(q) => format_size(q),

@@ -20,8 +20,11 @@ hooks (auth-verify, client-connect, client-disconnect) decide on. Everything
 lives in one SQLite database named by the config file.
 
 Config: --config PATH, else $TOLLGATE_CONFIG, else /etc/tollgate/tollgate.toml.
-Sizes accept B/KB/MB/GB/TB and KiB/MiB/GiB/TiB; durations accept s/m/h/d/w
-(e.g. 8h, 30d, 1h30m); dates are YYYY-MM-DD (valid through that UTC day).
+Sizes are a number and a unit: B/KB/MB/GB/TB or KiB/MiB/GiB/TiB (5GiB, 1.5 GB);
+durations too, s/m/h/d/w, larger first (8h, 30d, 1h30m, 1h 30m); units are
+case-insensitive and a bare number is refused. 0 is never a limit: `none`
+lifts one. Expiry dates are YYYY-MM-DD (valid through that UTC day), an
+RFC 3339 time, or a duration from now (30d). JSON times are RFC 3339.
 Passwords are read from a no-echo prompt or, with --password-stdin, from the
 first line of standard input; never from the command line.
 Every listing takes --json. Errors are one line on stderr and a non-zero exit.";
@@ -581,7 +584,7 @@ pub struct UserAdd {
     /// Group: shared server grants and pushed routes (`tollgate group list`)
     #[arg(long)]
     pub group: Option<String>,
-    /// Last day the account works, YYYY-MM-DD (UTC)
+    /// Last day the account works, YYYY-MM-DD (UTC), or a duration from now (30d)
     #[arg(long)]
     pub expires: Option<String>,
     /// Grant this server (repeatable)
@@ -615,13 +618,13 @@ pub struct UserSet {
     /// Group (`none` to remove)
     #[arg(long)]
     pub group: Option<String>,
-    /// Last day the account works, YYYY-MM-DD (`never` to clear)
+    /// Last day the account works, YYYY-MM-DD, or a duration from now (30d); `never` clears it
     #[arg(long)]
     pub expires: Option<String>,
     /// VPN address to push (`none` to clear)
     #[arg(long, value_name = "IP")]
     pub static_ip: Option<String>,
-    /// Device limit for device binding (`none` = plan/config default)
+    /// Device limit for device binding, at least 1 (`none` = plan/config default)
     #[arg(long, value_name = "N")]
     pub max_devices: Option<String>,
     /// Device binding mode (`default` = plan/config default)

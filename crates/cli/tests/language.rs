@@ -27,6 +27,12 @@ fn sizes_and_durations_read_as_typed() {
     assert!(row("g").contains("5 GiB") && row("g").contains("1h30m"), "{list}");
     let show = out(&e.tollgate(&["plan", "show", "m"], ""));
     assert!(show.contains("5 MB"), "{show}");
+    // Usage beside a decimal quota reads in decimal units.
+    e.tollgate(&["plan", "add", "t", "--quota", "5MB", "--period", "total"], "");
+    e.tollgate(&["user", "set", "alice", "--plan", "t"], "");
+    e.query_exec("INSERT INTO usage (user_id, period_start, bytes_in, bytes_out) VALUES (1, 0, 3000000, 100000)");
+    let usage = out(&e.tollgate(&["usage"], ""));
+    assert!(usage.contains("3.1 MB") && usage.contains("5 MB (62%)"), "{usage}");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! reason.
 
 use crate::quota::Period;
-use crate::units::{format_expiry, format_size, format_time};
+use crate::units::{format_expiry, format_size, format_size_of, format_time};
 use serde::Serialize;
 
 /// What the database says about the user, for this server, at this time.
@@ -250,7 +250,12 @@ impl Deny {
             }
             Deny::NoGrant { server } => format!("no grant for server {server}"),
             Deny::QuotaExhausted { used, quota, period, .. } => {
-                format!("quota used up: {} of {} ({})", format_size(*used), format_size(*quota), period.as_str())
+                format!(
+                    "quota used up: {} of {} ({})",
+                    format_size_of(*used, *quota),
+                    format_size(*quota),
+                    period.as_str()
+                )
             }
             Deny::TooManySessions { open, max } => {
                 format!("{open} open sessions, plan allows {max}")

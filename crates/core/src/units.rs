@@ -100,6 +100,17 @@ pub fn parse_time(s: &str) -> Option<i64> {
 /// shorter ("5 MB", "5 GiB", "1.5 KiB"); a measured count that neither
 /// system says exactly reads in binary units with one decimal ("3.1 MiB").
 pub fn format_size(bytes: i64) -> String {
+    format_size_like(bytes, None)
+}
+
+/// A measured size beside a limit: in the limit's unit system (decimal
+/// for a quota of `5MB`: "3.1 MB of 5 MB", not "3.0 MiB of 5 MB").
+pub fn format_size_of(bytes: i64, limit: i64) -> String {
+    let decimal = !format_size(limit).contains("iB") && limit >= 1000;
+    format_size_like(bytes, Some(decimal))
+}
+
+fn format_size_like(bytes: i64, decimal: Option<bool>) -> String {
     fn exact(bytes: i64, base: i64, units: [&str; 5]) -> (Option<String>, f64, &str) {
         let (mut div, mut unit) = (1i64, "B");
         for u in units {
@@ -119,15 +130,18 @@ pub fn format_size(bytes: i64) -> String {
         (text, bytes as f64 / div as f64, unit)
     }
     if bytes < 0 {
-        return format!("-{}", format_size(bytes.saturating_neg()));
+        return format!("-{}", format_size_like(bytes.saturating_neg(), decimal));
     }
-    let (bin, v, unit) = exact(bytes, 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
-    let (dec, _, _) = exact(bytes, 1000, ["KB", "MB", "GB", "TB", "PB"]);
-    match (bin, dec) {
-        (Some(b), Some(d)) if d.len() < b.len() => d,
-        (Some(b), _) => b,
-        (None, Some(d)) => d,
-        (None, None) => format!("{v:.1} {unit}"),
+    let (bin, bv, bunit) = exact(bytes, 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
+    let (dec, dv, dunit) = exact(bytes, 1000, ["KB", "MB", "GB", "TB", "PB"]);
+    match (bin, dec, decimal) {
+        (_, Some(d), Some(true)) => d,
+        (_, None, Some(true)) => format!("{dv:.1} {dunit}"),
+        (Some(b), _, Some(false)) => b,
+        (Some(b), Some(d), None) if d.len() < b.len() => d,
+        (Some(b), _, None) => b,
+        (None, Some(d), None) => d,
+        (None, _, _) => format!("{bv:.1} {bunit}"),
     }
 }
 
@@ -194,6 +208,12 @@ mod tests {
         assert_eq!(format_size(1288490189), "1.2 GiB");
         assert_eq!(format_size(10), "10 B");
         assert_eq!(format_size(0), "0 B");
+        // Beside a limit, in the limit's system.
+        assert_eq!(format_size_of(9000, 2000), "9 KB");
+        assert_eq!(format_size_of(9050, 2000), "9.05 KB");
+        assert_eq!(format_size_of(9111, 2000), "9.1 KB");
+        assert_eq!(format_size_of(9111, 2048), "8.9 KiB");
+        assert_eq!(format_size_of(500, 2000), "500 B");
         // Every size typed reads back as the same size.
         for typed in ["5MB", "5GiB", "1.5KiB", "100GB", "750MiB", "1TB", "2.25GB"] {
             let n = parse_size(typed).unwrap();
