@@ -19,7 +19,9 @@ const SERVER: &str = "vpn1";
 
 struct Line {
     doc: &'static str,
+    /// The line it starts on, and the last line of its continuation.
     no: usize,
+    last: usize,
     text: String,
 }
 
@@ -42,11 +44,21 @@ fn blocks(doc: &'static str) -> Vec<Vec<Line>> {
             continue;
         }
         let t = l.trim();
-        let cmd = t.rsplit_once("| ").map_or(t, |(_, c)| c);
-        let runs = cmd.starts_with("tollgate ") || cmd.starts_with("gen-ovpn ");
-        let log_line = cmd.split_whitespace().nth(1).is_some_and(|w| w.ends_with(':'));
-        if runs && !log_line {
-            cur.push(Line { doc, no: i + 1, text: t.replace("SERVER", SERVER) });
+        // A synopsis continues on lines that open with [ or (.
+        if let Some(prev) = cur.last_mut().filter(|p: &&mut Line| p.last == i && t.starts_with(['[', '('])) {
+            prev.text.push(' ');
+            prev.text.push_str(t);
+            prev.last = i + 1;
+            continue;
+        }
+        let cmd = if t.starts_with("tollgate ") || t.starts_with("gen-ovpn ") {
+            Some(t)
+        } else {
+            t.find("| tollgate ").or_else(|| t.find("| gen-ovpn ")).map(|at| &t[at + 2..])
+        };
+        let log_line = |c: &str| c.split_whitespace().nth(1).is_some_and(|w| w.ends_with(':'));
+        if cmd.is_some_and(|c| !log_line(c)) {
+            cur.push(Line { doc, no: i + 1, last: i + 1, text: t.replace("SERVER", SERVER) });
         }
     }
     if !cur.is_empty() {
