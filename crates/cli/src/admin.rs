@@ -538,9 +538,9 @@ fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
         Ok(())
     };
     set("quota_bytes", opt_parse(&a.quota, positive_size)?)?;
-    set("max_session_secs", opt_parse(&a.max_session, |s| positive_secs(s))?)?;
+    set("max_session_secs", opt_parse(&a.max_session, positive_secs)?)?;
     set("max_connections", opt_parse(&a.max_connections, positive)?)?;
-    set("expires_after_secs", opt_parse(&a.expires_after, |s| positive_secs(s))?)?;
+    set("expires_after_secs", opt_parse(&a.expires_after, positive_secs)?)?;
     if let Some(p) = &a.period {
         c.execute("UPDATE plans SET period = ?2 WHERE name = ?1", params![a.name, p])?;
     }

@@ -489,7 +489,7 @@ fn openvpn(
             found.push(error("hooks", format!("{}: {name} names no program", at(d)), "give it the hook's path"));
             continue;
         };
-        let runs = who.map_or(true, |w| w.can(&prog, X).unwrap_or(false));
+        let runs = who.is_none_or(|w| w.can(&prog, X).unwrap_or(false));
         found.push(if !prog.is_absolute() {
             error(
                 "hooks",

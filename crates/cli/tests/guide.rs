@@ -77,7 +77,7 @@ fn is_synopsis(l: &str) -> bool {
     let c = command(l);
     c.contains(['[', '|', '…']) && !c.contains("| tollgate")
         || c.contains("...")
-        || c.split_whitespace().any(|w| w.len() > 0 && w.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+        || c.split_whitespace().any(|w| !w.is_empty() && w.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
 }
 
 fn bin_dir() -> PathBuf {
