@@ -1,4 +1,4 @@
--- tollgate schema, version 3. The one source of truth: embedded in the core
+-- tollgate schema, version 7. The one source of truth: embedded in the core
 -- and applied by `tollgate init`. Times are UTC seconds since the epoch.
 -- PRAGMA user_version carries the version; migrations move it forward.
 
@@ -166,8 +166,24 @@ CREATE TABLE web_logins (
     browser_hash TEXT,                         -- SHA-256 of the cookie that browser got
     nonce        TEXT,
     verifier     TEXT,                         -- PKCE code verifier
-    answer       TEXT                          -- JSON: what the provider said, once it did
+    answer       TEXT,                         -- JSON: what the provider said, once it did
+    refresh_token TEXT                         -- the provider's, with an accepting answer
 );
+
+-- A single sign-on tunnel's standing with the provider: the refresh token
+-- the sweep asks it again with ([oidc] recheck_every), and its refusal once
+-- it gave one (the sweep cuts the tunnel, a renegotiation is refused).
+CREATE TABLE sso_grants (
+    server_id     INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    real_ip       TEXT    NOT NULL,
+    real_port     INTEGER NOT NULL,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    refresh_token TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    checked_at    INTEGER NOT NULL,
+    refused       TEXT,                          -- why the provider no longer admits the user
+    PRIMARY KEY (server_id, real_ip, real_port)
+) WITHOUT ROWID;
 
 -- Credential failures per client address ([lockout] per_source): an address
 -- that fails too often is blocked for a while, whatever names it tries.

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(claims) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let cfg = Config::parse(CONFIG).unwrap();
     let o = cfg.oidc.as_ref().unwrap();
-    if let Err(why) = oidc::check_claims(&claims, o, "https://idp.example.org", "nonce", 1_800_000_000) {
+    if let Err(why) = oidc::check_claims(&claims, o, "https://idp.example.org", Some("nonce"), 1_800_000_000) {
         assert!(!why.contains('\n'), "{why:?}");
     }
     for user in ["alice", ""] {

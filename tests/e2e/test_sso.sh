@@ -7,8 +7,9 @@
 # traffic, provisioning and group mapping, the login page's details, a user
 # outside the required group, used and expired links and states, a client
 # without web auth (and the password fallback), renegotiations by session
-# token and a disable cutting the tunnel, the provider down or answering
-# garbage.
+# token and a disable cutting the tunnel, the sweep's recheck at the
+# provider cutting a user removed from the required group, the provider
+# down or answering garbage.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/oidcd.sh"
 
@@ -268,6 +269,31 @@ check "two renegotiations pass by session token without the browser; a disable c
 tg user enable alice >/dev/null
 stop_server
 start_server "auth-gen-token 0 external-auth"
+
+# The sweep asks the provider again about each SSO tunnel (a refresh with
+# the token it gave at sign-in): while the user is in the required group
+# nothing changes; removed from it at the provider, the next sweep cuts the
+# tunnel with the provider's reason.
+use_oidc 'recheck_every = "1s"'
+t_recheck() {
+    local out
+    sso_up r1 alice 'alice pw 1' || return 1
+    sleep 1.5
+    out=$(sweep 2>&1) || { log "sweep: $out"; return 1; }
+    grep -q "asked the identity provider again about 1 single sign-on tunnel" <<<"$out" || { log "sweep: $out"; return 1; }
+    ! grep -q "kill" <<<"$out" || { log "sweep: $out"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 2 -W 2 10.99.0.1 >/dev/null || { log "tunnel down"; return 1; }
+    oidc_user "$W/oidc" alice 'alice pw 1' eng
+    sleep 1.5
+    out=$(sweep 2>&1) || { log "sweep: $out"; return 1; }
+    grep -q "killed alice: the identity provider no longer admits the user: not a member of the required group vpn" <<<"$out" ||
+        { log "sweep: $out"; return 1; }
+    wait_for "$W/cli-r1.log" "SIGUSR1|SIGTERM|Exiting" 30 || { log "the tunnel was not cut"; return 1; }
+}
+check "the sweep asks the provider again: still in the required group the tunnel stays, removed from it the tunnel is cut" t_recheck
+disconnect r1
+oidc_user "$W/oidc" alice 'alice pw 1' vpn eng
+use_oidc
 
 # signs_in_refused NAME VPN_USER SIGN_IN_USER PASS PAGE CLIENT_REASON: the
 # client gets a link, the browser signs in as SIGN_IN_USER and is shown

@@ -270,7 +270,16 @@ fn sweep_once(
         m.kill(c.client_id.ok_or_else(|| anyhow!("no client id for {}", c.username))?)
     };
     let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> = if can_kill { Some(&mut killer) } else { None };
-    let rep = core_sweep::run(store, cfg, server, live.as_ref(), kill, t)?;
+    // Before the cuts: a tunnel the provider no longer admits is cut below.
+    let (rechecked, sso_problem) = recheck_sso(store, cfg, server, live.as_ref(), t);
+    if let Some(p) = sso_problem {
+        problem = Some(match problem {
+            Some(q) => format!("{q}; {p}"),
+            None => p,
+        });
+    }
+    let mut rep = core_sweep::run(store, cfg, server, live.as_ref(), kill, t)?;
+    rep.sso_rechecked = rechecked;
     if json {
         out::json(&serde_json::to_value(&rep)?);
     } else {
@@ -280,6 +289,69 @@ fn sweep_once(
         Some(p) => Err(anyhow!("sweep incomplete: {p}")),
         None => Ok(()),
     }
+}
+
+/// Ask the provider again, with each tunnel's refresh token, about the
+/// live single sign-on tunnels of `server` last checked `recheck_every`
+/// ago. A "no" (out of the required group, signed in as someone else, the
+/// token refused with invalid_grant: the account or its session gone) is
+/// recorded on the tunnel's grant, so that the sweep cuts it and a
+/// renegotiation is refused. A provider that cannot answer changes
+/// nothing: the tunnels stay as they are, and the sweep reports the
+/// problem (exit 1) and asks again next time. Returns the tunnels checked.
+fn recheck_sso(
+    store: &Store,
+    cfg: &Config,
+    server: &str,
+    live: Option<&mgmt::Status>,
+    now: i64,
+) -> (usize, Option<String>) {
+    use crate::oidc_client::{Provider, Refused};
+    use tollgate_core::directory::Answer;
+    use tollgate_core::oidc;
+    let (Some(o), Some(live)) = (&cfg.oidc, live) else { return (0, None) };
+    let Some(every) = o.recheck_every_secs else { return (0, None) };
+    let due = match oidc::grants_due(store, server, now - every as i64) {
+        Ok(due) => due,
+        Err(e) => return (0, Some(format!("single sign-on recheck: {e:#}"))),
+    };
+    let is_live = |g: &oidc::Grant| {
+        live.clients.iter().any(|c| c.username == g.username && c.real_ip == g.ip && c.real_port == Some(g.port))
+    };
+    let due: Vec<_> = due.into_iter().filter(is_live).collect();
+    if due.is_empty() {
+        return (0, None);
+    }
+    let unanswered = |n: usize, e: &anyhow::Error| {
+        format!("identity provider {} ({e:#}): {n} single sign-on tunnel(s) not rechecked", o.issuer)
+    };
+    let provider = match Provider::discover(o) {
+        Ok(p) => p,
+        Err(e) => return (0, Some(unanswered(due.len(), &e))),
+    };
+    let (mut checked, mut failed, mut last_error) = (0, 0, None);
+    for g in &due {
+        let verdict = match provider.refresh(o, &g.refresh_token) {
+            Ok(t) => match oidc::identity(&t.claims, o, &g.username) {
+                Answer::Accept { .. } => Ok(t.refresh_token.unwrap_or_default()),
+                Answer::NotInGroup { group } => Err(format!("not a member of the required group {group}")),
+                Answer::Reject { reason } => Err(reason),
+                other => Err(format!("unexpected answer {other:?}")),
+            },
+            Err(e) if e.downcast_ref::<Refused>().is_some() => Err(format!("{e:#}")),
+            Err(e) => {
+                failed += 1;
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let verdict = verdict.as_deref().map_err(String::as_str);
+        if let Err(e) = oidc::grant_checked(store, server, g, verdict, now) {
+            return (checked, Some(format!("single sign-on recheck: {e:#}")));
+        }
+        checked += 1;
+    }
+    (checked, last_error.map(|e| unanswered(failed, &e)))
 }
 
 fn print_report(rep: &core_sweep::Report, live: bool, can_kill: bool) {
@@ -307,6 +379,9 @@ fn print_report(rep: &core_sweep::Report, live: bool, can_kill: bool) {
             "would kill"
         };
         println!("{what} {}: {}", k.user, k.reason);
+    }
+    if rep.sso_rechecked > 0 {
+        println!("asked the identity provider again about {} single sign-on tunnel(s)", rep.sso_rechecked);
     }
     if rep.spool_replayed > 0 {
         println!("applied {} spooled disconnect record(s)", rep.spool_replayed);

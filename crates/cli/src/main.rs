@@ -97,7 +97,9 @@ pub enum Cmd {
     /// client list from OpenVPN's management interface (`status 3`) or a
     /// status file, charges each open session's new bytes to its user's usage,
     /// kills (client-kill HALT) clients that are over quota, expired,
-    /// disabled, deleted or past their plan's session time, closes sessions
+    /// disabled, deleted or past their plan's session time, or single sign-on
+    /// users the identity provider no longer admits (asked again with the
+    /// sign-in's refresh token every `[oidc] recheck_every`), closes sessions
     /// that OpenVPN lost (open in the database, absent from the live list:
     /// after a crash), applies spooled disconnect records and prunes old
     /// events. Safe to run while hooks run. With a status file nothing can be

@@ -1,5 +1,5 @@
 //! The OpenID provider, over HTTPS: discovery, the code redemption (with
-//! PKCE and the client secret) and the ID token's signature, checked with
+//! PKCE and the client secret), the refresh and the ID token's signature, checked with
 //! the provider's published keys. The claims are checked by
 //! `tollgate_core::oidc::check_claims`.
 
@@ -7,10 +7,31 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_core::config::Oidc;
+use tollgate_core::names::one_line;
 use tollgate_core::oidc;
 
 /// Bodies larger than this from the provider are refused.
 const MAX_BODY: u64 = 256 * 1024;
+
+/// What the token endpoint gave: the checked ID token's claims, and a
+/// refresh token if there was one (never printed: no Debug).
+pub struct Tokens {
+    pub claims: serde_json::Value,
+    pub refresh_token: Option<String>,
+}
+
+/// The provider's definite "no" to a refresh (invalid_grant), as opposed to
+/// a provider that could not answer.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 pub struct Provider {
     agent: ureq::Agent,
@@ -55,16 +76,15 @@ fn json_of(r: std::result::Result<ureq::Response, ureq::Error>, what: &str) -> R
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
             let body = r.into_string().unwrap_or_default();
-            bail!("{what}: HTTP {code}: {}", tollgate_core::names::one_line(&body, 160))
+            bail!("{what}: HTTP {code}: {}", one_line(&body, 160))
         }
         Err(e) => bail!("{what}: {e}"),
     };
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(resp.into_reader(), MAX_BODY), &mut body)
         .with_context(|| format!("{what}: reading the answer"))?;
-    serde_json::from_slice(&body).map_err(|_| {
-        anyhow!("{what}: not JSON: {}", tollgate_core::names::one_line(&String::from_utf8_lossy(&body), 80))
-    })
+    serde_json::from_slice(&body)
+        .map_err(|_| anyhow!("{what}: not JSON: {}", one_line(&String::from_utf8_lossy(&body), 80)))
 }
 
 impl Provider {
@@ -89,35 +109,65 @@ impl Provider {
         })
     }
 
-    /// Redeem an authorization code; the ID token's signature and claims
-    /// checked, its claims returned.
-    pub fn redeem(&self, o: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<serde_json::Value> {
+    /// Redeem an authorization code: the ID token's claims, its signature
+    /// and claims checked, and the refresh token if the provider gave one.
+    pub fn redeem(&self, o: &Oidc, code: &str, verifier: &str, nonce: &str) -> Result<Tokens> {
+        self.token_call(
+            o,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &o.redirect_url),
+                ("code_verifier", verifier),
+            ],
+            Some(nonce),
+        )
+    }
+
+    /// Ask again with a refresh token (the sweep's recheck): the new ID
+    /// token's claims, checked as at sign-in but for the nonce, and the
+    /// refresh token to use next (the same one unless the provider rotated
+    /// it). Err(Refused) when the provider no longer honours the token.
+    pub fn refresh(&self, o: &Oidc, refresh_token: &str) -> Result<Tokens> {
+        let mut t = self.token_call(o, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)], None)?;
+        t.refresh_token.get_or_insert_with(|| refresh_token.to_string());
+        Ok(t)
+    }
+
+    fn token_call(&self, o: &Oidc, grant: &[(&str, &str)], nonce: Option<&str>) -> Result<Tokens> {
         let secret = std::fs::read_to_string(&o.client_secret_file)
             .with_context(|| format!("cannot read client_secret_file {}", o.client_secret_file.display()))?;
         let secret = secret.trim_end_matches(['\n', '\r']);
         // client_secret_basic: both parts form-encoded first (RFC 6749 2.3.1).
         let basic =
             data_encoding::BASE64.encode(format!("{}:{}", oidc::encode(&o.client_id), oidc::encode(secret)).as_bytes());
-        let body = oidc::form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &o.redirect_url),
-            ("code_verifier", verifier),
-        ]);
         let r = self
             .agent
             .post(&self.token_endpoint)
             .set("Authorization", &format!("Basic {basic}"))
             .set("Content-Type", "application/x-www-form-urlencoded")
             .set("Accept", "application/json")
-            .send_string(&body);
+            .send_string(&oidc::form(grant));
+        // RFC 6749 5.2: invalid_grant is the provider's "no" (the token
+        // expired or was revoked, the user or the session is gone).
+        if let Err(ureq::Error::Status(400, resp)) = r {
+            let body = resp.into_string().unwrap_or_default();
+            let error = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
+            if error.as_deref() == Some("invalid_grant") {
+                return Err(Refused(format!("the provider answered invalid_grant: {}", one_line(&body, 160))).into());
+            }
+            bail!("token endpoint: HTTP 400: {}", one_line(&body, 160));
+        }
         let t = json_of(r, "token endpoint")?;
         let Some(id_token) = t.get("id_token").and_then(|v| v.as_str()) else {
             bail!("token endpoint: no id_token in the answer");
         };
         let claims = self.verify(o, id_token)?;
         oidc::check_claims(&claims, o, &self.issuer, nonce, tollgate_core::units::now()).map_err(|e| anyhow!(e))?;
-        Ok(claims)
+        let refresh_token = t.get("refresh_token").and_then(|v| v.as_str()).map(str::to_string);
+        Ok(Tokens { claims, refresh_token })
     }
 
     /// The ID token's signature, by the provider's published key.

@@ -389,18 +389,23 @@ fn callback_page(cfg: &Config, q: &[(String, String)], cookies: &str) -> Page {
             "<p>This sign-in was started in another browser. Open the login link in this browser, or connect again.</p>",
         );
     }
+    let mut refresh_token = None;
     let answer = if let Some(err) = get(q, "error") {
         let desc = get(q, "error_description").unwrap_or_default();
         Answer::Reject { reason: format!("the provider answered {err}: {}", tollgate_core::names::one_line(desc, 120)) }
     } else if let Some(code) = get(q, "code") {
         match Provider::discover(o).and_then(|p| p.redeem(o, code, &started.verifier, &started.nonce)) {
-            Ok(claims) => oidc::identity(&claims, o, &started.username),
+            Ok(t) => {
+                let a = oidc::identity(&t.claims, o, &started.username);
+                refresh_token = t.refresh_token.filter(|_| matches!(a, Answer::Accept { .. }));
+                a
+            }
             Err(e) => Answer::Unavailable { server: o.issuer.clone(), reason: format!("{e:#}") },
         }
     } else {
         Answer::Reject { reason: "the provider answered neither a code nor an error".into() }
     };
-    match oidc::finish(&store, state, &answer) {
+    match oidc::finish(&store, state, &answer, refresh_token.as_deref()) {
         Ok(true) => {}
         Ok(false) => return page(410, "Sign-in not valid", "<p>This sign-in was already used.</p>"),
         Err(e) => return unavailable(&format!("{e:#}")),

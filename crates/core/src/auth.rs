@@ -476,8 +476,18 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     // users it is the proof, in the password round.
     let post_auth_due = cfg.post_auth.is_some() && method != AuthMethod::Program && !token;
     let mut ran_program = false;
+    // The provider's refresh token, from a single sign-on login.
+    let mut sso_refresh: Option<String> = None;
     let mut decision = match &secret {
-        None => policy::decide(&loaded.facts, Proof::Token, req.now),
+        // A single sign-on tunnel the provider, asked again by the sweep,
+        // no longer admits is refused at its renegotiation.
+        None => match (&cfg.oidc, req.port) {
+            (Some(_), Some(port)) => match oidc::refused(&store.conn, req.server, req.ip, port, req.username)? {
+                Some(detail) => Decision::Deny(Deny::ProviderRefused { detail }),
+                None => policy::decide(&loaded.facts, Proof::Token, req.now),
+            },
+            _ => policy::decide(&loaded.facts, Proof::Token, req.now),
+        },
         Some(Secret::Crv1 { state, code }) => {
             // Single use: the state goes whatever the answer, and of two
             // answers racing only the one that deleted it goes on.
@@ -701,7 +711,8 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                         match (oidc::wait(store, link, deadline)?, barred) {
                             (None, _) => Decision::Deny(Deny::SsoTimedOut { secs: o.login_timeout_secs }),
                             (Some(_), Some(d)) => Decision::Deny(d),
-                            (Some(a), None) => {
+                            (Some((a, refresh)), None) => {
+                                sso_refresh = refresh;
                                 let d =
                                     directory_answer(store, &at, a, &mut loaded, &mut verdict, &mut carry, &mut out)?;
                                 uid = loaded.facts.user.as_ref().map(|u| u.id);
@@ -777,6 +788,9 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             record_device(store, id, &verdict, &decision, req.now)?;
             if decision == Decision::Accept {
                 assign(store, req, id, &carry)?;
+                if let (Some(port), Some(_)) = (req.port, req.web_link.filter(|_| method == AuthMethod::Oidc)) {
+                    oidc::keep_grant(store, req.server, req.ip, port, id, sso_refresh.as_deref(), req.now)?;
+                }
             }
         }
         if decision == Decision::Accept && method == AuthMethod::Local {
@@ -1414,6 +1428,86 @@ mod tests {
         assert_eq!((o.decision, o.sso), (Decision::Accept, true));
         let rows: i64 = store.conn.query_row("SELECT count(*) FROM web_logins", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 0, "every login's row is gone once read");
+    }
+
+    /// The provider's refresh token goes from the sign-in to the tunnel's
+    /// grant; once the sweep's recheck records the provider's "no", the
+    /// tunnel's renegotiation by session token is refused, and only that
+    /// tunnel's.
+    #[test]
+    fn a_refused_grant_fails_the_token_renegotiation() {
+        let (_dir, mut cfg) = crate::store::tests::temp_config();
+        cfg.oidc = Config::parse(
+            "[oidc]\nissuer = \"https://idp\"\nclient_id = \"c\"\nclient_secret_file = \"/s\"\n\
+             redirect_url = \"https://vpn/oidc/callback\"\nlogin_timeout = \"10s\"\n",
+        )
+        .unwrap()
+        .oidc;
+        cfg.auth_method = AuthMethod::Oidc;
+        cfg.provision_plan = Some("basic".into());
+        let mut store = directory_store(&cfg, "");
+        let sso: std::collections::BTreeMap<String, String> = [("IV_SSO".to_string(), "webauth".to_string())].into();
+        fn req<'a>(
+            user: &'a str,
+            port: i64,
+            state: Option<&'a str>,
+            link: Option<&'a str>,
+            peer: &'a std::collections::BTreeMap<String, String>,
+        ) -> Request<'a> {
+            Request {
+                username: user,
+                password: "",
+                server: "s",
+                ip: "192.0.2.9",
+                port: Some(port),
+                now: crate::units::now(),
+                session_state: state,
+                peer,
+                server_started: None,
+                web_link: link,
+            }
+        }
+        // The browser's side, with the refresh token tollgate web stores.
+        let link = oidc::new_secret();
+        let browser = {
+            let (cfg, link) = (cfg.clone(), link.clone());
+            std::thread::spawn(move || {
+                let s = Store::open_hook(&cfg).unwrap();
+                let a = directory::Answer::Accept {
+                    dn: "sub-1".into(),
+                    groups: vec![],
+                    static_ip: None,
+                    reply: Default::default(),
+                };
+                for _ in 0..200 {
+                    let n = s
+                        .conn
+                        .execute(
+                            "UPDATE web_logins SET answer = ?2, refresh_token = 'rt-1' WHERE link_hash = ?1",
+                            params![oidc::hash(&link), serde_json::to_string(&a).unwrap()],
+                        )
+                        .unwrap();
+                    if n == 1 {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            })
+        };
+        let o = authenticate(&mut store, &cfg, &req("sam", 5000, None, Some(&link), &sso), true).unwrap();
+        browser.join().unwrap();
+        assert_eq!(o.decision, Decision::Accept);
+        let due = oidc::grants_due(&store, "s", i64::MAX).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].username.as_str(), due[0].port, due[0].refresh_token.as_str()), ("sam", 5000, "rt-1"));
+        let token = |store: &mut Store, port| {
+            authenticate(store, &cfg, &req("sam", port, Some("Authenticated"), None, &sso), true).unwrap().decision
+        };
+        assert_eq!(token(&mut store, 5000), Decision::Accept, "the provider has not said no");
+        oidc::grant_checked(&store, "s", &due[0], Err("not a member of the required group vpn"), 1).unwrap();
+        let denied = Deny::ProviderRefused { detail: "not a member of the required group vpn".into() };
+        assert_eq!(token(&mut store, 5000), Decision::Deny(denied));
+        assert_eq!(token(&mut store, 5001), Decision::Accept, "another tunnel of the user");
     }
 
     /// An executable script: a stand-in program or directory helper.

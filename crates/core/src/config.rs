@@ -124,6 +124,9 @@ pub struct Oidc {
     /// How long a login link waits for the browser (OpenVPN's pending
     /// window).
     pub login_timeout_secs: u64,
+    /// How often `tollgate sweep` asks the provider again about each open
+    /// single sign-on tunnel (a refresh); `None`: never ("off").
+    pub recheck_every_secs: Option<u64>,
     /// Each request to the provider (discovery, keys, token).
     pub timeout_secs: u64,
     /// CA certificates (PEM) for the provider's TLS; default: the system's.
@@ -351,6 +354,7 @@ struct RawOidc {
     required_groups: Option<Vec<String>>,
     scopes: Option<String>,
     login_timeout: Option<String>,
+    recheck_every: Option<String>,
     timeout: Option<String>,
     ca_file: Option<PathBuf>,
     password_fallback: Option<bool>,
@@ -751,6 +755,14 @@ impl Oidc {
         if !(10..=MAX_POST_AUTH_TIMEOUT).contains(&login_timeout_secs) {
             bail!("login_timeout must be between 10s and {MAX_POST_AUTH_TIMEOUT}s");
         }
+        let recheck_every_secs = match o.recheck_every.as_deref().map(str::trim) {
+            None => Some(300),
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(t) => match parse_duration(t).context("recheck_every")? {
+                n if n >= 1 => Some(n as u64),
+                _ => bail!("recheck_every must be at least 1s, or \"off\""),
+            },
+        };
         Ok(Oidc {
             issuer: o.issuer.trim_end_matches('/').to_string(),
             client_id: o.client_id,
@@ -762,6 +774,7 @@ impl Oidc {
             required_groups: o.required_groups.unwrap_or_default(),
             scopes,
             login_timeout_secs,
+            recheck_every_secs,
             timeout_secs: directory_timeout(o.timeout)?,
             ca_file: o.ca_file,
             password_fallback: o.password_fallback.unwrap_or(false),
@@ -935,10 +948,12 @@ mod tests {
         assert_eq!(o.login_url, "https://vpn.example.org/sso/oidc/login", "beside the callback");
         assert_eq!((o.username_claim.as_str(), o.groups_claim.as_str()), ("preferred_username", "groups"));
         assert_eq!((o.scopes.as_str(), o.login_timeout_secs, o.password_fallback), ("openid profile", 120, false));
+        assert_eq!(o.recheck_every_secs, Some(300));
         assert_eq!(o.groups, [("eng".to_string(), "eng".to_string())]);
         let long = format!("login_url = \"https://vpn.example.org/{}\"\n", "x".repeat(200));
         for (extra, why) in [
             ("login_timeout = \"5s\"\n", "between 10s"),
+            ("recheck_every = \"0s\"\n", "at least 1s"),
             ("scopes = \"profile\"\n", "start with openid"),
             ("login_url = \"ftp://x/y\"\n", "http:// or https://"),
             ("login_url = \"https://x/y?a=b\"\n", "no query"),
@@ -948,6 +963,10 @@ mod tests {
         ] {
             let e = format!("{:#}", Config::parse(&format!("{base}{extra}")).unwrap_err());
             assert!(e.contains(why), "{extra:?}: {e}");
+        }
+        for (every, secs) in [("off", None), ("90s", Some(90)), ("2m", Some(120))] {
+            let o = Config::parse(&format!("{base}recheck_every = \"{every}\"\n")).unwrap().oidc.unwrap();
+            assert_eq!(o.recheck_every_secs, secs, "{every}");
         }
         let e = format!("{:#}", Config::parse("[auth]\nmethod = \"oidc\"\n").unwrap_err());
         assert!(e.contains("no [oidc] section"), "{e}");

@@ -141,8 +141,16 @@ pub fn authorize_url(endpoint: &str, cfg: &Oidc, state: &str, nonce: &str, verif
 
 /// Pure: check the ID token's claims (its signature is checked by the
 /// caller): issuer, audience (and azp when there are several), expiry,
-/// issue time, nonce. `now` in Unix seconds; 60 s of clock skew allowed.
-pub fn check_claims(claims: &serde_json::Value, cfg: &Oidc, issuer: &str, nonce: &str, now: i64) -> Result<(), String> {
+/// issue time, and the nonce of the login (`None` for a token from a
+/// refresh, which need not carry one). `now` in Unix seconds; 60 s of clock
+/// skew allowed.
+pub fn check_claims(
+    claims: &serde_json::Value,
+    cfg: &Oidc,
+    issuer: &str,
+    nonce: Option<&str>,
+    now: i64,
+) -> Result<(), String> {
     const SKEW: i64 = 60;
     let s = |k: &str| claims.get(k).and_then(|v| v.as_str());
     let n = |k: &str| claims.get(k).and_then(|v| v.as_i64());
@@ -169,9 +177,11 @@ pub fn check_claims(claims: &serde_json::Value, cfg: &Oidc, issuer: &str, nonce:
     if n("iat").is_some_and(|iat| iat > now + SKEW) {
         return Err("ID token issued in the future (check the clocks)".into());
     }
-    let got = s("nonce").unwrap_or_default();
-    if !bool::from(got.as_bytes().ct_eq(nonce.as_bytes())) {
-        return Err("ID token nonce does not match this login".into());
+    if let Some(nonce) = nonce {
+        let got = s("nonce").unwrap_or_default();
+        if !bool::from(got.as_bytes().ct_eq(nonce.as_bytes())) {
+            return Err("ID token nonce does not match this login".into());
+        }
     }
     Ok(())
 }
@@ -304,61 +314,166 @@ pub fn by_state(store: &Store, state: &str, now: i64) -> Result<Option<Started>>
         .optional()?)
 }
 
-/// Store the provider's answer for the login of `state`, once: false if it
-/// was answered already or is gone.
-pub fn finish(store: &Store, state: &str, answer: &Answer) -> Result<bool> {
-    store_answer(
-        store,
-        "UPDATE web_logins SET answer = ?2, verifier = NULL WHERE state_hash = ?1 AND answer IS NULL",
-        state,
-        answer,
-    )
+/// Store the provider's answer for the login of `state` (with the refresh
+/// token it gave, for the sweep to ask again), once: false if it was
+/// answered already or is gone.
+pub fn finish(store: &Store, state: &str, answer: &Answer, refresh_token: Option<&str>) -> Result<bool> {
+    let n = store.conn.execute(
+        "UPDATE web_logins SET answer = ?2, refresh_token = ?3, verifier = NULL
+          WHERE state_hash = ?1 AND answer IS NULL",
+        params![hash(state), serde_json::to_string(answer)?, refresh_token],
+    )?;
+    Ok(n == 1)
 }
 
 /// Store an answer for a login by its link (the login page could not reach
 /// the provider): the waiting login ends at once instead of timing out.
 pub fn finish_link(store: &Store, secret: &str, answer: &Answer) -> Result<bool> {
-    store_answer(
-        store,
+    let n = store.conn.execute(
         "UPDATE web_logins SET answer = ?2, verifier = NULL WHERE link_hash = ?1 AND answer IS NULL",
-        secret,
-        answer,
-    )
-}
-
-/// Run one of the answering UPDATEs (keyed by the hash of `secret`): true
-/// if it answered the login, false if it was answered already or is gone.
-fn store_answer(store: &Store, sql: &str, secret: &str, answer: &Answer) -> Result<bool> {
-    Ok(store.conn.execute(sql, params![hash(secret), serde_json::to_string(answer)?])? == 1)
+        params![hash(secret), serde_json::to_string(answer)?],
+    )?;
+    Ok(n == 1)
 }
 
 /// How often the waiting login looks for its answer.
 const POLL: Duration = Duration::from_millis(200);
 
 /// Wait (the deferred worker) for the answer to the login of `secret`,
-/// until `deadline`; the row is deleted either way. `None`: no answer in
-/// time.
-pub fn wait(store: &Store, secret: &str, deadline: Instant) -> Result<Option<Answer>> {
+/// until `deadline`, with the provider's refresh token if it gave one; the
+/// row is deleted either way. `None`: no answer in time.
+pub fn wait(store: &Store, secret: &str, deadline: Instant) -> Result<Option<(Answer, Option<String>)>> {
     let h = hash(secret);
     let answer = loop {
-        let got: Option<Option<String>> = store
+        let got: Option<(Option<String>, Option<String>)> = store
             .conn
-            .query_row("SELECT answer FROM web_logins WHERE link_hash = ?1", [&h], |r| r.get(0))
+            .query_row("SELECT answer, refresh_token FROM web_logins WHERE link_hash = ?1", [&h], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         match got {
-            Some(Some(a)) => {
-                break Some(serde_json::from_str(&a).unwrap_or_else(|e| Answer::Unavailable {
+            Some((Some(a), refresh)) => {
+                let a = serde_json::from_str(&a).unwrap_or_else(|e| Answer::Unavailable {
                     server: "tollgate web".into(),
                     reason: format!("unreadable answer: {e}"),
-                }))
+                });
+                break Some((a, refresh));
             }
             None => break None,
-            Some(None) if Instant::now() >= deadline => break None,
-            Some(None) => std::thread::sleep(POLL),
+            Some((None, _)) if Instant::now() >= deadline => break None,
+            Some((None, _)) => std::thread::sleep(POLL),
         }
     };
     store.conn.execute("DELETE FROM web_logins WHERE link_hash = ?1", [&h])?;
     Ok(answer)
+}
+
+/// A single sign-on tunnel the sweep asks the provider about again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub ip: String,
+    pub port: i64,
+    pub username: String,
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Grant({}@{}:{}, refresh token hidden)", self.username, self.ip, self.port)
+    }
+}
+
+/// After an accepted sign-in: the provider's refresh token for this tunnel
+/// (server, address, port), replacing what an earlier tunnel there left;
+/// with none, only that is cleared.
+pub fn keep_grant(
+    store: &Store,
+    server: &str,
+    ip: &str,
+    port: i64,
+    user_id: i64,
+    refresh_token: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let Some(token) = refresh_token else {
+        store.conn.execute(
+            "DELETE FROM sso_grants WHERE real_ip = ?2 AND real_port = ?3
+                AND server_id = (SELECT id FROM servers WHERE name = ?1)",
+            params![server, ip, port],
+        )?;
+        return Ok(());
+    };
+    store.conn.execute(
+        "INSERT OR REPLACE INTO sso_grants
+                (server_id, real_ip, real_port, user_id, refresh_token, created_at, checked_at, refused)
+         SELECT id, ?2, ?3, ?4, ?5, ?6, ?6, NULL FROM servers WHERE name = ?1",
+        params![server, ip, port, user_id, token, now],
+    )?;
+    Ok(())
+}
+
+/// The grants of `server` not refused and last checked at or before
+/// `before`.
+pub fn grants_due(store: &Store, server: &str, before: i64) -> Result<Vec<Grant>> {
+    let mut st = store.conn.prepare(
+        "SELECT g.real_ip, g.real_port, u.name, g.refresh_token
+           FROM sso_grants g JOIN users u ON u.id = g.user_id JOIN servers v ON v.id = g.server_id
+          WHERE v.name = ?1 AND g.refused IS NULL AND g.checked_at <= ?2 ORDER BY g.real_ip, g.real_port",
+    )?;
+    let rows = st.query_map(params![server, before], |r| {
+        Ok(Grant { ip: r.get(0)?, port: r.get(1)?, username: r.get(2)?, refresh_token: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What the provider said when asked again about a grant: it still admits
+/// the user (with the refresh token to use next, rotated or not), or why
+/// it does not.
+pub fn grant_checked(store: &Store, server: &str, g: &Grant, verdict: Result<&str, &str>, now: i64) -> Result<()> {
+    let (token, refused) = match verdict {
+        Ok(token) => (token, None),
+        Err(why) => (g.refresh_token.as_str(), Some(why)),
+    };
+    store.conn.execute(
+        "UPDATE sso_grants SET refresh_token = ?4, checked_at = ?5, refused = ?6
+          WHERE real_ip = ?2 AND real_port = ?3 AND server_id = (SELECT id FROM servers WHERE name = ?1)",
+        params![server, g.ip, g.port, token, now, refused],
+    )?;
+    Ok(())
+}
+
+/// Why the provider no longer admits `username`'s tunnel from `ip`:`port`
+/// on `server`, if it said so.
+pub fn refused(
+    conn: &rusqlite::Connection,
+    server: &str,
+    ip: &str,
+    port: i64,
+    username: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT g.refused FROM sso_grants g JOIN servers v ON v.id = g.server_id JOIN users u ON u.id = g.user_id
+              WHERE v.name = ?1 AND g.real_ip = ?2 AND g.real_port = ?3 AND u.name = ?4",
+        )?
+        .query_row(params![server, ip, port, username], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// How long a grant waits for its tunnel's session (client-connect).
+pub const GRANT_GRACE_SECS: i64 = 600;
+
+/// Drop the grants of tunnels that are gone: no open session from their
+/// address and port, and older than `grace` seconds (a grant is kept
+/// before client-connect opens its session).
+pub fn prune_grants(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sso_grants WHERE created_at < ?1 AND NOT EXISTS (
+            SELECT 1 FROM sessions s WHERE s.closed_at IS NULL AND s.server_id = sso_grants.server_id
+               AND s.real_ip = sso_grants.real_ip AND s.real_port = sso_grants.real_port)",
+        [now - grace],
+    )?)
 }
 
 #[cfg(test)]
@@ -378,6 +493,7 @@ mod tests {
             required_groups: vec!["vpn".into()],
             scopes: "openid profile".into(),
             login_timeout_secs: 120,
+            recheck_every_secs: Some(300),
             timeout_secs: 5,
             ca_file: None,
             password_fallback: false,
@@ -442,11 +558,11 @@ mod tests {
     #[test]
     fn id_token_claims() {
         let (c, iss) = (cfg(), "https://idp.example.org/realms/corp");
-        assert_eq!(check_claims(&claims(), &c, iss, "n1", 950), Ok(()));
+        assert_eq!(check_claims(&claims(), &c, iss, Some("n1"), 950), Ok(()));
         let bad = |f: &dyn Fn(&mut serde_json::Value), now: i64, want: &str| {
             let mut v = claims();
             f(&mut v);
-            let e = check_claims(&v, &c, iss, "n1", now).unwrap_err();
+            let e = check_claims(&v, &c, iss, Some("n1"), now).unwrap_err();
             assert!(e.contains(want), "{e}");
         };
         bad(&|v| v["iss"] = json!("https://evil"), 950, "issuer");
@@ -460,7 +576,7 @@ mod tests {
         let mut v = claims();
         v["aud"] = json!(["other", "openvpn"]);
         v["azp"] = json!("openvpn");
-        assert_eq!(check_claims(&v, &c, iss, "n1", 950), Ok(()));
+        assert_eq!(check_claims(&v, &c, iss, Some("n1"), 950), Ok(()));
     }
 
     #[test]
@@ -511,11 +627,11 @@ mod tests {
         assert_eq!(by_state(&store, "st2", 102).unwrap(), None);
         assert_eq!(by_state(&store, "st", 221).unwrap(), None, "expired state");
         let a = Answer::NotInGroup { group: "vpn".into() };
-        assert!(finish(&store, "st", &a).unwrap());
-        assert!(!finish(&store, "st", &Answer::Reject { reason: "x".into() }).unwrap(), "answered once");
+        assert!(finish(&store, "st", &a, Some("rt-1")).unwrap());
+        assert!(!finish(&store, "st", &Answer::Reject { reason: "x".into() }, None).unwrap(), "answered once");
         assert_eq!(by_state(&store, "st", 102).unwrap(), None, "a used state is gone");
         let deadline = Instant::now() + Duration::from_secs(5);
-        assert_eq!(wait(&store, &link, deadline).unwrap(), Some(a));
+        assert_eq!(wait(&store, &link, deadline).unwrap(), Some((a, Some("rt-1".into()))));
         assert_eq!(wait(&store, &link, deadline).unwrap(), None, "read once");
         // Nobody answers: the wait ends at the deadline.
         let other = new_secret();
@@ -529,6 +645,50 @@ mod tests {
         let down = Answer::Unavailable { server: "https://idp".into(), reason: "refused".into() };
         assert!(finish_link(&store, &third, &down).unwrap());
         assert_eq!(pending(&store, &third, 101).unwrap(), None, "answered links are not shown");
-        assert_eq!(wait(&store, &third, Instant::now()).unwrap(), Some(down));
+        assert_eq!(wait(&store, &third, Instant::now()).unwrap(), Some((down, None)));
+    }
+
+    #[test]
+    fn grants_are_kept_rechecked_refused_and_pruned() {
+        let (_d, cfg) = crate::store::tests::temp_config();
+        let (store, _) = Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('vpn1', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', '!', 0, 0), ('bob', '!', 0, 0);",
+            )
+            .unwrap();
+        keep_grant(&store, "vpn1", "192.0.2.7", 5000, 1, Some("rt-a"), 100).unwrap();
+        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, Some("rt-b"), 100).unwrap();
+        assert_eq!(grants_due(&store, "vpn1", 99).unwrap(), vec![], "checked at sign-in");
+        assert_eq!(grants_due(&store, "other", 100).unwrap(), vec![], "another server's");
+        let due = grants_due(&store, "vpn1", 100).unwrap();
+        assert_eq!(due.iter().map(|g| g.username.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
+        assert!(!format!("{:?}", due[0]).contains("rt-a"), "no token in Debug");
+        // Still admitted, with a rotated token; refused.
+        grant_checked(&store, "vpn1", &due[0], Ok("rt-a2"), 200).unwrap();
+        grant_checked(&store, "vpn1", &due[1], Err("gone"), 200).unwrap();
+        let due = grants_due(&store, "vpn1", 200).unwrap();
+        assert_eq!((due.len(), due[0].refresh_token.as_str()), (1, "rt-a2"), "a refused grant is not asked again");
+        let c = &store.conn;
+        assert_eq!(refused(c, "vpn1", "192.0.2.7", 5000, "alice").unwrap(), None);
+        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "bob").unwrap().as_deref(), Some("gone"));
+        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "alice").unwrap(), None, "another user at that address");
+        // A new login there replaces the grant; one without a token clears it.
+        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, Some("rt-b2"), 300).unwrap();
+        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "bob").unwrap(), None);
+        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, None, 300).unwrap();
+        assert_eq!(grants_due(&store, "vpn1", 300).unwrap().len(), 1);
+        // Pruned once old and without an open session at their address.
+        c.execute(
+            "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES (1, 1, 100, '192.0.2.7', 5000)",
+            [],
+        )
+        .unwrap();
+        keep_grant(&store, "vpn1", "192.0.2.9", 7000, 2, Some("rt-c"), 300).unwrap();
+        assert_eq!(prune_grants(c, 300 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 0, "young, or in use");
+        assert_eq!(prune_grants(c, 301 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 1);
+        assert_eq!(grants_due(&store, "vpn1", i64::MAX).unwrap().len(), 1, "the open session's grant stays");
     }
 }

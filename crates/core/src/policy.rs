@@ -185,6 +185,12 @@ pub enum Deny {
     SsoTimedOut {
         secs: u64,
     },
+    /// The identity provider, asked again by the sweep, no longer admits
+    /// this single sign-on tunnel's user (out of the required group, the
+    /// account or its session gone at the provider).
+    ProviderRefused {
+        detail: String,
+    },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -223,6 +229,7 @@ impl Deny {
             Deny::DirectoryUnavailable { .. } => "directory_unavailable",
             Deny::SsoUnsupported => "sso_unsupported",
             Deny::SsoTimedOut { .. } => "sso_timeout",
+            Deny::ProviderRefused { .. } => "provider_refused",
         }
     }
 
@@ -290,6 +297,7 @@ impl Deny {
                 "single sign-on user, but the client did not announce web auth (IV_SSO webauth)".into()
             }
             Deny::SsoTimedOut { secs } => format!("single sign-on not completed within {secs}s"),
+            Deny::ProviderRefused { detail } => format!("the identity provider no longer admits the user: {detail}"),
         }
     }
 
@@ -352,6 +360,7 @@ impl Deny {
                 "this account signs in with a web browser: use OpenVPN Connect 3, or OpenVPN 2.6 with a client that opens WEB_AUTH links".into()
             }
             Deny::SsoTimedOut { .. } => "web sign-in not completed in time, connect again".into(),
+            Deny::ProviderRefused { .. } => "your sign-in is no longer valid, connect again to sign in".into(),
         }
     }
 

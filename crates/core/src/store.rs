@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -67,6 +67,21 @@ CREATE TABLE sweeps (
     at          INTEGER NOT NULL,
     duration_ms INTEGER NOT NULL,
     ok          INTEGER NOT NULL
+) WITHOUT ROWID;";
+
+/// Version 6 → 7: single sign-on tunnels the sweep asks the provider about
+/// again (refresh tokens).
+const MIGRATE_7: &str = "ALTER TABLE web_logins ADD COLUMN refresh_token TEXT;
+CREATE TABLE sso_grants (
+    server_id     INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    real_ip       TEXT    NOT NULL,
+    real_port     INTEGER NOT NULL,
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    refresh_token TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL,
+    checked_at    INTEGER NOT NULL,
+    refused       TEXT,
+    PRIMARY KEY (server_id, real_ip, real_port)
 ) WITHOUT ROWID;";
 
 /// Version 4 → 5: single sign-on logins waiting for the browser.
@@ -200,6 +215,9 @@ impl Store {
             }
             if v < 6 {
                 tx.execute_batch(MIGRATE_6).context("cannot migrate to schema version 6")?;
+            }
+            if v < 7 {
+                tx.execute_batch(MIGRATE_7).context("cannot migrate to schema version 7")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

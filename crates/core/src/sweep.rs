@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::mgmt::{LiveClient, Status};
+use crate::policy::Deny;
 use crate::sessions;
 use crate::standing::{self, Checkpoint};
 use crate::store::Store;
@@ -28,6 +29,9 @@ pub struct Report {
     pub lost_closed: usize,
     pub spool_replayed: usize,
     pub events_pruned: usize,
+    /// Single sign-on tunnels the provider was asked about again
+    /// (`tollgate sweep`'s recheck, before this run).
+    pub sso_rechecked: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,7 +118,15 @@ pub fn run(
         tx.commit()?;
         for c in live {
             let account = crate::auth::load_with(&store.conn, &c.username, server, now, Default::default())?.facts;
-            if let Some(d) = standing::check(&account, Checkpoint::Live { connected_at: c.connected_at }, now) {
+            // A single sign-on tunnel the provider no longer admits
+            // (`tollgate sweep` asked it again just before).
+            let refused = match (&cfg.oidc, c.real_port) {
+                (Some(_), Some(port)) => crate::oidc::refused(&store.conn, server, &c.real_ip, port, &c.username)?
+                    .map(|detail| Deny::ProviderRefused { detail }),
+                _ => None,
+            };
+            let standing = standing::check(&account, Checkpoint::Live { connected_at: c.connected_at }, now);
+            if let Some(d) = standing.or(refused) {
                 let done = match kill.as_mut() {
                     Some(k) => k(c).is_ok(),
                     None => false,
@@ -126,6 +138,7 @@ pub fn run(
     rep.events_pruned = store.conn.execute("DELETE FROM auth_events WHERE at < ?1", [now - cfg.retention_secs])?;
     store.conn.execute("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
     store.conn.execute("DELETE FROM assignments WHERE expires_at < ?1", [now])?;
+    crate::oidc::prune_grants(&store.conn, now, crate::oidc::GRANT_GRACE_SECS)?;
     // Address counters whose window and block are both over.
     store.conn.execute(
         "DELETE FROM source_failures WHERE coalesce(locked_until, 0) <= ?1 AND coalesce(failed_since, 0) <= ?2",
@@ -174,5 +187,53 @@ mod tests {
         let open: i64 =
             store.conn.query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(open, 2);
+    }
+
+    /// A single sign-on tunnel whose grant the provider refused is cut,
+    /// with the provider's reason; the user's other tunnel is not.
+    #[test]
+    fn a_tunnel_the_provider_refused_is_cut() {
+        use crate::mgmt::parse_status;
+        use crate::store::tests::temp_config;
+        let (_d, mut cfg) = temp_config();
+        cfg.oidc = Config::parse(
+            "[oidc]\nissuer = \"https://idp\"\nclient_id = \"c\"\nclient_secret_file = \"/s\"\nredirect_url = \"https://vpn/oidc/callback\"\n",
+        )
+        .unwrap()
+        .oidc;
+        let (mut store, _) = Store::init(&cfg).unwrap();
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
+                 INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('sam', '!', 1, 0, 0);
+                 INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES
+                   (1, 1, {at}, '192.0.2.2', 5000), (1, 1, {at}, '192.0.2.3', 5001);",
+                at = NOW - 60
+            ))
+            .unwrap();
+        crate::oidc::keep_grant(&store, "nl-1", "192.0.2.2", 5000, 1, Some("rt"), NOW - 60).unwrap();
+        crate::oidc::keep_grant(&store, "nl-1", "192.0.2.3", 5001, 1, Some("rt"), NOW - 60).unwrap();
+        let g = crate::oidc::grants_due(&store, "nl-1", NOW).unwrap().remove(0);
+        crate::oidc::grant_checked(&store, "nl-1", &g, Err("not a member of the required group vpn"), NOW).unwrap();
+        let status = format!(
+            "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tBytes Received\tBytes Sent\tConnected Since (time_t)\tUsername\tClient ID\n\
+             CLIENT_LIST\tsam\t192.0.2.2:5000\t10\t5\t{at}\tsam\t3\n\
+             CLIENT_LIST\tsam\t192.0.2.3:5001\t10\t5\t{at}\tsam\t4\n",
+            at = NOW - 60
+        );
+        let live = parse_status(&status).unwrap();
+        let mut cut = vec![];
+        let mut kill = |c: &LiveClient| -> Result<()> {
+            cut.push(c.client_id);
+            Ok(())
+        };
+        let rep = run(&mut store, &cfg, "nl-1", Some(&live), Some(&mut kill), NOW).unwrap();
+        assert_eq!(rep.killed.len(), 1, "{:?}", rep.killed);
+        assert_eq!(
+            rep.killed[0].reason,
+            "the identity provider no longer admits the user: not a member of the required group vpn"
+        );
+        assert_eq!(cut, [Some(3)]);
     }
 }

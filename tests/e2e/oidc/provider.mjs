@@ -127,7 +127,7 @@ const provider = new Provider(issuer, {
     client_secret: clientSecret,
     redirect_uris: [redirectUri],
     response_types: ['code'],
-    grant_types: ['authorization_code'],
+    grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: 'RS256',
   }],
@@ -148,6 +148,9 @@ const provider = new Provider(issuer, {
   jwks: { keys: [jwk] },
   findAccount,
   renderError,
+  // A refresh token with every code (tollgate's sweep asks again with it),
+  // as Keycloak gives one; the stock rule wants the offline_access scope.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   cookies: {
     names: { session: 'op_session', interaction: 'op_interaction', resume: 'op_resume' },
     long: { httpOnly: true, sameSite: 'lax', signed: true },
@@ -157,7 +160,8 @@ const provider = new Provider(issuer, {
   features: { devInteractions: { enabled: false } },
   // Lifetimes in seconds, set so the log is not full of notices about the defaults.
   ttl: {
-    AccessToken: 3600, AuthorizationCode: 60, Grant: 3600, IdToken: 3600, Interaction: 600, Session: 3600,
+    AccessToken: 3600, AuthorizationCode: 60, Grant: 3600, IdToken: 3600, Interaction: 600, RefreshToken: 3600,
+    Session: 3600,
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
 });
