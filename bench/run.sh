@@ -125,4 +125,6 @@ echo "-- SSO the default method ([auth] method = \"oidc\"): the link without a l
 "$B/tollgate-bench" sso "$B" "$W/sso-default.toml" lou 'local pass 123' sam 200
 echo "-- a password default, sam set to oidc: the account's method looked up"
 "$B/tollgate-bench" sso "$B" "$W/sso.toml" lou 'local pass 123' sam 200
+echo "-- a password default, sam set to oidc, sam's profile from gen-ovpn (UV_TOLLGATE_SSO 1): no look-up"
+"$B/tollgate-bench" sso "$B" "$W/sso.toml" lou 'local pass 123' sam 200 --hinted
 fi

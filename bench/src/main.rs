@@ -35,7 +35,10 @@ fn main() -> Result<()> {
         Some("auth") => auth_only(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?),
         Some("python") => python(Path::new(&arg(1)?), Path::new(&arg(2)?), arg(3)?.parse()?, Path::new(&arg(4)?)),
         Some("decide") => decide(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, arg(5)?.parse()?),
-        Some("sso") => sso(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, &arg(5)?, arg(6)?.parse()?),
+        Some("sso") => {
+            let hinted = a.get(7).is_some_and(|h| h == "--hinted");
+            sso(Path::new(&arg(1)?), Path::new(&arg(2)?), &arg(3)?, &arg(4)?, &arg(5)?, arg(6)?.parse()?, hinted)
+        }
         _ => bail!("usage: tollgate-bench populate|add-sessions|hooks|auth|python|decide|sso … (see bench/run.sh)"),
     }
 }
@@ -329,7 +332,8 @@ fn decide(bin: &Path, config: &Path, user: &str, pw: &str, runs: usize) -> Resul
 /// login link and defers) beside a local user's deferred login, alternated
 /// attempt by attempt. Each SSO login is then answered (refused) through
 /// the database as tollgate web would, so that its worker ends at once.
-fn sso(bin: &Path, config: &Path, local: &str, pw: &str, sso_user: &str, runs: usize) -> Result<()> {
+/// `hinted`: the SSO client sends gen-ovpn's `UV_TOLLGATE_SSO 1`.
+fn sso(bin: &Path, config: &Path, local: &str, pw: &str, sso_user: &str, runs: usize, hinted: bool) -> Result<()> {
     let cfg = Config::from_file(config)?;
     let dir = std::env::temp_dir().join(format!("tg-bench-s-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -351,6 +355,10 @@ fn sso(bin: &Path, config: &Path, local: &str, pw: &str, sso_user: &str, runs: u
         std::fs::write(&pending, b"")?;
         let mut cmd = auth_cmd(bin, config, &sso_creds, Some(&ctl), &reason);
         cmd.env("IV_SSO", "openurl,webauth,crtext").env("auth_pending_file", &pending);
+        if hinted {
+            // What gen-ovpn writes into an oidc user's profile.
+            cmd.env(tollgate_core::oidc::PROFILE_HINT, "1");
+        }
         let (d, r, code) = timed(&mut cmd)?;
         if code != 2 {
             bail!("SSO login of {sso_user} returned {code}");

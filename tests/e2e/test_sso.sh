@@ -210,8 +210,23 @@ t_mixed() {
     url=$(sso_start m3 erin) && [ -n "$url" ] || { log "no link for an oidc account under a password default"; return 1; }
     browse "$url" erin 'erin pw 4' m3 || { cat "$W/browser-m3.out"; return 1; }
     connected m3 || { tail -n 5 "$W/cli-m3.log"; return 1; }
+    disconnect m3
+    # gen-ovpn marks an oidc user's profile under a password default; the
+    # hook takes the mark's word for it (no look-up): even on a password
+    # account's profile it sends the link, and the worker still answers
+    # that account on its password.
+    "$W/bin/gen-ovpn" --config "$W/tollgate.toml" erin nl-1 --out "$W/erin.ovpn" 2>/dev/null || return 1
+    grep -qx "setenv UV_TOLLGATE_SSO 1" "$W/erin.ovpn" && grep -qx "push-peer-info" "$W/erin.ovpn" ||
+        { log "no SSO mark in erin's profile"; return 1; }
+    client_conf lena 'lena pw 5' "setenv IV_SSO webauth
+setenv UV_TOLLGATE_SSO 1
+push-peer-info" > "$W/client-m4.conf"
+    url=$(sso_launch m4 "$W/client-m4.conf") && [ -n "$url" ] || { log "no link for a marked profile"; return 1; }
+    connected m4 || { tail -n 5 "$W/cli-m4.log"; return 1; }
+    [ "$(grep -c "ACCEPT user=lena .*(deferred, sign-in link)" "$W/srv.log")" = 2 ] || { log "not decided with the link out"; return 1; }
 }
-check "SSO default: a link at once, a password account answered on its password; password default: a link only for an oidc account" t_mixed
+check "SSO default: a link at once, a password account answered on its password; password default: a link for an oidc account (looked up, or marked by gen-ovpn)" t_mixed
+disconnect m4
 use_oidc
 tg user del erin >/dev/null
 

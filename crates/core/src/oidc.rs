@@ -30,6 +30,13 @@ use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
+/// What gen-ovpn writes (`setenv UV_TOLLGATE_SSO 1`, with push-peer-info)
+/// into the profile of an `oidc` user where SSO is not the default method:
+/// auth-verify then sends the link without looking the account up. A hint,
+/// never a proof: the worker goes by the account's own method, and answers
+/// a password account on its password (the link unused).
+pub const PROFILE_HINT: &str = "UV_TOLLGATE_SSO";
+
 /// A fresh secret: 128 random bits, 26 lowercase base32 characters (short
 /// enough for the link, and safe in a URL and a cookie).
 pub fn new_secret() -> String {

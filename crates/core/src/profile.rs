@@ -172,6 +172,9 @@ pub fn load(
     if binding != crate::devices::Binding::Off && cfg.devices.source.starts_with("UV_") {
         setenv.push((cfg.devices.source.clone(), new_device_id()));
     }
+    if sso && cfg.auth_method != crate::method::AuthMethod::Oidc {
+        setenv.push((crate::oidc::PROFILE_HINT.to_string(), "1".to_string()));
+    }
     let mut up = UserProfile {
         name: user.to_string(),
         static_challenge: mfa && !sso && mfa_mode != crate::config::MfaMode::Dynamic,

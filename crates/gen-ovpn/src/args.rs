@@ -15,7 +15,9 @@ use std::path::PathBuf;
 /// for each `[client_checks] require` (at its minimum) and a device id of
 /// the profile's own when `[devices] source` is a UV_ variable (printed on
 /// stderr, for `tollgate device add`), and `setenv IV_SSO webauth` for a
-/// user who signs in through the OpenID provider (auth method `oidc`).
+/// user who signs in through the OpenID provider (auth method `oidc`; where
+/// that is not the default method, also `setenv UV_TOLLGATE_SSO 1`, which
+/// spares auth-verify a look-up).
 /// Refuses (one line, exit 1) an unknown user or server, a disabled user,
 /// or a user without access; a command-line mistake is one line, exit 2.
 #[derive(Parser)]

@@ -183,14 +183,16 @@ fn web_login(cfg: &Config, username: &str) -> Result<Option<String>, String> {
     if !oidc::announces_webauth(openvpn::env_str("IV_SSO").as_deref()) {
         return Ok(None);
     }
-    // Where SSO is the default method, every client that can open a link
-    // gets one with no look-up at all (OpenVPN waits no longer than for a
-    // deferred local login); the worker then goes by the account's own
-    // method, and an account set to a password method is answered on the
-    // password it sent, the link unused. Elsewhere the account says, read
-    // only: the worker opens the database properly (and reports an old
-    // schema); a look that fails here just means no link.
+    // Where SSO is the default method, or the profile says it is an SSO
+    // user's (gen-ovpn's hint), every client that can open a link gets one
+    // with no look-up at all (OpenVPN waits no longer than for a deferred
+    // local login); the worker then goes by the account's own method, and
+    // an account set to a password method is answered on the password it
+    // sent, the link unused. Elsewhere the account says, read only: the
+    // worker opens the database properly (and reports an old schema); a
+    // look that fails here just means no link.
     let is_sso = cfg.auth_method == AuthMethod::Oidc
+        || openvpn::env_str(oidc::PROFILE_HINT).as_deref() == Some("1")
         || matches!(Store::open_read(cfg).and_then(|s| auth::method_of(&s, cfg, username)), Ok(AuthMethod::Oidc));
     if !is_sso {
         return Ok(None);
