@@ -308,6 +308,22 @@ t_recheck() {
 check "the sweep asks the provider again: still in the required group the tunnel stays, removed from it the tunnel is cut" t_recheck
 disconnect r1
 oidc_user "$W/oidc" alice 'alice pw 1' vpn eng
+# The provider down at a recheck cuts nobody; the sweep says so and fails.
+t_recheck_down() {
+    local out rc
+    sso_up r2 alice 'alice pw 1' || return 1
+    oidcd_stop
+    sleep 1.5
+    out=$(sweep 2>&1)
+    rc=$?
+    oidcd_start "$W/oidc" || { log "the provider did not restart"; return 1; }
+    [ $rc = 1 ] && grep -q "identity provider http://127.0.0.1:$OIDC_PORT .*1 single sign-on tunnel(s) not rechecked" <<<"$out" ||
+        { log "sweep exit $rc: $out"; return 1; }
+    ! grep -q "kill" <<<"$out" || { log "sweep: $out"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 2 -W 2 10.99.0.1 >/dev/null || { log "tunnel down"; return 1; }
+}
+check "the provider down at a recheck: nobody is cut, the sweep says why and exits 1" t_recheck_down
+disconnect r2
 use_oidc
 
 # signs_in_refused NAME VPN_USER SIGN_IN_USER PASS PAGE CLIENT_REASON: the

@@ -297,8 +297,10 @@ fn sweep_once(
 /// token refused with invalid_grant: the account or its session gone) is
 /// recorded on the tunnel's grant, so that the sweep cuts it and a
 /// renegotiation is refused. A provider that cannot answer changes
-/// nothing: the tunnels stay as they are, and the sweep reports the
-/// problem (exit 1) and asks again next time. Returns the tunnels checked.
+/// nothing: the tunnels stay as they are, the sweep reports the problem
+/// (exit 1) and stops asking (one timeout per sweep, not one per tunnel);
+/// the tunnel it failed on is asked again `recheck_every` later, the
+/// others at the next sweep. Returns the tunnels checked.
 fn recheck_sso(
     store: &Store,
     cfg: &Config,
@@ -311,7 +313,8 @@ fn recheck_sso(
     use tollgate_core::oidc;
     let (Some(o), Some(live)) = (&cfg.oidc, live) else { return (0, None) };
     let Some(every) = o.recheck_every_secs else { return (0, None) };
-    let due = match oidc::grants_due(store, server, now - every as i64) {
+    let before = now - every as i64;
+    let due = match oidc::grants_due(store, server, before) {
         Ok(due) => due,
         Err(e) => return (0, Some(format!("single sign-on recheck: {e:#}"))),
     };
@@ -329,8 +332,13 @@ fn recheck_sso(
         Ok(p) => p,
         Err(e) => return (0, Some(unanswered(due.len(), &e))),
     };
-    let (mut checked, mut failed, mut last_error) = (0, 0, None);
-    for g in &due {
+    let mut checked = 0;
+    for (i, g) in due.iter().enumerate() {
+        match oidc::claim_grant(store, server, g, before, now) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => return (checked, Some(format!("single sign-on recheck: {e:#}"))),
+        }
         let verdict = match provider.refresh(o, &g.refresh_token) {
             Ok(t) => match oidc::identity(&t.claims, o, &g.username) {
                 Answer::Accept { .. } => Ok(t.refresh_token.unwrap_or_default()),
@@ -339,11 +347,7 @@ fn recheck_sso(
                 other => Err(format!("unexpected answer {other:?}")),
             },
             Err(e) if e.downcast_ref::<Refused>().is_some() => Err(format!("{e:#}")),
-            Err(e) => {
-                failed += 1;
-                last_error = Some(e);
-                continue;
-            }
+            Err(e) => return (checked, Some(unanswered(due.len() - i, &e))),
         };
         let verdict = verdict.as_deref().map_err(String::as_str);
         if let Err(e) = oidc::grant_checked(store, server, g, verdict, now) {
@@ -351,7 +355,7 @@ fn recheck_sso(
         }
         checked += 1;
     }
-    (checked, last_error.map(|e| unanswered(failed, &e)))
+    (checked, None)
 }
 
 fn print_report(rep: &core_sweep::Report, live: bool, can_kill: bool) {

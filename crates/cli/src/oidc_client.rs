@@ -1,6 +1,6 @@
 //! The OpenID provider, over HTTPS: discovery, the code redemption (with
-//! PKCE and the client secret), the refresh and the ID token's signature, checked with
-//! the provider's published keys. The claims are checked by
+//! PKCE and the client secret), the refresh, and the ID token's signature,
+//! checked with the provider's published keys. The claims are checked by
 //! `tollgate_core::oidc::check_claims`.
 
 use anyhow::{anyhow, bail, Context, Result};

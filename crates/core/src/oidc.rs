@@ -433,6 +433,20 @@ pub fn grants_due(store: &Store, server: &str, before: i64) -> Result<Vec<Grant>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Take a due grant for one recheck (its check time set to `now`): false
+/// if it is no longer due, for instance because a sweep running at the
+/// same time took it first. Two sweeps never present the same refresh
+/// token, which a provider that rotates them would take for a replay.
+pub fn claim_grant(store: &Store, server: &str, g: &Grant, before: i64, now: i64) -> Result<bool> {
+    let n = store.conn.execute(
+        "UPDATE sso_grants SET checked_at = ?5
+          WHERE real_ip = ?2 AND real_port = ?3 AND server_id = (SELECT id FROM servers WHERE name = ?1)
+            AND checked_at <= ?4 AND refused IS NULL",
+        params![server, g.ip, g.port, before, now],
+    )?;
+    Ok(n == 1)
+}
+
 /// What the provider said when asked again about a grant: it still admits
 /// the user (with the refresh token to use next, rotated or not), or why
 /// it does not.
@@ -673,7 +687,10 @@ mod tests {
         let due = grants_due(&store, "vpn1", 100).unwrap();
         assert_eq!(due.iter().map(|g| g.username.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
         assert!(!format!("{:?}", due[0]).contains("rt-a"), "no token in Debug");
-        // Still admitted, with a rotated token; refused.
+        // Taken once; then still admitted, with a rotated token; refused.
+        assert!(claim_grant(&store, "vpn1", &due[0], 100, 150).unwrap());
+        assert!(!claim_grant(&store, "vpn1", &due[0], 100, 150).unwrap(), "a second sweep finds it taken");
+        assert_eq!(grants_due(&store, "vpn1", 100).unwrap().len(), 1);
         grant_checked(&store, "vpn1", &due[0], Ok("rt-a2"), 200).unwrap();
         grant_checked(&store, "vpn1", &due[1], Err("gone"), 200).unwrap();
         let due = grants_due(&store, "vpn1", 200).unwrap();
