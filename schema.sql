@@ -170,19 +170,19 @@ CREATE TABLE web_logins (
     refresh_token TEXT                         -- the provider's, with an accepting answer
 );
 
--- A single sign-on tunnel's standing with the provider: the refresh token
--- the sweep asks it again with ([oidc] recheck_every), and its refusal once
--- it gave one (the sweep cuts the tunnel, a renegotiation is refused).
+-- A single sign-on user's standing with the provider on a server: the
+-- refresh token of the latest sign-in, which the sweep asks it again with
+-- ([oidc] recheck_every), and its refusal once it gave one (the sweep cuts
+-- the user's tunnels, their renegotiations are refused, until the user
+-- signs in again).
 CREATE TABLE sso_grants (
     server_id     INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
-    real_ip       TEXT    NOT NULL,
-    real_port     INTEGER NOT NULL,
     user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     refresh_token TEXT    NOT NULL,
     created_at    INTEGER NOT NULL,
     checked_at    INTEGER NOT NULL,
     refused       TEXT,                          -- why the provider no longer admits the user
-    PRIMARY KEY (server_id, real_ip, real_port)
+    PRIMARY KEY (server_id, user_id)
 ) WITHOUT ROWID;
 
 -- Credential failures per client address ([lockout] per_source): an address

@@ -295,7 +295,7 @@ t_recheck() {
     sso_up r1 alice 'alice pw 1' || return 1
     sleep 1.5
     out=$(sweep 2>&1) || { log "sweep: $out"; return 1; }
-    grep -q "asked the identity provider again about 1 single sign-on tunnel" <<<"$out" || { log "sweep: $out"; return 1; }
+    grep -q "asked the identity provider again about 1 single sign-on user" <<<"$out" || { log "sweep: $out"; return 1; }
     ! grep -q "kill" <<<"$out" || { log "sweep: $out"; return 1; }
     ip netns exec "$NS_CLI" ping -q -c 2 -W 2 10.99.0.1 >/dev/null || { log "tunnel down"; return 1; }
     oidc_user "$W/oidc" alice 'alice pw 1' eng
@@ -317,7 +317,7 @@ t_recheck_down() {
     out=$(sweep 2>&1)
     rc=$?
     oidcd_start "$W/oidc" || { log "the provider did not restart"; return 1; }
-    [ $rc = 1 ] && grep -q "identity provider http://127.0.0.1:$OIDC_PORT .*1 single sign-on tunnel(s) not rechecked" <<<"$out" ||
+    [ $rc = 1 ] && grep -q "identity provider http://127.0.0.1:$OIDC_PORT .*1 single sign-on user(s) not rechecked" <<<"$out" ||
         { log "sweep exit $rc: $out"; return 1; }
     ! grep -q "kill" <<<"$out" || { log "sweep: $out"; return 1; }
     ip netns exec "$NS_CLI" ping -q -c 2 -W 2 10.99.0.1 >/dev/null || { log "tunnel down"; return 1; }

@@ -291,16 +291,17 @@ fn sweep_once(
     }
 }
 
-/// Ask the provider again, with each tunnel's refresh token, about the
-/// live single sign-on tunnels of `server` last checked `recheck_every`
-/// ago. A "no" (out of the required group, signed in as someone else, the
-/// token refused with invalid_grant: the account or its session gone) is
-/// recorded on the tunnel's grant, so that the sweep cuts it and a
-/// renegotiation is refused. A provider that cannot answer changes
+/// Ask the provider again, with the refresh token of each user's latest
+/// sign-in, about the single sign-on users with a live tunnel on `server`
+/// last checked `recheck_every` ago. A "no" (out of the required group,
+/// signed in as someone else, the token refused with invalid_grant: the
+/// account or its session gone) is recorded on the user's grant, so that
+/// the sweep cuts their tunnels and a renegotiation is refused until they
+/// sign in again. A provider that cannot answer changes
 /// nothing: the tunnels stay as they are, the sweep reports the problem
 /// (exit 1) and stops asking (one timeout per sweep, not one per tunnel);
-/// the tunnel it failed on is asked again `recheck_every` later, the
-/// others at the next sweep. Returns the tunnels checked.
+/// the user it failed on is asked about again `recheck_every` later, the
+/// others at the next sweep. Returns the users checked.
 fn recheck_sso(
     store: &Store,
     cfg: &Config,
@@ -318,15 +319,13 @@ fn recheck_sso(
         Ok(due) => due,
         Err(e) => return (0, Some(format!("single sign-on recheck: {e:#}"))),
     };
-    let is_live = |g: &oidc::Grant| {
-        live.clients.iter().any(|c| c.username == g.username && c.real_ip == g.ip && c.real_port == Some(g.port))
-    };
+    let is_live = |g: &oidc::Grant| live.clients.iter().any(|c| c.username == g.username);
     let due: Vec<_> = due.into_iter().filter(is_live).collect();
     if due.is_empty() {
         return (0, None);
     }
     let unanswered = |n: usize, e: &anyhow::Error| {
-        format!("identity provider {} ({e:#}): {n} single sign-on tunnel(s) not rechecked", o.issuer)
+        format!("identity provider {} ({e:#}): {n} single sign-on user(s) not rechecked", o.issuer)
     };
     let provider = match Provider::discover(o) {
         Ok(p) => p,
@@ -385,7 +384,7 @@ fn print_report(rep: &core_sweep::Report, live: bool, can_kill: bool) {
         println!("{what} {}: {}", k.user, k.reason);
     }
     if rep.sso_rechecked > 0 {
-        println!("asked the identity provider again about {} single sign-on tunnel(s)", rep.sso_rechecked);
+        println!("asked the identity provider again about {} single sign-on user(s)", rep.sso_rechecked);
     }
     if rep.spool_replayed > 0 {
         println!("applied {} spooled disconnect record(s)", rep.spool_replayed);

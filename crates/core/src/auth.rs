@@ -479,13 +479,11 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     // The provider's refresh token, from a single sign-on login.
     let mut sso_refresh: Option<String> = None;
     let mut decision = match &secret {
-        // A single sign-on tunnel the provider, asked again by the sweep,
-        // no longer admits is refused at its renegotiation.
-        None => match (&cfg.oidc, req.port) {
-            (Some(_), Some(port)) => match oidc::refused(&store.conn, req.server, req.ip, port, req.username)? {
-                Some(detail) => Decision::Deny(Deny::ProviderRefused { detail }),
-                None => policy::decide(&loaded.facts, Proof::Token, req.now),
-            },
+        // A single sign-on user the provider, asked again by the sweep, no
+        // longer admits: every renegotiation (or resumption) by session
+        // token is refused until they sign in again.
+        None => match cfg.oidc.as_ref().map(|_| oidc::refused(&store.conn, req.server, req.username)).transpose()? {
+            Some(Some(detail)) => Decision::Deny(Deny::ProviderRefused { detail }),
             _ => policy::decide(&loaded.facts, Proof::Token, req.now),
         },
         Some(Secret::Crv1 { state, code }) => {
@@ -788,8 +786,8 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             record_device(store, id, &verdict, &decision, req.now)?;
             if decision == Decision::Accept {
                 assign(store, req, id, &carry)?;
-                if let (Some(port), Some(_)) = (req.port, req.web_link.filter(|_| method == AuthMethod::Oidc)) {
-                    oidc::keep_grant(store, req.server, req.ip, port, id, sso_refresh.as_deref(), req.now)?;
+                if req.web_link.is_some() && method == AuthMethod::Oidc {
+                    oidc::keep_grant(store, req.server, id, sso_refresh.as_deref(), req.now)?;
                 }
             }
         }
@@ -1430,10 +1428,10 @@ mod tests {
         assert_eq!(rows, 0, "every login's row is gone once read");
     }
 
-    /// The provider's refresh token goes from the sign-in to the tunnel's
-    /// grant; once the sweep's recheck records the provider's "no", the
-    /// tunnel's renegotiation by session token is refused, and only that
-    /// tunnel's.
+    /// The provider's refresh token goes from the sign-in to the user's
+    /// grant; once the sweep's recheck records the provider's "no", every
+    /// renegotiation or resumption by session token is refused (from any
+    /// address and port), until the user signs in again.
     #[test]
     fn a_refused_grant_fails_the_token_renegotiation() {
         let (_dir, mut cfg) = crate::store::tests::temp_config();
@@ -1499,15 +1497,15 @@ mod tests {
         assert_eq!(o.decision, Decision::Accept);
         let due = oidc::grants_due(&store, "s", i64::MAX).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].username.as_str(), due[0].port, due[0].refresh_token.as_str()), ("sam", 5000, "rt-1"));
+        assert_eq!((due[0].username.as_str(), due[0].refresh_token.as_str()), ("sam", "rt-1"));
         let token = |store: &mut Store, port| {
             authenticate(store, &cfg, &req("sam", port, Some("Authenticated"), None, &sso), true).unwrap().decision
         };
         assert_eq!(token(&mut store, 5000), Decision::Accept, "the provider has not said no");
         oidc::grant_checked(&store, "s", &due[0], Err("not a member of the required group vpn"), 1).unwrap();
         let denied = Deny::ProviderRefused { detail: "not a member of the required group vpn".into() };
-        assert_eq!(token(&mut store, 5000), Decision::Deny(denied));
-        assert_eq!(token(&mut store, 5001), Decision::Accept, "another tunnel of the user");
+        assert_eq!(token(&mut store, 5000), Decision::Deny(denied.clone()));
+        assert_eq!(token(&mut store, 5001), Decision::Deny(denied), "a resumption from another port");
     }
 
     /// An executable script: a stand-in program or directory helper.

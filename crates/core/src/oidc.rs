@@ -375,46 +375,36 @@ pub fn wait(store: &Store, secret: &str, deadline: Instant) -> Result<Option<(An
     Ok(answer)
 }
 
-/// A single sign-on tunnel the sweep asks the provider about again.
+/// A single sign-on user the sweep asks the provider about again, with the
+/// refresh token of their latest sign-in on this server.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub ip: String,
-    pub port: i64,
     pub username: String,
     pub refresh_token: String,
 }
 
 impl std::fmt::Debug for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Grant({}@{}:{}, refresh token hidden)", self.username, self.ip, self.port)
+        write!(f, "Grant({}, refresh token hidden)", self.username)
     }
 }
 
-/// After an accepted sign-in: the provider's refresh token for this tunnel
-/// (server, address, port), replacing what an earlier tunnel there left;
-/// with none, only that is cleared.
-pub fn keep_grant(
-    store: &Store,
-    server: &str,
-    ip: &str,
-    port: i64,
-    user_id: i64,
-    refresh_token: Option<&str>,
-    now: i64,
-) -> Result<()> {
+/// After an accepted sign-in through the provider: its refresh token
+/// replaces the user's grant on `server` (and any refusal, since the
+/// provider just admitted them); a sign-in that brought none leaves
+/// nothing to ask again with, so the grant goes.
+pub fn keep_grant(store: &Store, server: &str, user_id: i64, refresh_token: Option<&str>, now: i64) -> Result<()> {
     let Some(token) = refresh_token else {
         store.conn.execute(
-            "DELETE FROM sso_grants WHERE real_ip = ?2 AND real_port = ?3
-                AND server_id = (SELECT id FROM servers WHERE name = ?1)",
-            params![server, ip, port],
+            "DELETE FROM sso_grants WHERE user_id = ?2 AND server_id = (SELECT id FROM servers WHERE name = ?1)",
+            params![server, user_id],
         )?;
         return Ok(());
     };
     store.conn.execute(
-        "INSERT OR REPLACE INTO sso_grants
-                (server_id, real_ip, real_port, user_id, refresh_token, created_at, checked_at, refused)
-         SELECT id, ?2, ?3, ?4, ?5, ?6, ?6, NULL FROM servers WHERE name = ?1",
-        params![server, ip, port, user_id, token, now],
+        "INSERT OR REPLACE INTO sso_grants (server_id, user_id, refresh_token, created_at, checked_at, refused)
+         SELECT id, ?2, ?3, ?4, ?4, NULL FROM servers WHERE name = ?1",
+        params![server, user_id, token, now],
     )?;
     Ok(())
 }
@@ -423,76 +413,71 @@ pub fn keep_grant(
 /// `before`.
 pub fn grants_due(store: &Store, server: &str, before: i64) -> Result<Vec<Grant>> {
     let mut st = store.conn.prepare(
-        "SELECT g.real_ip, g.real_port, u.name, g.refresh_token
+        "SELECT u.name, g.refresh_token
            FROM sso_grants g JOIN users u ON u.id = g.user_id JOIN servers v ON v.id = g.server_id
-          WHERE v.name = ?1 AND g.refused IS NULL AND g.checked_at <= ?2 ORDER BY g.real_ip, g.real_port",
+          WHERE v.name = ?1 AND g.refused IS NULL AND g.checked_at <= ?2 ORDER BY u.name",
     )?;
-    let rows = st.query_map(params![server, before], |r| {
-        Ok(Grant { ip: r.get(0)?, port: r.get(1)?, username: r.get(2)?, refresh_token: r.get(3)? })
-    })?;
+    let rows =
+        st.query_map(params![server, before], |r| Ok(Grant { username: r.get(0)?, refresh_token: r.get(1)? }))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The one grant row `g` still is: same server, user and token (a sign-in
+/// since has replaced the token, and its answer is not this one's).
+const THIS_GRANT: &str = "server_id = (SELECT id FROM servers WHERE name = ?1)
+    AND user_id = (SELECT id FROM users WHERE name = ?2) AND refresh_token = ?3";
+
 /// Take a due grant for one recheck (its check time set to `now`): false
-/// if it is no longer due, for instance because a sweep running at the
-/// same time took it first. Two sweeps never present the same refresh
-/// token, which a provider that rotates them would take for a replay.
+/// if it is no longer due or no longer the same (a sweep running at the
+/// same time took it first, or the user signed in again). Two sweeps never
+/// present the same refresh token, which a provider that rotates them
+/// would take for a replay.
 pub fn claim_grant(store: &Store, server: &str, g: &Grant, before: i64, now: i64) -> Result<bool> {
-    let n = store.conn.execute(
-        "UPDATE sso_grants SET checked_at = ?5
-          WHERE real_ip = ?2 AND real_port = ?3 AND server_id = (SELECT id FROM servers WHERE name = ?1)
-            AND checked_at <= ?4 AND refused IS NULL",
-        params![server, g.ip, g.port, before, now],
-    )?;
-    Ok(n == 1)
+    let sql =
+        format!("UPDATE sso_grants SET checked_at = ?5 WHERE {THIS_GRANT} AND checked_at <= ?4 AND refused IS NULL");
+    Ok(store.conn.execute(&sql, params![server, g.username, g.refresh_token, before, now])? == 1)
 }
 
 /// What the provider said when asked again about a grant: it still admits
 /// the user (with the refresh token to use next, rotated or not), or why
-/// it does not.
+/// it does not. Recorded only if the grant is still the one asked about.
 pub fn grant_checked(store: &Store, server: &str, g: &Grant, verdict: Result<&str, &str>, now: i64) -> Result<()> {
     let (token, refused) = match verdict {
         Ok(token) => (token, None),
         Err(why) => (g.refresh_token.as_str(), Some(why)),
     };
-    store.conn.execute(
-        "UPDATE sso_grants SET refresh_token = ?4, checked_at = ?5, refused = ?6
-          WHERE real_ip = ?2 AND real_port = ?3 AND server_id = (SELECT id FROM servers WHERE name = ?1)",
-        params![server, g.ip, g.port, token, now, refused],
-    )?;
+    let sql = format!("UPDATE sso_grants SET refresh_token = ?4, checked_at = ?5, refused = ?6 WHERE {THIS_GRANT}");
+    store.conn.execute(&sql, params![server, g.username, g.refresh_token, token, now, refused])?;
     Ok(())
 }
 
-/// Why the provider no longer admits `username`'s tunnel from `ip`:`port`
-/// on `server`, if it said so.
-pub fn refused(
-    conn: &rusqlite::Connection,
-    server: &str,
-    ip: &str,
-    port: i64,
-    username: &str,
-) -> Result<Option<String>> {
+/// Why the provider no longer admits `username` on `server`, if it said
+/// so since their latest sign-in.
+pub fn refused(conn: &rusqlite::Connection, server: &str, username: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT g.refused FROM sso_grants g JOIN servers v ON v.id = g.server_id JOIN users u ON u.id = g.user_id
-              WHERE v.name = ?1 AND g.real_ip = ?2 AND g.real_port = ?3 AND u.name = ?4",
+              WHERE v.name = ?1 AND u.name = ?2",
         )?
-        .query_row(params![server, ip, port, username], |r| r.get::<_, Option<String>>(0))
+        .query_row(params![server, username], |r| r.get::<_, Option<String>>(0))
         .optional()?
         .flatten())
 }
 
-/// How long a grant waits for its tunnel's session (client-connect).
-pub const GRANT_GRACE_SECS: i64 = 600;
+/// How long a grant outlives its user's last open session on the server:
+/// longer than a session token stays good for a reconnection (OpenVPN
+/// takes it for two `reneg-sec`), so a refusal still holds for a client
+/// that resumes late, and long enough for client-connect after sign-in.
+pub const GRANT_GRACE_SECS: i64 = 86_400;
 
-/// Drop the grants of tunnels that are gone: no open session from their
-/// address and port, and older than `grace` seconds (a grant is kept
-/// before client-connect opens its session).
+/// Drop the grants of users with no open session on their server any more,
+/// last checked (at sign-in, by a recheck, or refused) over `grace`
+/// seconds ago.
 pub fn prune_grants(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
     Ok(conn.execute(
-        "DELETE FROM sso_grants WHERE created_at < ?1 AND NOT EXISTS (
-            SELECT 1 FROM sessions s WHERE s.closed_at IS NULL AND s.server_id = sso_grants.server_id
-               AND s.real_ip = sso_grants.real_ip AND s.real_port = sso_grants.real_port)",
+        "DELETE FROM sso_grants WHERE checked_at < ?1 AND NOT EXISTS (
+            SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
+               AND s.server_id = sso_grants.server_id AND s.user_id = sso_grants.user_id)",
         [now - grace],
     )?)
 }
@@ -680,8 +665,8 @@ mod tests {
                  INSERT INTO users (name, password_hash, created_at, updated_at) VALUES ('alice', '!', 0, 0), ('bob', '!', 0, 0);",
             )
             .unwrap();
-        keep_grant(&store, "vpn1", "192.0.2.7", 5000, 1, Some("rt-a"), 100).unwrap();
-        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, Some("rt-b"), 100).unwrap();
+        keep_grant(&store, "vpn1", 1, Some("rt-a"), 100).unwrap();
+        keep_grant(&store, "vpn1", 2, Some("rt-b"), 100).unwrap();
         assert_eq!(grants_due(&store, "vpn1", 99).unwrap(), vec![], "checked at sign-in");
         assert_eq!(grants_due(&store, "other", 100).unwrap(), vec![], "another server's");
         let due = grants_due(&store, "vpn1", 100).unwrap();
@@ -693,24 +678,25 @@ mod tests {
         assert_eq!(grants_due(&store, "vpn1", 100).unwrap().len(), 1);
         grant_checked(&store, "vpn1", &due[0], Ok("rt-a2"), 200).unwrap();
         grant_checked(&store, "vpn1", &due[1], Err("gone"), 200).unwrap();
-        let due = grants_due(&store, "vpn1", 200).unwrap();
-        assert_eq!((due.len(), due[0].refresh_token.as_str()), (1, "rt-a2"), "a refused grant is not asked again");
+        let due2 = grants_due(&store, "vpn1", 200).unwrap();
+        assert_eq!((due2.len(), due2[0].refresh_token.as_str()), (1, "rt-a2"), "a refused grant is not asked again");
         let c = &store.conn;
-        assert_eq!(refused(c, "vpn1", "192.0.2.7", 5000, "alice").unwrap(), None);
-        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "bob").unwrap().as_deref(), Some("gone"));
-        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "alice").unwrap(), None, "another user at that address");
-        // A new login there replaces the grant; one without a token clears it.
-        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, Some("rt-b2"), 300).unwrap();
-        assert_eq!(refused(c, "vpn1", "192.0.2.8", 6000, "bob").unwrap(), None);
-        keep_grant(&store, "vpn1", "192.0.2.8", 6000, 2, None, 300).unwrap();
+        assert_eq!(refused(c, "vpn1", "alice").unwrap(), None);
+        assert_eq!(refused(c, "vpn1", "bob").unwrap().as_deref(), Some("gone"));
+        assert_eq!(refused(c, "other", "bob").unwrap(), None, "another server");
+        // An answer about a token that a sign-in has replaced since is not
+        // recorded: the new sign-in stands.
+        keep_grant(&store, "vpn1", 1, Some("rt-a3"), 300).unwrap();
+        grant_checked(&store, "vpn1", &due2[0], Err("late"), 300).unwrap();
+        assert_eq!(refused(c, "vpn1", "alice").unwrap(), None, "the stale answer was dropped");
+        // A sign-in clears a refusal; one without a token drops the grant.
+        keep_grant(&store, "vpn1", 2, Some("rt-b2"), 300).unwrap();
+        assert_eq!(refused(c, "vpn1", "bob").unwrap(), None);
+        keep_grant(&store, "vpn1", 2, None, 300).unwrap();
         assert_eq!(grants_due(&store, "vpn1", 300).unwrap().len(), 1);
-        // Pruned once old and without an open session at their address.
-        c.execute(
-            "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES (1, 1, 100, '192.0.2.7', 5000)",
-            [],
-        )
-        .unwrap();
-        keep_grant(&store, "vpn1", "192.0.2.9", 7000, 2, Some("rt-c"), 300).unwrap();
+        // Pruned once old and without an open session of the user there.
+        c.execute("INSERT INTO sessions (user_id, server_id, connected_at) VALUES (1, 1, 100)", []).unwrap();
+        keep_grant(&store, "vpn1", 2, Some("rt-c"), 300).unwrap();
         assert_eq!(prune_grants(c, 300 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 0, "young, or in use");
         assert_eq!(prune_grants(c, 301 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 1);
         assert_eq!(grants_due(&store, "vpn1", i64::MAX).unwrap().len(), 1, "the open session's grant stays");

@@ -707,6 +707,7 @@ pub(crate) mod tests {
             Deny::DeviceNotApproved { id: "x".into() },
             Deny::DeviceLimit { id: "x".into(), max: 1 },
             Deny::ClientRejected { log: "x".into(), client: "y".into() },
+            Deny::ProviderRefused { detail: "not a member of the required group vpn".into() },
             Deny::Internal { detail: "db".into() },
         ];
         for d in all {

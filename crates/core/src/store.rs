@@ -69,19 +69,17 @@ CREATE TABLE sweeps (
     ok          INTEGER NOT NULL
 ) WITHOUT ROWID;";
 
-/// Version 6 → 7: single sign-on tunnels the sweep asks the provider about
+/// Version 6 → 7: single sign-on users the sweep asks the provider about
 /// again (refresh tokens).
 const MIGRATE_7: &str = "ALTER TABLE web_logins ADD COLUMN refresh_token TEXT;
 CREATE TABLE sso_grants (
     server_id     INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
-    real_ip       TEXT    NOT NULL,
-    real_port     INTEGER NOT NULL,
     user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     refresh_token TEXT    NOT NULL,
     created_at    INTEGER NOT NULL,
     checked_at    INTEGER NOT NULL,
     refused       TEXT,
-    PRIMARY KEY (server_id, real_ip, real_port)
+    PRIMARY KEY (server_id, user_id)
 ) WITHOUT ROWID;";
 
 /// Version 4 → 5: single sign-on logins waiting for the browser.

@@ -29,7 +29,7 @@ pub struct Report {
     pub lost_closed: usize,
     pub spool_replayed: usize,
     pub events_pruned: usize,
-    /// Single sign-on tunnels the provider was asked about again
+    /// Single sign-on users the provider was asked about again
     /// (`tollgate sweep`'s recheck, before this run).
     pub sso_rechecked: usize,
 }
@@ -118,12 +118,12 @@ pub fn run(
         tx.commit()?;
         for c in live {
             let account = crate::auth::load_with(&store.conn, &c.username, server, now, Default::default())?.facts;
-            // A single sign-on tunnel the provider no longer admits
+            // A single sign-on user the provider no longer admits
             // (`tollgate sweep` asked it again just before).
-            let refused = match (&cfg.oidc, c.real_port) {
-                (Some(_), Some(port)) => crate::oidc::refused(&store.conn, server, &c.real_ip, port, &c.username)?
+            let refused = match &cfg.oidc {
+                Some(_) => crate::oidc::refused(&store.conn, server, &c.username)?
                     .map(|detail| Deny::ProviderRefused { detail }),
-                _ => None,
+                None => None,
             };
             let standing = standing::check(&account, Checkpoint::Live { connected_at: c.connected_at }, now);
             if let Some(d) = standing.or(refused) {
@@ -189,8 +189,9 @@ mod tests {
         assert_eq!(open, 2);
     }
 
-    /// A single sign-on tunnel whose grant the provider refused is cut,
-    /// with the provider's reason; the user's other tunnel is not.
+    /// The tunnels of a single sign-on user the provider refused are cut,
+    /// with the provider's reason, IPv6 ones (no port in the report)
+    /// included; another user's are not.
     #[test]
     fn a_tunnel_the_provider_refused_is_cut() {
         use crate::mgmt::parse_status;
@@ -206,20 +207,23 @@ mod tests {
             .conn
             .execute_batch(&format!(
                 "INSERT INTO servers (name, host, ca_pem, tls_mode, tls_key, created_at) VALUES ('nl-1', 'h', 'x', 'tls-crypt', 'k', 0);
-                 INSERT INTO users (name, password_hash, all_servers, created_at, updated_at) VALUES ('sam', '!', 1, 0, 0);
+                 INSERT INTO users (name, password_hash, all_servers, created_at, updated_at)
+                   VALUES ('sam', '!', 1, 0, 0), ('eve', '!', 1, 0, 0);
                  INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port) VALUES
-                   (1, 1, {at}, '192.0.2.2', 5000), (1, 1, {at}, '192.0.2.3', 5001);",
+                   (1, 1, {at}, '192.0.2.2', 5000), (1, 1, {at}, '2001:db8::3', 5001), (2, 1, {at}, '192.0.2.4', 5002);",
                 at = NOW - 60
             ))
             .unwrap();
-        crate::oidc::keep_grant(&store, "nl-1", "192.0.2.2", 5000, 1, Some("rt"), NOW - 60).unwrap();
-        crate::oidc::keep_grant(&store, "nl-1", "192.0.2.3", 5001, 1, Some("rt"), NOW - 60).unwrap();
-        let g = crate::oidc::grants_due(&store, "nl-1", NOW).unwrap().remove(0);
+        crate::oidc::keep_grant(&store, "nl-1", 1, Some("rt"), NOW - 60).unwrap();
+        crate::oidc::keep_grant(&store, "nl-1", 2, Some("rt-e"), NOW - 60).unwrap();
+        let g = crate::oidc::grants_due(&store, "nl-1", NOW).unwrap().remove(1);
+        assert_eq!(g.username, "sam");
         crate::oidc::grant_checked(&store, "nl-1", &g, Err("not a member of the required group vpn"), NOW).unwrap();
         let status = format!(
             "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tBytes Received\tBytes Sent\tConnected Since (time_t)\tUsername\tClient ID\n\
              CLIENT_LIST\tsam\t192.0.2.2:5000\t10\t5\t{at}\tsam\t3\n\
-             CLIENT_LIST\tsam\t192.0.2.3:5001\t10\t5\t{at}\tsam\t4\n",
+             CLIENT_LIST\tsam\t2001:db8::3\t10\t5\t{at}\tsam\t4\n\
+             CLIENT_LIST\teve\t192.0.2.4:5002\t10\t5\t{at}\teve\t5\n",
             at = NOW - 60
         );
         let live = parse_status(&status).unwrap();
@@ -229,11 +233,11 @@ mod tests {
             Ok(())
         };
         let rep = run(&mut store, &cfg, "nl-1", Some(&live), Some(&mut kill), NOW).unwrap();
-        assert_eq!(rep.killed.len(), 1, "{:?}", rep.killed);
+        assert_eq!(rep.killed.len(), 2, "{:?}", rep.killed);
         assert_eq!(
             rep.killed[0].reason,
             "the identity provider no longer admits the user: not a member of the required group vpn"
         );
-        assert_eq!(cut, [Some(3)]);
+        assert_eq!(cut, [Some(3), Some(4)]);
     }
 }
