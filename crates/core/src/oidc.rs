@@ -325,22 +325,23 @@ pub fn by_state(store: &Store, state: &str, now: i64) -> Result<Option<Started>>
 /// token it gave, for the sweep to ask again), once: false if it was
 /// answered already or is gone.
 pub fn finish(store: &Store, state: &str, answer: &Answer, refresh_token: Option<&str>) -> Result<bool> {
-    let n = store.conn.execute(
-        "UPDATE web_logins SET answer = ?2, refresh_token = ?3, verifier = NULL
-          WHERE state_hash = ?1 AND answer IS NULL",
-        params![hash(state), serde_json::to_string(answer)?, refresh_token],
-    )?;
-    Ok(n == 1)
+    store_answer(store, "state_hash", state, answer, refresh_token)
 }
 
 /// Store an answer for a login by its link (the login page could not reach
 /// the provider): the waiting login ends at once instead of timing out.
 pub fn finish_link(store: &Store, secret: &str, answer: &Answer) -> Result<bool> {
-    let n = store.conn.execute(
-        "UPDATE web_logins SET answer = ?2, verifier = NULL WHERE link_hash = ?1 AND answer IS NULL",
-        params![hash(secret), serde_json::to_string(answer)?],
-    )?;
-    Ok(n == 1)
+    store_answer(store, "link_hash", secret, answer, None)
+}
+
+/// Answer the unanswered login whose `key` column holds the hash of
+/// `secret`: true if it answered it, false if it was answered already or
+/// is gone.
+fn store_answer(store: &Store, key: &str, secret: &str, answer: &Answer, refresh_token: Option<&str>) -> Result<bool> {
+    let sql = format!(
+        "UPDATE web_logins SET answer = ?2, refresh_token = ?3, verifier = NULL WHERE {key} = ?1 AND answer IS NULL"
+    );
+    Ok(store.conn.execute(&sql, params![hash(secret), serde_json::to_string(answer)?, refresh_token])? == 1)
 }
 
 /// How often the waiting login looks for its answer.
