@@ -6,7 +6,7 @@ use crate::{
     SessionsCmd, UserAdd, UserCmd, UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -278,6 +278,32 @@ struct ServerSpec {
 }
 
 impl ServerSpec {
+    /// Run `sql` (server add's INSERT, server set's UPDATE) with `key` as
+    /// ?1, the spec's columns as ?2 to ?12 (host, port, proto, ca_pem,
+    /// tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert,
+    /// pki_dir) and `tail`, if any, as ?13: one binding, so the two cannot
+    /// drift apart.
+    fn bind(&self, c: &Connection, sql: &str, key: &dyn ToSql, tail: Option<&dyn ToSql>) -> rusqlite::Result<usize> {
+        let extra = self.extra.join("\n");
+        let pki_dir = self.pki_dir.as_ref().map(|p| p.display().to_string());
+        let mut values: Vec<&dyn ToSql> = vec![
+            key,
+            &self.host,
+            &self.port,
+            &self.proto,
+            &self.ca_pem,
+            &self.tls_mode,
+            &self.tls_key,
+            &self.key_direction,
+            &self.data_ciphers,
+            &extra,
+            &self.client_cert,
+            &pki_dir,
+        ];
+        values.extend(tail);
+        c.execute(sql, values.as_slice())
+    }
+
     fn check(&self) -> Result<()> {
         if self.host.trim().is_empty() || self.host.contains(char::is_whitespace) {
             bail!("--host must be a host name or address without spaces");
@@ -334,25 +360,13 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
         pki_dir: a.pki_dir.as_deref().map(ServerSpec::pki_dir).transpose()?,
     };
     spec.check()?;
-    let r = c.execute(
+    let r = spec.bind(
+        c,
         "INSERT INTO servers (name, host, port, proto, ca_pem, tls_mode, tls_key, key_direction,
                               data_ciphers, extra, client_cert, pki_dir, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
-            a.name,
-            spec.host,
-            spec.port,
-            spec.proto,
-            spec.ca_pem,
-            spec.tls_mode,
-            spec.tls_key,
-            spec.key_direction,
-            spec.data_ciphers,
-            spec.extra.join("\n"),
-            spec.client_cert,
-            spec.pki_dir.map(|p| p.display().to_string()),
-            now()
-        ],
+        &a.name,
+        Some(&now()),
     );
     match r {
         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -426,24 +440,13 @@ fn server_set(c: &Connection, a: ServerSet) -> Result<()> {
         spec.pki_dir = d;
     }
     spec.check()?;
-    c.execute(
+    spec.bind(
+        c,
         "UPDATE servers SET host = ?2, port = ?3, proto = ?4, ca_pem = ?5, tls_mode = ?6, tls_key = ?7,
                 key_direction = ?8, data_ciphers = ?9, extra = ?10, client_cert = ?11, pki_dir = ?12
           WHERE id = ?1",
-        params![
-            id,
-            spec.host,
-            spec.port,
-            spec.proto,
-            spec.ca_pem,
-            spec.tls_mode,
-            spec.tls_key,
-            spec.key_direction,
-            spec.data_ciphers,
-            spec.extra.join("\n"),
-            spec.client_cert,
-            spec.pki_dir.map(|p| p.display().to_string()),
-        ],
+        &id,
+        None,
     )?;
     println!("updated server {}", a.name);
     Ok(())
