@@ -1331,6 +1331,29 @@ mod tests {
         authenticate(store, cfg, &req, true).unwrap()
     }
 
+    /// A single sign-on attempt (no password) from 192.0.2.9:`port` to
+    /// server "s", now.
+    fn sso_request<'a>(
+        user: &'a str,
+        port: i64,
+        state: Option<&'a str>,
+        link: Option<&'a str>,
+        peer: &'a std::collections::BTreeMap<String, String>,
+    ) -> Request<'a> {
+        Request {
+            username: user,
+            password: "",
+            server: "s",
+            ip: "192.0.2.9",
+            port: Some(port),
+            now: crate::units::now(),
+            session_state: state,
+            peer,
+            server_started: None,
+            web_link: link,
+        }
+    }
+
     /// Single sign-on in the worker: the login waits for the answer that
     /// tollgate web stores, then decides as for a directory user; a barred
     /// account waits all the same; a client without web auth is refused.
@@ -1369,19 +1392,7 @@ mod tests {
                        peer: &std::collections::BTreeMap<String, String>,
                        link: Option<&str>,
                        record| {
-            let req = Request {
-                username: user,
-                password: "",
-                server: "s",
-                ip: "192.0.2.9",
-                port: Some(5000),
-                now: crate::units::now(),
-                session_state: None,
-                peer,
-                server_started: None,
-                web_link: link,
-            };
-            authenticate(store, &cfg, &req, record).unwrap()
+            authenticate(store, &cfg, &sso_request(user, 5000, None, link, peer), record).unwrap()
         };
         let accept = directory::Answer::Accept {
             dn: "sub-1".into(),
@@ -1445,26 +1456,6 @@ mod tests {
         cfg.provision_plan = Some("basic".into());
         let mut store = directory_store(&cfg, "");
         let sso: std::collections::BTreeMap<String, String> = [("IV_SSO".to_string(), "webauth".to_string())].into();
-        fn req<'a>(
-            user: &'a str,
-            port: i64,
-            state: Option<&'a str>,
-            link: Option<&'a str>,
-            peer: &'a std::collections::BTreeMap<String, String>,
-        ) -> Request<'a> {
-            Request {
-                username: user,
-                password: "",
-                server: "s",
-                ip: "192.0.2.9",
-                port: Some(port),
-                now: crate::units::now(),
-                session_state: state,
-                peer,
-                server_started: None,
-                web_link: link,
-            }
-        }
         // The browser's side, with the refresh token tollgate web stores.
         let link = oidc::new_secret();
         let browser = {
@@ -1492,14 +1483,16 @@ mod tests {
                 }
             })
         };
-        let o = authenticate(&mut store, &cfg, &req("sam", 5000, None, Some(&link), &sso), true).unwrap();
+        let o = authenticate(&mut store, &cfg, &sso_request("sam", 5000, None, Some(&link), &sso), true).unwrap();
         browser.join().unwrap();
         assert_eq!(o.decision, Decision::Accept);
         let due = oidc::grants_due(&store, "s", i64::MAX).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].username.as_str(), due[0].refresh_token.as_str()), ("sam", "rt-1"));
         let token = |store: &mut Store, port| {
-            authenticate(store, &cfg, &req("sam", port, Some("Authenticated"), None, &sso), true).unwrap().decision
+            authenticate(store, &cfg, &sso_request("sam", port, Some("Authenticated"), None, &sso), true)
+                .unwrap()
+                .decision
         };
         assert_eq!(token(&mut store, 5000), Decision::Accept, "the provider has not said no");
         oidc::grant_checked(&store, "s", &due[0], Err("not a member of the required group vpn"), 1).unwrap();
