@@ -39,6 +39,9 @@ pub struct Provider {
     pub authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// The published keys, fetched once per Provider (a sweep's recheck
+    /// verifies one ID token per user with them).
+    jwks: std::cell::OnceCell<jsonwebtoken::jwk::JwkSet>,
 }
 
 fn agent(o: &Oidc) -> Result<ureq::Agent> {
@@ -106,6 +109,7 @@ impl Provider {
             authorization_endpoint: s("authorization_endpoint")?,
             token_endpoint: s("token_endpoint")?,
             jwks_uri: s("jwks_uri")?,
+            jwks: std::cell::OnceCell::new(),
         })
     }
 
@@ -191,9 +195,14 @@ impl Provider {
         ) {
             bail!("ID token: signature algorithm {alg:?} is not accepted");
         }
-        let jwks: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_value(json_of(self.agent.get(&self.jwks_uri).call(), "keys (jwks_uri)")?)
-                .map_err(|e| anyhow!("keys (jwks_uri): {e}"))?;
+        let jwks = match self.jwks.get() {
+            Some(k) => k,
+            None => {
+                let k = serde_json::from_value(json_of(self.agent.get(&self.jwks_uri).call(), "keys (jwks_uri)")?)
+                    .map_err(|e| anyhow!("keys (jwks_uri): {e}"))?;
+                self.jwks.get_or_init(|| k)
+            }
+        };
         let jwk = match &header.kid {
             Some(kid) => jwks.find(kid).ok_or_else(|| anyhow!("ID token: no published key has kid {kid:?}"))?,
             None if jwks.keys.len() == 1 => &jwks.keys[0],
