@@ -185,6 +185,19 @@ CREATE TABLE sso_grants (
     PRIMARY KEY (server_id, user_id)
 ) WITHOUT ROWID;
 
+-- Tunnels whose client sent no username (auth-user-pass-optional) and
+-- signed in at the identity provider: OpenVPN's session id (stable across
+-- the tunnel's renegotiations, known to every hook) names the account the
+-- username claim chose, for client-connect, renegotiations and
+-- client-disconnect. Removed when the tunnel's session closes.
+CREATE TABLE unnamed_tunnels (
+    server_id    INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    session_id   TEXT    NOT NULL,               -- OpenVPN's session_id
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    signed_in_at INTEGER NOT NULL,
+    PRIMARY KEY (server_id, session_id)
+) WITHOUT ROWID;
+
 -- Credential failures per client address ([lockout] per_source): an address
 -- that fails too often is blocked for a while, whatever names it tries.
 CREATE TABLE source_failures (

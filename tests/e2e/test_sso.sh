@@ -6,7 +6,8 @@
 # the WEB_AUTH link read from its management interface): sign-in and
 # traffic, provisioning and group mapping, the login page's details, a user
 # outside the required group, used and expired links and states, a client
-# without web auth (and the password fallback), renegotiations by session
+# without web auth (and the password fallback), a client that sends no
+# username (whoever signs in is the account), renegotiations by session
 # token and a disable cutting the tunnel, the sweep's recheck at the
 # provider cutting a user removed from the required group, the provider
 # down or answering garbage.
@@ -141,6 +142,7 @@ start_web || exit 1
 # login at max(hand-window, reneg-sec/2): 10 s here, plenty for the
 # scripted browser; the checks after these run with OpenVPN's defaults.
 start_server "auth-gen-token 0 external-auth
+auth-user-pass-optional
 reneg-sec 20
 hand-window 5
 keepalive 2 10"
@@ -282,6 +284,60 @@ t_reneg() {
 }
 check "two renegotiations pass by session token without the browser; a disable cuts the tunnel at the next" t_reneg
 tg user enable alice >/dev/null
+
+# A client that sends no username (no auth-user-pass; the server has
+# auth-user-pass-optional) is whoever signs in: the username claim names the
+# account (provisioned here), the sessions, the sweep's charges and the
+# renegotiations by session token are that user's, and the disconnect
+# closes their session with its bytes.
+t_unnamed() {
+    local url out before i
+    # OpenVPN's client needs a certificate when it sends no username.
+    (
+        cd "$W/pki" || exit 1
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout laptop.key -out laptop.csr -subj /CN=laptop-7 2>/dev/null &&
+            openssl x509 -req -in laptop.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out laptop.crt -days 2 2>/dev/null
+    ) || { log "no client certificate"; return 1; }
+    client_conf u1 "" "setenv IV_SSO webauth
+cert $W/pki/laptop.crt
+key $W/pki/laptop.key" | grep -v '^auth-user-pass ' > "$W/client-u1.conf"
+    url=$(sso_launch u1 "$W/client-u1.conf") && [ -n "$url" ] || { log "no link"; tail -n 5 "$W/cli-u1.log"; return 1; }
+    out=$(ip netns exec "$NS_SRV" curl -sS "$url") || return 1
+    grep -q "the account you sign in with" <<<"$out" || { log "login page: $out"; return 1; }
+    browse "$url" erin 'erin pw 4' u1 || { cat "$W/browser-u1.out"; return 1; }
+    grep -q "You are signed in" "$W/browser-u1.out" || { cat "$W/browser-u1.out"; return 1; }
+    connected u1 || { tail -n 5 "$W/cli-u1.log"; return 1; }
+    provisioned_as erin oidc ssoplan || { log "erin not provisioned"; return 1; }
+    [ "$(tg sessions --open --json | json 'len([s for s in d if s["user"] == "erin"])')" = 1 ] ||
+        { log "sessions: $(tg sessions --json)"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 20 -i 0.05 -s 1000 -W 2 10.99.0.1 >/dev/null || { log "no traffic"; return 1; }
+    sweep >/dev/null || return 1
+    [ "$(tg usage --user erin --json | json 'd[0]["total_bytes_in"]')" -gt 20000 ] ||
+        { log "the sweep charged erin nothing: $(tg usage --user erin --json)"; return 1; }
+    before=$(grep -c "ACCEPT user=erin " "$W/srv.log")
+    for ((i = 0; i < 600; i++)); do
+        [ "$(grep -c "ACCEPT user=erin " "$W/srv.log")" -ge $((before + 2)) ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "ACCEPT user=erin " "$W/srv.log")" -ge $((before + 2)) ] || { log "fewer than two renegotiations"; return 1; }
+    [ "$(tg events --user erin --json | json 'sum(1 for e in d if e["reason"] == "ok (session token)")')" -ge 2 ] ||
+        { log "not by session token"; return 1; }
+    ! grep -q "AUTH_FAILED\|SIGUSR1" "$W/cli-u1.log" || { log "the client was cut"; return 1; }
+    before=$(grep -c "client-disconnect: CLOSE user=erin " "$W/srv.log")
+    disconnect u1
+    for ((i = 0; i < 150; i++)); do
+        [ "$(grep -c "client-disconnect: CLOSE user=erin " "$W/srv.log")" -gt "$before" ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "client-disconnect: CLOSE user=erin " "$W/srv.log")" -gt "$before" ] ||
+        { log "no client-disconnect for erin"; return 1; }
+    [ "$(tg sessions --user erin --json | json 'len([s for s in d if not s["open"]])')" = 1 ] ||
+        { log "sessions: $(tg sessions --user erin --json)"; return 1; }
+}
+check "a client without a username is who signs in: provisioned, its session, charges and renegotiations theirs" t_unnamed
+disconnect u1
+
 stop_server
 start_server "auth-gen-token 0 external-auth"
 

@@ -269,7 +269,7 @@ fn sweep_once(
         let m = conn.as_mut().ok_or_else(|| anyhow!("no management interface"))?;
         m.kill(c.client_id.ok_or_else(|| anyhow!("no client id for {}", c.username))?)
     };
-    let kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>> = if can_kill { Some(&mut killer) } else { None };
+    let kill: Option<tollgate_core::sweep::Kill> = if can_kill { Some(&mut killer) } else { None };
     // Before the cuts: a tunnel the provider no longer admits is cut below.
     let (rechecked, sso_problem) = recheck_sso(store, cfg, server, live.as_ref(), t);
     if let Some(p) = sso_problem {

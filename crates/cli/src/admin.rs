@@ -1322,6 +1322,8 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
                 peer: &peer,
                 server_started: None,
                 web_link: None,
+                token_session: None,
+                signed_in: None,
             };
             auth::authenticate(store, cfg, &req, false)?
         }

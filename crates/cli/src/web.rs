@@ -390,6 +390,7 @@ fn callback_page(cfg: &Config, q: &[(String, String)], cookies: &str) -> Page {
         );
     }
     let mut refresh_token = None;
+    let mut claimed = None;
     let answer = if let Some(err) = get(q, "error") {
         let desc = get(q, "error_description").unwrap_or_default();
         Answer::Reject { reason: format!("the provider answered {err}: {}", tollgate_core::names::one_line(desc, 120)) }
@@ -397,7 +398,10 @@ fn callback_page(cfg: &Config, q: &[(String, String)], cookies: &str) -> Page {
         match Provider::discover(o).and_then(|p| p.redeem(o, code, &started.verifier, &started.nonce)) {
             Ok(t) => {
                 let a = oidc::identity(&t.claims, o, &started.username);
-                refresh_token = t.refresh_token.filter(|_| matches!(a, Answer::Accept { .. }));
+                let accepted = matches!(a, Answer::Accept { .. });
+                refresh_token = t.refresh_token.filter(|_| accepted);
+                // A client that sent no username: whoever signed in.
+                claimed = oidc::claimed_name(&t.claims, o).filter(|_| accepted).map(str::to_string);
                 a
             }
             Err(e) => Answer::Unavailable { server: o.issuer.clone(), reason: format!("{e:#}") },
@@ -405,7 +409,7 @@ fn callback_page(cfg: &Config, q: &[(String, String)], cookies: &str) -> Page {
     } else {
         Answer::Reject { reason: "the provider answered neither a code nor an error".into() }
     };
-    match oidc::finish(&store, state, &answer, refresh_token.as_deref()) {
+    match oidc::finish(&store, state, &answer, refresh_token.as_deref(), claimed.as_deref()) {
         Ok(true) => {}
         Ok(false) => return page(410, "Sign-in not valid", "<p>This sign-in was already used.</p>"),
         Err(e) => return unavailable(&format!("{e:#}")),

@@ -23,6 +23,7 @@ fn with_spooled_disconnect(name: &str) -> Env {
         connected_at: AT,
         real_ip: "192.0.2.2".into(),
         real_port: 5000,
+        token_session: None,
     };
     let rec = CloseRecord { key, bytes_in: 700, bytes_out: 300, closed_at: AT + 60, reason: "disconnect".into() };
     spool(&Config::from_file(&e.config).unwrap().database, &rec).unwrap();
@@ -78,4 +79,32 @@ fn a_management_interface_that_is_down_falls_back_on_the_status_file() {
     assert!(out.contains("1 live client(s); charged 5 KB"), "{out}");
     assert_eq!(e.query("SELECT bytes_in + bytes_out FROM sessions WHERE id = 2"), "Integer(5000)");
     assert_eq!(e.query("SELECT count(*) FROM sessions WHERE closed_at IS NULL"), "Integer(1)");
+}
+
+/// A client that sent no username has no name in the status list (no
+/// Username, no common name): time and address find its session, whose
+/// user is charged and, when barred, named for the cut.
+#[test]
+fn a_client_without_a_username_is_its_sessions_user() {
+    let e = with_spooled_disconnect("sweepunnamed");
+    let status = e.dir.join("status.log");
+    std::fs::write(
+        &status,
+        format!(
+            "TITLE\tOpenVPN 2.6.14\nTIME\tnow\t{now}\n\
+             HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher\n\
+             CLIENT_LIST\t\t192.0.2.3:6000\t10.8.0.6\t\t4000\t1000\tx\t{AT}\tUNDEF\t7\t0\tAES-256-GCM\n\
+             CLIENT_LIST\tUNDEF\t192.0.2.9:7000\t\t\t10\t10\tx\t{AT}\tUNDEF\t8\t0\tAES-256-GCM\nEND\n",
+            now = AT + 120
+        ),
+    )
+    .unwrap();
+    add_config(&e, &format!("status_file = \"{}\"\n", status.display()));
+    let o = e.tollgate(&["user", "disable", "alice"], "");
+    assert!(o.status.success(), "{}", err(&o));
+    let o = e.tollgate(&["sweep"], "");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 live client(s); charged 5 KB"), "the one still in its handshake is not counted: {out}");
+    assert_eq!(e.query("SELECT bytes_in + bytes_out FROM sessions WHERE id = 2"), "Integer(5000)");
+    assert!(out.contains("would kill alice: account disabled"), "{out}");
 }

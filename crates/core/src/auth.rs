@@ -14,7 +14,10 @@ use anyhow::Result;
 use data_encoding::BASE64;
 use rusqlite::{params, OptionalExtension};
 
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
+    /// Empty for a client that sent none (auth-user-pass-optional): only a
+    /// single sign-on can name it (`token_session` and `web_link` set).
     pub username: &'a str,
     /// What OpenVPN passed as the password: a password, `SCRV1:…` or `CRV1::…`.
     pub password: &'a str,
@@ -30,6 +33,12 @@ pub struct Request<'a> {
     /// Single sign-on: the secret of the login link the hook gave the
     /// client (`oidc` users, deferred auth only).
     pub web_link: Option<&'a str>,
+    /// OpenVPN's `session_id` (auth-gen-token): a client that sent no
+    /// username and signs in is known by it from then on.
+    pub token_session: Option<&'a str>,
+    /// The sign-in a client that sent no username already made, whose
+    /// username claim is `username`.
+    pub signed_in: Option<&'a oidc::Answered>,
     /// When this OpenVPN process started (`daemon_start_time`): open
     /// sessions of this server from before then belong to a process that
     /// is gone and do not count against the connection limit.
@@ -304,6 +313,9 @@ pub struct Outcome {
     /// A single sign-on login: the user signs in in a browser (test-auth:
     /// the decision shown is what follows a sign-in that succeeds).
     pub sso: bool,
+    /// For a client that sent no username: who signed in (the username
+    /// claim), once the provider said.
+    pub signed_in_as: Option<String>,
 }
 
 impl Default for Outcome {
@@ -314,6 +326,7 @@ impl Default for Outcome {
             program: vec![],
             provisioned: None,
             sso: false,
+            signed_in_as: None,
         }
     }
 }
@@ -412,6 +425,9 @@ struct Attempt<'a> {
 /// data and the event log; `tollgate test-auth` passes false and changes
 /// nothing (but does run the program).
 pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Outcome> {
+    if req.username.is_empty() && req.signed_in.is_none() {
+        return unnamed(store, cfg, req, record);
+    }
     let mut out = Outcome::default();
     let skip = NotCounted { ip: Some(req.ip), port: req.port, server_started: req.server_started };
     // A reauth on renegotiation: OpenVPN has checked the session token's
@@ -464,6 +480,19 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
             return Ok(out);
         }
     };
+    // Who signed in for a client that sent no username logs in only where
+    // single sign-on is the account's way in; an account it will create
+    // is a single sign-on user's.
+    let method = match req.signed_in {
+        Some(_) if loaded.facts.user.is_none() => AuthMethod::Oidc,
+        _ => method,
+    };
+    if req.signed_in.is_some() && method != AuthMethod::Oidc {
+        let d = Decision::Deny(Deny::SignedInNotSso { method: method.as_str().into() });
+        record_outcome(store, cfg, req, &loaded, &d, None, false)?;
+        out.decision = d;
+        return Ok(out);
+    }
     let at = Attempt { cfg, req, record, method };
     // Device binding and client checks hold for every way in, a token
     // reauth included (it may be a new connection resuming a session).
@@ -688,31 +717,24 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                     }),
                     (Some(o), Some(link)) => {
                         out.sso = true;
-                        let platform = [req.peer.get("IV_PLAT"), req.peer.get("IV_GUI_VER")]
-                            .into_iter()
-                            .flatten()
-                            .map(|v| crate::names::for_log(v))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let platform = (!platform.is_empty()).then_some(platform);
-                        oidc::open(
-                            store,
-                            link,
-                            req.username,
-                            req.server,
-                            req.ip,
-                            platform.as_deref(),
-                            req.now,
-                            o.login_timeout_secs,
-                        )?;
-                        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(o.login_timeout_secs);
-                        match (oidc::wait(store, link, deadline)?, barred) {
+                        let answered = match req.signed_in {
+                            Some(a) => Some(a.clone()),
+                            None => sign_in(store, o, req, link)?,
+                        };
+                        match (answered, barred) {
                             (None, _) => Decision::Deny(Deny::SsoTimedOut { secs: o.login_timeout_secs }),
                             (Some(_), Some(d)) => Decision::Deny(d),
-                            (Some((a, refresh)), None) => {
-                                sso_refresh = refresh;
-                                let d =
-                                    directory_answer(store, &at, a, &mut loaded, &mut verdict, &mut carry, &mut out)?;
+                            (Some(a), None) => {
+                                sso_refresh = a.refresh_token;
+                                let d = directory_answer(
+                                    store,
+                                    &at,
+                                    a.answer,
+                                    &mut loaded,
+                                    &mut verdict,
+                                    &mut carry,
+                                    &mut out,
+                                )?;
                                 uid = loaded.facts.user.as_ref().map(|u| u.id);
                                 d.unwrap_or_else(|| policy::decide(&loaded.facts, Proof::Valid, req.now))
                             }
@@ -789,6 +811,9 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
                 if req.web_link.is_some() && method == AuthMethod::Oidc {
                     oidc::keep_grant(store, req.server, id, sso_refresh.as_deref(), req.now)?;
                 }
+                if let (Some(_), Some(sid)) = (req.signed_in, req.token_session) {
+                    oidc::name_tunnel(store, req.server, sid, id, req.now)?;
+                }
             }
         }
         if decision == Decision::Accept && method == AuthMethod::Local {
@@ -798,6 +823,80 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
         }
     }
     out.decision = decision;
+    Ok(out)
+}
+
+/// Record a login waiting for the browser and wait for its answer, until
+/// the login times out (`None`).
+fn sign_in(store: &Store, o: &crate::config::Oidc, req: &Request, link: &str) -> Result<Option<oidc::Answered>> {
+    let platform = [req.peer.get("IV_PLAT"), req.peer.get("IV_GUI_VER")]
+        .into_iter()
+        .flatten()
+        .map(|v| crate::names::for_log(v))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let platform = (!platform.is_empty()).then_some(platform);
+    oidc::open(store, link, req.username, req.server, req.ip, platform.as_deref(), req.now, o.login_timeout_secs)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(o.login_timeout_secs);
+    oidc::wait(store, link, deadline)
+}
+
+/// A client that sent no username (the server has auth-user-pass-optional)
+/// signs in at the provider first: the username claim of whoever signed in
+/// names the account, and the login goes on as theirs with the sign-in as
+/// its proof. The tunnel (OpenVPN's session id) is theirs from then on.
+/// Nothing else can name such a client: without single sign-on, a login
+/// link and a session id it is refused.
+fn unnamed(store: &mut Store, cfg: &Config, req: &Request, record: bool) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    let webauth = oidc::announces_webauth(req.peer.get("IV_SSO").map(String::as_str));
+    let missing = match (&cfg.oidc, req.web_link, req.token_session) {
+        (None, ..) => Some("single sign-on ([oidc]) is not configured"),
+        _ if !matches!(req.session_state, None | Some("Initial")) => Some("no sign-in names this session"),
+        _ if !webauth => Some("the client did not announce web auth (IV_SSO webauth) to sign in with"),
+        (_, _, None) => Some("sign-in without a username needs auth-gen-token … external-auth on the server"),
+        (_, None, _) if record => Some("sign-in without a username needs deferred auth (defer = \"auto\")"),
+        _ => None,
+    };
+    let deny = match (missing, &cfg.oidc, req.web_link) {
+        (Some(m), ..) => Deny::NoUsername { detail: m.into() },
+        (None, Some(o), Some(link)) => {
+            out.sso = true;
+            match sign_in(store, o, req, link)? {
+                None => Deny::SsoTimedOut { secs: o.login_timeout_secs },
+                Some(a) if matches!(a.answer, directory::Answer::Accept { .. }) && !a.username.is_empty() => {
+                    if let Err(e) = crate::names::check_name("user", &a.username) {
+                        Deny::DirectoryRefused { detail: format!("the username claim is no tollgate user name: {e}") }
+                    } else {
+                        let named = Request { username: &a.username, signed_in: Some(&a), ..*req };
+                        let mut out = authenticate(store, cfg, &named, record)?;
+                        out.signed_in_as = Some(a.username.clone());
+                        return Ok(out);
+                    }
+                }
+                Some(a) => match a.answer {
+                    directory::Answer::Reject { reason } => Deny::DirectoryRefused { detail: reason },
+                    directory::Answer::NotInGroup { group } => Deny::NotInRequiredGroup { group },
+                    directory::Answer::Unavailable { server, reason } => {
+                        Deny::DirectoryUnavailable { server, detail: reason }
+                    }
+                    _ => Deny::DirectoryRefused { detail: "the sign-in named nobody".into() },
+                },
+            }
+        }
+        // test-auth: a sign-in would come first.
+        (None, ..) => {
+            out.sso = true;
+            Deny::NoUsername { detail: "who signs in at the provider names the account".into() }
+        }
+    };
+    let d = Decision::Deny(deny);
+    if record {
+        let skip = NotCounted { ip: Some(req.ip), port: req.port, server_started: req.server_started };
+        let loaded = load_with(&store.conn, req.username, req.server, req.now, skip)?;
+        record_outcome(store, cfg, req, &loaded, &d, None, false)?;
+    }
+    out.decision = d;
     Ok(out)
 }
 
@@ -1327,6 +1426,8 @@ mod tests {
             peer: &peer,
             server_started: None,
             web_link: None,
+            token_session: None,
+            signed_in: None,
         };
         authenticate(store, cfg, &req, true).unwrap()
     }
@@ -1351,6 +1452,8 @@ mod tests {
             peer,
             server_started: None,
             web_link: link,
+            token_session: None,
+            signed_in: None,
         }
     }
 
@@ -1499,6 +1602,94 @@ mod tests {
         let denied = Deny::ProviderRefused { detail: "not a member of the required group vpn".into() };
         assert_eq!(token(&mut store, 5000), Decision::Deny(denied.clone()));
         assert_eq!(token(&mut store, 5001), Decision::Deny(denied), "a resumption from another port");
+    }
+
+    /// A client that sent no username: whoever signs in (the username
+    /// claim tollgate web records with the answer) is the account, and the
+    /// tunnel (OpenVPN's session id) is theirs until it closes. Without a
+    /// session id or web auth, or for an account with a password method,
+    /// it is refused.
+    #[test]
+    fn a_client_without_a_username_is_who_signs_in() {
+        let (_dir, mut cfg) = crate::store::tests::temp_config();
+        cfg.oidc = Config::parse(
+            "[oidc]\nissuer = \"https://idp\"\nclient_id = \"c\"\nclient_secret_file = \"/s\"\n\
+             redirect_url = \"https://vpn/oidc/callback\"\nlogin_timeout = \"10s\"\n",
+        )
+        .unwrap()
+        .oidc;
+        cfg.provision_plan = Some("basic".into());
+        let mut store = directory_store(
+            &cfg,
+            "INSERT INTO users (name, password_hash, all_servers, enabled, created_at, updated_at) VALUES ('pat', '!', 1, 1, 0, 0);",
+        );
+        let sso: std::collections::BTreeMap<String, String> = [("IV_SSO".to_string(), "webauth".to_string())].into();
+        // The browser's side, as tollgate web answers: signed in as `who`.
+        let signs_in = |link: String, who: &'static str| {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let s = Store::open_hook(&cfg).unwrap();
+                let accept = directory::Answer::Accept {
+                    dn: "sub-1".into(),
+                    groups: vec![],
+                    static_ip: None,
+                    reply: Default::default(),
+                };
+                for _ in 0..200 {
+                    if oidc::begin(&s, &link, "state-1", "browser-1", "n", "v", crate::units::now()).unwrap() {
+                        return oidc::finish(&s, "state-1", &accept, None, Some(who)).unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                false
+            })
+        };
+        let attempt = |store: &mut Store, peer, sid: Option<&str>, link: &str| {
+            let req = Request { token_session: sid, ..sso_request("", 5000, Some("Initial"), Some(link), peer) };
+            authenticate(store, &cfg, &req, true).unwrap()
+        };
+        // The default method is local: a sign-in still names the account,
+        // which is provisioned as a single sign-on user.
+        let link = oidc::new_secret();
+        let browser = signs_in(link.clone(), "newbie");
+        let o = attempt(&mut store, &sso, Some("sid-1"), &link);
+        assert!(browser.join().unwrap());
+        assert_eq!((o.decision, o.signed_in_as.as_deref()), (Decision::Accept, Some("newbie")));
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap().as_deref(), Some("newbie"));
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-2").unwrap(), None);
+        let method: String =
+            store.conn.query_row("SELECT auth_method FROM users WHERE name = 'newbie'", [], |r| r.get(0)).unwrap();
+        assert_eq!(method, "oidc");
+        // The tunnel's hooks find its user by the session id; its close
+        // forgets it.
+        let mut key = crate::sessions::SessionKey {
+            username: String::new(),
+            server: "s".into(),
+            connected_at: 1,
+            real_ip: "192.0.2.9".into(),
+            real_port: 5000,
+            token_session: Some("sid-1".into()),
+        };
+        assert!(crate::sessions::resolve_key(&store.conn, &mut key).unwrap());
+        assert_eq!(key.username, "newbie");
+        key.username.clear();
+        let rec =
+            crate::sessions::CloseRecord { key, bytes_in: 0, bytes_out: 0, closed_at: 2, reason: "disconnect".into() };
+        crate::sessions::close(&mut store, &rec).unwrap();
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap(), None);
+        // An account whose method is a password's is not signed into this way.
+        let link = oidc::new_secret();
+        let browser = signs_in(link.clone(), "pat");
+        let o = attempt(&mut store, &sso, Some("sid-3"), &link);
+        assert!(browser.join().unwrap());
+        assert_eq!(o.decision, Decision::Deny(Deny::SignedInNotSso { method: "local".into() }));
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-3").unwrap(), None);
+        // No session id (no auth-gen-token), no web auth: nothing can name it.
+        let none = Default::default();
+        for (peer, sid) in [(&sso, None), (&none, Some("sid-4"))] {
+            let o = attempt(&mut store, peer, sid, &oidc::new_secret());
+            assert!(matches!(o.decision, Decision::Deny(Deny::NoUsername { .. })), "{:?}", o.decision);
+        }
     }
 
     /// An executable script: a stand-in program or directory helper.

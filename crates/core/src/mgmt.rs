@@ -7,7 +7,13 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveClient {
+    /// The username, else the common name; empty for a client that sent
+    /// no username and has no common name.
     pub username: String,
+    /// The username is one the client sent (not the common name standing
+    /// in): only then does it name the user. A client that sent none is
+    /// known by its sign-in, found by address and connect time.
+    pub named: bool,
     /// As `names::canonical_ip` spells it.
     pub real_ip: String,
     /// None where OpenVPN prints no port (IPv6 clients).
@@ -55,12 +61,17 @@ pub fn parse_status(text: &str) -> Result<Status> {
                     col(name).and_then(|v| v.trim().parse().ok()).with_context(|| format!("bad {name} in status line"))
                 };
                 let cn = col("Common Name").unwrap_or("");
-                let username = match col("Username") {
-                    Some(u) if !u.is_empty() && u != "UNDEF" => u,
-                    _ => cn,
+                let (username, named) = match col("Username") {
+                    Some(u) if !u.is_empty() && u != "UNDEF" => (u, true),
+                    _ => (if cn == "UNDEF" { "" } else { cn }, false),
                 };
-                if username.is_empty() || username == "UNDEF" {
-                    // Still in its TLS handshake: not authenticated, no session yet.
+                let addressed = ["Virtual Address", "Virtual IPv6 Address"]
+                    .iter()
+                    .any(|c| col(c).is_some_and(|v| !v.is_empty() && v != "UNDEF"));
+                if username.is_empty() && !addressed {
+                    // Still in its TLS handshake: not authenticated, no session
+                    // yet. (A client that sent no username has an address
+                    // once connected.)
                     continue;
                 }
                 let (real_ip, real_port) = split_addr(col("Real Address").unwrap_or(""));
@@ -72,6 +83,7 @@ pub fn parse_status(text: &str) -> Result<Status> {
                 };
                 out.clients.push(LiveClient {
                     username: username.to_string(),
+                    named,
                     real_ip,
                     real_port,
                     bytes_in,
@@ -244,6 +256,7 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0\n";
             v,
             vec![LiveClient {
                 username: "alice".into(),
+                named: true,
                 real_ip: "192.0.2.2".into(),
                 real_port: Some(50123),
                 bytes_in: 12345,
@@ -259,12 +272,19 @@ GLOBAL_STATS\tMax bcast/mcast queue length\t0\n";
         let v2 = V3.replace('\t', ",");
         assert_eq!(parse_status(&v2).unwrap().clients.len(), 1);
         assert!(parse_status("garbage\n").is_err());
-        let handshaking = V3.replace("\talice\t", "\tUNDEF\t");
+        let handshaking = V3.replace("\talice\t", "\tUNDEF\t").replace("\t10.99.0.2\t", "\t\t");
         assert_eq!(
             parse_status(&handshaking).unwrap(),
             Status::default(),
             "clients still in their handshake are skipped"
         );
+        // A client that sent no username, connected: kept, named by nobody.
+        let unnamed = V3.replace("\talice\t", "\tUNDEF\t");
+        let c = &parse_status(&unnamed).unwrap().clients;
+        assert_eq!((c.len(), c[0].username.as_str(), c[0].named), (1, "", false));
+        let by_cert = V3.replace("\talice\t7", "\tUNDEF\t7");
+        let c = &parse_status(&by_cert).unwrap().clients;
+        assert_eq!((c[0].username.as_str(), c[0].named), ("alice", false), "the common name stands in");
         let empty = "HEADER,CLIENT_LIST,Common Name,Real Address\nEND\n";
         assert_eq!(parse_status(empty).unwrap(), Status::default());
     }

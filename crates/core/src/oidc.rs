@@ -197,7 +197,7 @@ pub fn check_claims(
 /// `username` (empty: the client sent none): the username claim must name
 /// them, and they must be in a required group (when any are set).
 pub fn identity(claims: &serde_json::Value, cfg: &Oidc, username: &str) -> Answer {
-    let Some(name) = claims.get(&cfg.username_claim).and_then(|v| v.as_str()) else {
+    let Some(name) = claimed_name(claims, cfg) else {
         return Answer::Reject { reason: format!("the ID token has no {} claim", cfg.username_claim) };
     };
     if !username.is_empty() && name != username {
@@ -213,6 +213,11 @@ pub fn identity(claims: &serde_json::Value, cfg: &Oidc, username: &str) -> Answe
     }
     let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or(name);
     Answer::Accept { dn: sub.to_string(), groups, static_ip: None, reply: Default::default() }
+}
+
+/// The username claim of a verified ID token, if it has one.
+pub fn claimed_name<'a>(claims: &'a serde_json::Value, cfg: &Oidc) -> Option<&'a str> {
+    claims.get(&cfg.username_claim).and_then(|v| v.as_str())
 }
 
 /// A pending login, as the login page shows it.
@@ -324,52 +329,86 @@ pub fn by_state(store: &Store, state: &str, now: i64) -> Result<Option<Started>>
 /// Store the provider's answer for the login of `state` (with the refresh
 /// token it gave, for the sweep to ask again), once: false if it was
 /// answered already or is gone.
-pub fn finish(store: &Store, state: &str, answer: &Answer, refresh_token: Option<&str>) -> Result<bool> {
-    store_answer(store, "state_hash", state, answer, refresh_token)
+/// For a login whose client sent no username, `claimed` (the username
+/// claim) becomes the login's username.
+pub fn finish(
+    store: &Store,
+    state: &str,
+    answer: &Answer,
+    refresh_token: Option<&str>,
+    claimed: Option<&str>,
+) -> Result<bool> {
+    store_answer(store, "state_hash", state, answer, refresh_token, claimed)
 }
 
 /// Store an answer for a login by its link (the login page could not reach
 /// the provider): the waiting login ends at once instead of timing out.
 pub fn finish_link(store: &Store, secret: &str, answer: &Answer) -> Result<bool> {
-    store_answer(store, "link_hash", secret, answer, None)
+    store_answer(store, "link_hash", secret, answer, None, None)
 }
 
 /// Answer the unanswered login whose `key` column holds the hash of
 /// `secret`: true if it answered it, false if it was answered already or
 /// is gone.
-fn store_answer(store: &Store, key: &str, secret: &str, answer: &Answer, refresh_token: Option<&str>) -> Result<bool> {
+fn store_answer(
+    store: &Store,
+    key: &str,
+    secret: &str,
+    answer: &Answer,
+    refresh_token: Option<&str>,
+    claimed: Option<&str>,
+) -> Result<bool> {
     let sql = format!(
-        "UPDATE web_logins SET answer = ?2, refresh_token = ?3, verifier = NULL WHERE {key} = ?1 AND answer IS NULL"
+        "UPDATE web_logins SET answer = ?2, refresh_token = ?3, verifier = NULL,
+                username = CASE WHEN username = '' THEN coalesce(?4, '') ELSE username END
+          WHERE {key} = ?1 AND answer IS NULL"
     );
-    Ok(store.conn.execute(&sql, params![hash(secret), serde_json::to_string(answer)?, refresh_token])? == 1)
+    Ok(store.conn.execute(&sql, params![hash(secret), serde_json::to_string(answer)?, refresh_token, claimed])? == 1)
 }
 
 /// How often the waiting login looks for its answer.
 const POLL: Duration = Duration::from_millis(200);
 
+/// The answer to a login, as the waiting worker gets it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub answer: Answer,
+    /// The provider's refresh token, if it gave one.
+    pub refresh_token: Option<String>,
+    /// The login's username: for a client that sent none, the username
+    /// claim of whoever signed in (empty if the sign-in failed).
+    pub username: String,
+}
+
+impl std::fmt::Debug for Answered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Answered({:?} for {:?}, refresh token hidden)", self.answer, self.username)
+    }
+}
+
 /// Wait (the deferred worker) for the answer to the login of `secret`,
-/// until `deadline`, with the provider's refresh token if it gave one; the
-/// row is deleted either way. `None`: no answer in time.
-pub fn wait(store: &Store, secret: &str, deadline: Instant) -> Result<Option<(Answer, Option<String>)>> {
+/// until `deadline`; the row is deleted either way. `None`: no answer in
+/// time.
+pub fn wait(store: &Store, secret: &str, deadline: Instant) -> Result<Option<Answered>> {
     let h = hash(secret);
     let answer = loop {
-        let got: Option<(Option<String>, Option<String>)> = store
+        let got: Option<(Option<String>, Option<String>, String)> = store
             .conn
-            .query_row("SELECT answer, refresh_token FROM web_logins WHERE link_hash = ?1", [&h], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+            .query_row("SELECT answer, refresh_token, username FROM web_logins WHERE link_hash = ?1", [&h], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
         match got {
-            Some((Some(a), refresh)) => {
-                let a = serde_json::from_str(&a).unwrap_or_else(|e| Answer::Unavailable {
+            Some((Some(a), refresh_token, username)) => {
+                let answer = serde_json::from_str(&a).unwrap_or_else(|e| Answer::Unavailable {
                     server: "tollgate web".into(),
                     reason: format!("unreadable answer: {e}"),
                 });
-                break Some((a, refresh));
+                break Some(Answered { answer, refresh_token, username });
             }
             None => break None,
-            Some((None, _)) if Instant::now() >= deadline => break None,
-            Some((None, _)) => std::thread::sleep(POLL),
+            Some((None, ..)) if Instant::now() >= deadline => break None,
+            Some((None, ..)) => std::thread::sleep(POLL),
         }
     };
     store.conn.execute("DELETE FROM web_logins WHERE link_hash = ?1", [&h])?;
@@ -479,6 +518,50 @@ pub fn prune_grants(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result
         "DELETE FROM sso_grants WHERE checked_at < ?1 AND NOT EXISTS (
             SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
                AND s.server_id = sso_grants.server_id AND s.user_id = sso_grants.user_id)",
+        [now - grace],
+    )?)
+}
+
+/// A client that sent no username signed in as `user_id`: its tunnel
+/// (OpenVPN's `session_id` on `server`) is theirs from now on.
+pub fn name_tunnel(store: &Store, server: &str, session_id: &str, user_id: i64, now: i64) -> Result<()> {
+    store.conn.execute(
+        "INSERT OR REPLACE INTO unnamed_tunnels (server_id, session_id, user_id, signed_in_at)
+         SELECT id, ?2, ?3, ?4 FROM servers WHERE name = ?1",
+        params![server, session_id, user_id, now],
+    )?;
+    Ok(())
+}
+
+/// Who the tunnel of `session_id` on `server` signed in as, if its client
+/// sent no username and signed in.
+pub fn tunnel_user(conn: &rusqlite::Connection, server: &str, session_id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.name FROM unnamed_tunnels t JOIN servers v ON v.id = t.server_id JOIN users u ON u.id = t.user_id
+              WHERE v.name = ?1 AND t.session_id = ?2",
+        )?
+        .query_row(params![server, session_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// The tunnel's session closed: it names nobody any more.
+pub fn forget_tunnel(conn: &rusqlite::Connection, server: &str, session_id: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM unnamed_tunnels WHERE session_id = ?2 AND server_id = (SELECT id FROM servers WHERE name = ?1)",
+    )?
+    .execute(params![server, session_id])?;
+    Ok(())
+}
+
+/// Drop what names tunnels that never connected or were lost without a
+/// client-disconnect: signed in over `grace` seconds ago, and their user
+/// has no open session on that server.
+pub fn prune_tunnels(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM unnamed_tunnels WHERE signed_in_at < ?1 AND NOT EXISTS (
+            SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
+               AND s.server_id = unnamed_tunnels.server_id AND s.user_id = unnamed_tunnels.user_id)",
         [now - grace],
     )?)
 }
@@ -634,11 +717,13 @@ mod tests {
         assert_eq!(by_state(&store, "st2", 102).unwrap(), None);
         assert_eq!(by_state(&store, "st", 221).unwrap(), None, "expired state");
         let a = Answer::NotInGroup { group: "vpn".into() };
-        assert!(finish(&store, "st", &a, Some("rt-1")).unwrap());
-        assert!(!finish(&store, "st", &Answer::Reject { reason: "x".into() }, None).unwrap(), "answered once");
+        // A claimed name renames only a login whose client sent no username.
+        assert!(finish(&store, "st", &a, Some("rt-1"), Some("mallory")).unwrap());
+        assert!(!finish(&store, "st", &Answer::Reject { reason: "x".into() }, None, None).unwrap(), "answered once");
         assert_eq!(by_state(&store, "st", 102).unwrap(), None, "a used state is gone");
         let deadline = Instant::now() + Duration::from_secs(5);
-        assert_eq!(wait(&store, &link, deadline).unwrap(), Some((a, Some("rt-1".into()))));
+        let answered = Answered { answer: a, refresh_token: Some("rt-1".into()), username: "alice".into() };
+        assert_eq!(wait(&store, &link, deadline).unwrap(), Some(answered));
         assert_eq!(wait(&store, &link, deadline).unwrap(), None, "read once");
         // Nobody answers: the wait ends at the deadline.
         let other = new_secret();
@@ -652,7 +737,8 @@ mod tests {
         let down = Answer::Unavailable { server: "https://idp".into(), reason: "refused".into() };
         assert!(finish_link(&store, &third, &down).unwrap());
         assert_eq!(pending(&store, &third, 101).unwrap(), None, "answered links are not shown");
-        assert_eq!(wait(&store, &third, Instant::now()).unwrap(), Some((down, None)));
+        let answered = Answered { answer: down, refresh_token: None, username: "carol".into() };
+        assert_eq!(wait(&store, &third, Instant::now()).unwrap(), Some(answered));
     }
 
     #[test]

@@ -133,10 +133,24 @@ pub fn env_i64(name: &str) -> Result<i64, String> {
 
 /// The tunnel's identity in client-connect and client-disconnect.
 pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> {
-    let username =
-        env("username").or_else(|| env("common_name")).ok_or("no username or common_name in the environment")?;
-    let username = String::from_utf8(username).map_err(|_| "username is not UTF-8".to_string())?;
-    crate::names::check_name("user", &username).map_err(|e| e.to_string())?;
+    // A client that sent no username (auth-user-pass-optional) is known by
+    // OpenVPN's session id, which its sign-in recorded (`resolve_key`); the
+    // common name stands in only where that finds nothing.
+    let token_session = env_str("session_id").filter(|_| env("username").is_none_or(|u| u.is_empty()));
+    let named = env("username").filter(|u| !u.is_empty());
+    let username = named.or_else(|| env("common_name")).filter(|u| !u.is_empty());
+    let username = match (username, &token_session) {
+        (Some(u), _) => {
+            let u = String::from_utf8(u).map_err(|_| "username is not UTF-8".to_string())?;
+            match crate::names::check_name("user", &u) {
+                Ok(()) => u,
+                Err(_) if token_session.is_some() => String::new(),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        (None, Some(_)) => String::new(),
+        (None, None) => return Err("no username or common_name in the environment".into()),
+    };
     let real_ip = env_str("trusted_ip")
         .or_else(|| env_str("trusted_ip6"))
         .map(|ip| crate::names::canonical_ip(&ip))
@@ -147,6 +161,7 @@ pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> 
         connected_at: env_i64("time_unix")?,
         real_ip,
         real_port: env_i64("trusted_port").unwrap_or(0),
+        token_session,
     })
 }
 

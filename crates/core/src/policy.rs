@@ -191,6 +191,16 @@ pub enum Deny {
     ProviderRefused {
         detail: String,
     },
+    /// The client sent no username, and this login cannot take one from a
+    /// sign-in: `detail` says what is missing.
+    NoUsername {
+        detail: String,
+    },
+    /// A client that sent no username signed in at the provider as an
+    /// account that does not use single sign-on (`method`).
+    SignedInNotSso {
+        method: String,
+    },
 }
 
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
@@ -230,6 +240,8 @@ impl Deny {
             Deny::SsoUnsupported => "sso_unsupported",
             Deny::SsoTimedOut { .. } => "sso_timeout",
             Deny::ProviderRefused { .. } => "provider_refused",
+            Deny::NoUsername { .. } => "no_username",
+            Deny::SignedInNotSso { .. } => "not_sso_account",
         }
     }
 
@@ -298,6 +310,10 @@ impl Deny {
             }
             Deny::SsoTimedOut { secs } => format!("single sign-on not completed within {secs}s"),
             Deny::ProviderRefused { detail } => format!("the identity provider no longer admits the user: {detail}"),
+            Deny::NoUsername { detail } => format!("no username sent: {detail}"),
+            Deny::SignedInNotSso { method } => {
+                format!("signed in at the identity provider, but the account's auth method is {method}, not oidc")
+            }
         }
     }
 
@@ -361,6 +377,10 @@ impl Deny {
             }
             Deny::SsoTimedOut { .. } => "web sign-in not completed in time, connect again".into(),
             Deny::ProviderRefused { .. } => "your sign-in is no longer valid, connect again to sign in".into(),
+            Deny::NoUsername { .. } => {
+                "no username sent: enter your username, or sign in with a web browser (a client that opens WEB_AUTH links)".into()
+            }
+            Deny::SignedInNotSso { .. } => "your account does not use web sign-in: connect with your username".into(),
         }
     }
 
@@ -477,19 +497,26 @@ pub fn check_credentials(username: &[u8], password: &[u8]) -> Result<(), Deny> {
     if username.len() > crate::names::MAX_NAME * 4 {
         return bad(&format!("username of {} bytes is too long", username.len()));
     }
-    // Room for SCRV1:<b64 password>:<b64 response> around a 128-byte password.
-    if password.len() > 1024 {
-        return bad(&format!("password of {} bytes is too long", password.len()));
-    }
     let Ok(user) = std::str::from_utf8(username) else {
         return bad("username is not UTF-8");
-    };
-    let Ok(pass) = std::str::from_utf8(password) else {
-        return bad("password is not UTF-8");
     };
     if user.chars().any(char::is_control) {
         return bad("control character in username");
     }
+    check_password(password)
+}
+
+/// The password's share of `check_credentials`, alone for a client that
+/// sent no username (it may still be named by a sign-in).
+pub fn check_password(password: &[u8]) -> Result<(), Deny> {
+    let bad = |d: &str| Err(Deny::Malformed { detail: d.to_string() });
+    // Room for SCRV1:<b64 password>:<b64 response> around a 128-byte password.
+    if password.len() > 1024 {
+        return bad(&format!("password of {} bytes is too long", password.len()));
+    }
+    let Ok(pass) = std::str::from_utf8(password) else {
+        return bad("password is not UTF-8");
+    };
     if pass.chars().any(char::is_control) {
         return bad("control character in password");
     }
@@ -708,6 +735,8 @@ pub(crate) mod tests {
             Deny::DeviceLimit { id: "x".into(), max: 1 },
             Deny::ClientRejected { log: "x".into(), client: "y".into() },
             Deny::ProviderRefused { detail: "not a member of the required group vpn".into() },
+            Deny::NoUsername { detail: "no session id".into() },
+            Deny::SignedInNotSso { method: "local".into() },
             Deny::Internal { detail: "db".into() },
         ];
         for d in all {

@@ -70,6 +70,32 @@ pub struct SessionKey {
     pub connected_at: i64,
     pub real_ip: String,
     pub real_port: i64,
+    /// OpenVPN's `session_id` (auth-gen-token), kept only for a client
+    /// that sent no username: the sign-in it made names the tunnel's user
+    /// (`resolve_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_session: Option<String>,
+}
+
+/// A tunnel whose client sent no username is the user it signed in as
+/// (true); any other key stays as OpenVPN named it.
+pub fn resolve_key(conn: &rusqlite::Connection, key: &mut SessionKey) -> Result<bool> {
+    if let Some(sid) = &key.token_session {
+        if let Some(name) = crate::oidc::tunnel_user(conn, &key.server, sid)? {
+            key.username = name;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// For a tunnel whose client sent no username: the name its client sends
+/// with the session token at renegotiation. OpenVPN's client keeps a
+/// token only with a username to send it with; OpenVPN's server then
+/// checks the token as one issued to no username (session_state
+/// `AuthenticatedEmptyUser`), and the sign-in names the user again.
+pub fn token_user_directive(username: &str) -> String {
+    format!("push \"auth-token-user {}\"", data_encoding::BASE64.encode(username.as_bytes()))
 }
 
 pub struct OpenRequest {
@@ -84,7 +110,8 @@ pub struct OpenRequest {
 }
 
 /// client-connect: re-check and open the session in one write transaction,
-/// so two simultaneous logins cannot both pass a limit of one.
+/// so two simultaneous logins cannot both pass a limit of one. The key is
+/// taken as resolved (`resolve_key`).
 pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, Deny>> {
     let tx = store.write_tx()?;
     let server_id: Option<i64> =
@@ -293,7 +320,13 @@ pub struct CloseRecord {
 /// is not an error. Returns whether a session was closed.
 pub fn close(store: &mut Store, rec: &CloseRecord) -> Result<bool> {
     let tx = store.write_tx()?;
-    let Some((id, user_id, cin, cout)) = find_open(&tx, &rec.key)? else {
+    let mut key = rec.key.clone();
+    resolve_key(&tx, &mut key)?;
+    // The tunnel is over: its sign-in names it no longer.
+    if let Some(sid) = &key.token_session {
+        crate::oidc::forget_tunnel(&tx, &key.server, sid)?;
+    }
+    let Some((id, user_id, cin, cout)) = find_open(&tx, &key)? else {
         tx.commit()?;
         return Ok(false);
     };

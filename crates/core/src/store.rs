@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub const SCHEMA: &str = include_str!("../../../schema.sql");
 /// The version schema.sql describes; PRAGMA user_version holds the database's.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Version 1 → 2: per-address failure counters.
 const MIGRATE_2: &str = "CREATE TABLE source_failures (
@@ -80,6 +80,16 @@ CREATE TABLE sso_grants (
     checked_at    INTEGER NOT NULL,
     refused       TEXT,
     PRIMARY KEY (server_id, user_id)
+) WITHOUT ROWID;";
+
+/// Version 7 → 8: tunnels of clients that sent no username, named by
+/// their sign-in.
+const MIGRATE_8: &str = "CREATE TABLE unnamed_tunnels (
+    server_id    INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    session_id   TEXT    NOT NULL,
+    user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    signed_in_at INTEGER NOT NULL,
+    PRIMARY KEY (server_id, session_id)
 ) WITHOUT ROWID;";
 
 /// Version 4 → 5: single sign-on logins waiting for the browser.
@@ -216,6 +226,9 @@ impl Store {
             }
             if v < 7 {
                 tx.execute_batch(MIGRATE_7).context("cannot migrate to schema version 7")?;
+            }
+            if v < 8 {
+                tx.execute_batch(MIGRATE_8).context("cannot migrate to schema version 8")?;
             }
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -42,6 +42,13 @@ pub struct Killed {
     pub done: bool,
 }
 
+/// Cuts one live client (`client-kill` on the management interface).
+pub type Kill<'a> = &'a mut dyn FnMut(&LiveClient) -> Result<()>;
+
+/// An open session as the sweep matches it: id, user id, user name,
+/// connected at, address, port, bytes charged in and out.
+type OpenSession = (i64, i64, String, i64, String, i64, i64, i64);
+
 /// One sweep for `server`. `live` is None when neither a management
 /// interface nor a status file was given: then only the spool and the
 /// pruning run. `kill` is None with a status file (nothing to kill through).
@@ -50,7 +57,7 @@ pub fn run(
     cfg: &Config,
     server: &str,
     live: Option<&Status>,
-    mut kill: Option<&mut dyn FnMut(&LiveClient) -> Result<()>>,
+    mut kill: Option<Kill>,
     now: i64,
 ) -> Result<Report> {
     // Every live client would be refused for an unknown server: say so
@@ -68,15 +75,19 @@ pub fn run(
         rep.unreadable_rows = status.unreadable;
         // A live client is its session's when user, connect time (OpenVPN's
         // time_unix) and address agree, and the port too where the report
-        // has one (IPv6 clients are printed without). Each live client is
-        // matched once, so two sessions can never be charged its bytes.
-        let mut by_key: HashMap<(&str, i64, &str), Vec<usize>> = HashMap::new();
+        // has one (IPv6 clients are printed without). A client that sent no
+        // username is its signed-in user's: time and address say which.
+        // Each live client is matched once, so two sessions can never be
+        // charged its bytes.
+        let mut by_key: HashMap<(i64, &str), Vec<usize>> = HashMap::new();
         for (i, c) in live.iter().enumerate() {
-            by_key.entry((c.username.as_str(), c.connected_at, c.real_ip.as_str())).or_default().push(i);
+            by_key.entry((c.connected_at, c.real_ip.as_str())).or_default().push(i);
         }
         let mut taken = vec![false; live.len()];
+        // Whose each live client is, where its session says.
+        let mut owner: Vec<Option<String>> = vec![None; live.len()];
         let tx = store.write_tx()?;
-        let open: Vec<(i64, i64, String, i64, String, i64, i64, i64)> = tx
+        let open: Vec<OpenSession> = tx
             .prepare(
                 "SELECT s.id, s.user_id, u.name, s.connected_at, coalesce(s.real_ip, ''), coalesce(s.real_port, 0),
                         s.charged_in, s.charged_out
@@ -88,14 +99,16 @@ pub fn run(
             })?
             .collect::<Result<_, _>>()?;
         for (id, user_id, name, at, ip, port, cin, cout) in open {
-            let found = by_key.get(&(name.as_str(), at, ip.as_str())).and_then(|idx| {
+            let free = |i: usize| !taken[i] && (!live[i].named || live[i].username == name);
+            let found = by_key.get(&(at, ip.as_str())).and_then(|idx| {
                 idx.iter()
                     .copied()
-                    .find(|&i| !taken[i] && live[i].real_port == Some(port))
-                    .or_else(|| idx.iter().copied().find(|&i| !taken[i] && live[i].real_port.is_none()))
+                    .find(|&i| free(i) && live[i].real_port == Some(port))
+                    .or_else(|| idx.iter().copied().find(|&i| free(i) && live[i].real_port.is_none()))
             });
             if let Some(i) = found {
                 taken[i] = true;
+                owner[i] = Some(name.clone());
             }
             match found.map(|i| &live[i]) {
                 Some(c) => {
@@ -116,13 +129,18 @@ pub fn run(
             }
         }
         tx.commit()?;
-        for c in live {
-            let account = crate::auth::load_with(&store.conn, &c.username, server, now, Default::default())?.facts;
+        for (c, owner) in live.iter().zip(&owner) {
+            let name = owner.as_deref().unwrap_or(&c.username);
+            if name.is_empty() {
+                continue;
+            }
+            let account = crate::auth::load_with(&store.conn, name, server, now, Default::default())?.facts;
             // A single sign-on user the provider no longer admits
             // (`tollgate sweep` asked it again just before).
             let refused = match &cfg.oidc {
-                Some(_) => crate::oidc::refused(&store.conn, server, &c.username)?
-                    .map(|detail| Deny::ProviderRefused { detail }),
+                Some(_) => {
+                    crate::oidc::refused(&store.conn, server, name)?.map(|detail| Deny::ProviderRefused { detail })
+                }
                 None => None,
             };
             let standing = standing::check(&account, Checkpoint::Live { connected_at: c.connected_at }, now);
@@ -131,7 +149,7 @@ pub fn run(
                     Some(k) => k(c).is_ok(),
                     None => false,
                 };
-                rep.killed.push(Killed { user: c.username.clone(), reason: d.log_reason(), done });
+                rep.killed.push(Killed { user: name.to_string(), reason: d.log_reason(), done });
             }
         }
     }
@@ -139,6 +157,7 @@ pub fn run(
     store.conn.execute("DELETE FROM challenges WHERE expires_at < ?1", [now])?;
     store.conn.execute("DELETE FROM assignments WHERE expires_at < ?1", [now])?;
     crate::oidc::prune_grants(&store.conn, now, crate::oidc::GRANT_GRACE_SECS)?;
+    crate::oidc::prune_tunnels(&store.conn, now, crate::oidc::GRANT_GRACE_SECS)?;
     // Address counters whose window and block are both over.
     store.conn.execute(
         "DELETE FROM source_failures WHERE coalesce(locked_until, 0) <= ?1 AND coalesce(failed_since, 0) <= ?2",

@@ -25,7 +25,7 @@ use tollgate_core::config::{Defer, LogLevel};
 use tollgate_core::method::AuthMethod;
 use tollgate_core::names::for_log;
 use tollgate_core::openvpn::{self, Credentials};
-use tollgate_core::policy::{check_credentials, Decision, Deny};
+use tollgate_core::policy::{self, check_credentials, Decision, Deny};
 use tollgate_core::{oidc, units, Config, Store};
 
 const HOOK: &str = "tollgate auth-verify";
@@ -91,14 +91,16 @@ fn run() -> i32 {
         Err(d) => return inline(deny(&ctx, &d)),
     };
     let session_state = openvpn::env_str("session_state");
-    // auth-gen-token: a reauth may come with an empty username; the
-    // certificate's common name (the username, with username-as-common-name)
-    // stands in.
-    if creds.username.is_empty() && session_state.as_deref().is_some_and(|s| s.ends_with("EmptyUser")) {
-        creds.username = openvpn::env("common_name").unwrap_or_default();
-    }
+    let token_reauth = session_state.as_deref().is_some_and(|s| s != "Initial");
+    // An empty username: a client that sent none (auth-user-pass-optional),
+    // which only a sign-in can name, and on renegotiation the user it signed
+    // in as (below).
     ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
-    if let Err(d) = check_credentials(&creds.username, &creds.password) {
+    let checked = match creds.username.is_empty() {
+        true => policy::check_password(&creds.password),
+        false => check_credentials(&creds.username, &creds.password),
+    };
+    if let Err(d) = checked {
         return inline(deny(&ctx, &d));
     }
     if ctx.ip == "-" {
@@ -114,14 +116,39 @@ fn run() -> i32 {
         return inline(deny(&ctx, &d));
     };
     ctx.server = server;
-    // check_credentials proved both are UTF-8.
+    if creds.username.is_empty() && token_reauth {
+        // The renegotiation of a tunnel whose client sent no username: the
+        // user it signed in as. (auth-gen-token's own empty-user state, where
+        // no sign-in names it: the certificate's common name, which is the
+        // username with username-as-common-name.)
+        let sid = openvpn::env_str("session_id");
+        let signed_in = sid.as_deref().map(|sid| {
+            Store::open_read(&cfg).and_then(|s| tollgate_core::oidc::tunnel_user(&s.conn, &ctx.server, sid))
+        });
+        match signed_in {
+            Some(Ok(Some(name))) => creds.username = name.into_bytes(),
+            Some(Err(e)) => return inline(deny(&ctx, &Deny::Internal { detail: format!("{e:#}") })),
+            _ if session_state.as_deref().is_some_and(|s| s.ends_with("EmptyUser")) => {
+                creds.username = openvpn::env("common_name").unwrap_or_default();
+            }
+            _ => {}
+        }
+        ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
+        if let Err(d) = check_credentials(&creds.username, &creds.password) {
+            let d = match creds.username.is_empty() {
+                true => Deny::NoUsername { detail: "no sign-in names this session".into() },
+                false => d,
+            };
+            return inline(deny(&ctx, &d));
+        }
+    }
+    // check_password or check_credentials proved both are UTF-8.
     let username = String::from_utf8_lossy(&creds.username).into_owned();
     let password = String::from_utf8_lossy(&creds.password).into_owned();
     let control = std::env::var_os("auth_control_file").map(PathBuf::from);
     // A reauth by session token (renegotiation) has no slow step: no argon2,
     // no code. Deferring it would only let the client's packets on the new
     // key be dropped until OpenVPN next polls the control file.
-    let token_reauth = session_state.as_deref().is_some_and(|s| s != "Initial");
     // Without auth-gen-token (no session_state at all) a renegotiation sends
     // the password again. Deferred, it would leave the tunnel's new key
     // unused until OpenVPN next polls the control file, which on a
@@ -191,7 +218,9 @@ fn web_login(cfg: &Config, username: &str) -> Result<Option<String>, String> {
     // sent, the link unused. Elsewhere the account says, read only: the
     // worker opens the database properly (and reports an old schema); a
     // look that fails here just means no link.
-    let is_sso = cfg.auth_method == AuthMethod::Oidc
+    // A client that sent no username can only be named by a sign-in.
+    let is_sso = username.is_empty()
+        || cfg.auth_method == AuthMethod::Oidc
         || openvpn::env_str(oidc::PROFILE_HINT).as_deref() == Some("1")
         || matches!(Store::open_read(cfg).and_then(|s| auth::method_of(&s, cfg, username)), Ok(AuthMethod::Oidc));
     if !is_sso {
@@ -222,6 +251,7 @@ fn decide(
         Ok(s) => s,
         Err(e) => return deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
     };
+    let session_id = openvpn::env_str("session_id");
     let req = Request {
         username,
         password,
@@ -233,8 +263,20 @@ fn decide(
         peer: &openvpn::peer_info(),
         server_started: openvpn::env_i64("daemon_start_time").ok(),
         web_link,
+        token_session: session_id.as_deref(),
+        signed_in: None,
     };
-    match auth::authenticate(&mut store, cfg, &req, true).map(|o| (o.decision, o.prompt)) {
+    let outcome = auth::authenticate(&mut store, cfg, &req, true);
+    // A client that sent no username is, from its sign-in on, who signed in.
+    let named;
+    let ctx = match outcome.as_ref().ok().and_then(|o| o.signed_in_as.as_deref()) {
+        Some(name) => {
+            named = Ctx { user: for_log(name), ..ctx.clone() };
+            &named
+        }
+        None => ctx,
+    };
+    match outcome.map(|o| (o.decision, o.prompt)) {
         Ok((Decision::Challenge, Some(prompt))) => {
             // Dynamic challenge: the client asks the question and
             // reconnects with CRV1::<state>::<answer>.

@@ -41,9 +41,18 @@ fn run() -> i32 {
         Ok(h) => h,
         Err(e) => return refuse("-", &e),
     };
-    let key = match openvpn::session_key(&hook.server) {
+    let mut key = match openvpn::session_key(&hook.server) {
         Ok(k) => k,
         Err(e) => return refuse("-", &e),
+    };
+    let mut store = match Store::open_hook(&hook.cfg) {
+        Ok(s) => s,
+        Err(e) => return refuse(&key.username, &format!("{e:#}")),
+    };
+    // A client that sent no username is the user it signed in as.
+    let signed_in = match sessions::resolve_key(&store.conn, &mut key) {
+        Ok(s) => s,
+        Err(e) => return refuse(&key.username, &format!("{e:#}")),
     };
     let user = key.username.clone();
     let Some(file) = hook.args.file.clone().or_else(|| std::env::var_os("client_connect_config_file").map(Into::into))
@@ -59,12 +68,11 @@ fn run() -> i32 {
         server_started: openvpn::env_i64("daemon_start_time").ok(),
         key,
     };
-    let mut store = match Store::open_hook(&hook.cfg) {
-        Ok(s) => s,
-        Err(e) => return refuse(&user, &format!("{e:#}")),
-    };
     match sessions::open(&mut store, &req) {
-        Ok(Ok(directives)) => {
+        Ok(Ok(mut directives)) => {
+            if signed_in {
+                directives.push(sessions::token_user_directive(&user));
+            }
             let mut body = directives.join("\n");
             if !body.is_empty() {
                 body.push('\n');

@@ -49,7 +49,7 @@ fn run() -> i32 {
         }
     };
     let closed_at = env_i64("time_duration").map(|d| key.connected_at + d).unwrap_or_else(|_| units::now());
-    let rec = CloseRecord {
+    let mut rec = CloseRecord {
         bytes_in: env_i64("bytes_received").unwrap_or(0),
         bytes_out: env_i64("bytes_sent").unwrap_or(0),
         closed_at,
@@ -57,6 +57,9 @@ fn run() -> i32 {
         key,
     };
     let written = Store::open_hook(&hook.cfg).and_then(|mut s| {
+        // A client that sent no username: who it signed in as, for the log
+        // line (close finds it too, also when replaying a spooled record).
+        sessions::resolve_key(&s.conn, &mut rec.key)?;
         let closed = sessions::close(&mut s, &rec)?;
         // Records an earlier run could not write go in now.
         let replayed = sessions::replay_spool(&mut s, &hook.cfg.database).unwrap_or(0);
