@@ -109,10 +109,12 @@ CREATE TABLE sessions (
     bytes_out      INTEGER NOT NULL DEFAULT 0,     -- to the client
     charged_in     INTEGER NOT NULL DEFAULT 0,     -- already added to usage
     charged_out    INTEGER NOT NULL DEFAULT 0,
-    close_reason   TEXT
+    close_reason   TEXT,
+    token_session  TEXT                            -- OpenVPN's session_id, for a client that sent no username
 );
 CREATE INDEX sessions_open ON sessions(user_id) WHERE closed_at IS NULL;
 CREATE INDEX sessions_user_time ON sessions(user_id, connected_at);
+CREATE INDEX sessions_token ON sessions(token_session) WHERE token_session IS NOT NULL;
 
 -- Usage per user and quota period, so a quota check is one indexed row.
 CREATE TABLE usage (
@@ -189,7 +191,8 @@ CREATE TABLE sso_grants (
 -- signed in at the identity provider: OpenVPN's session id (stable across
 -- the tunnel's renegotiations, known to every hook) names the account the
 -- username claim chose, for client-connect, renegotiations and
--- client-disconnect. Removed when the tunnel's session closes.
+-- client-disconnect, and a reconnection by session token. Pruned a day
+-- after no open session carries the id any more.
 CREATE TABLE unnamed_tunnels (
     server_id    INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
     session_id   TEXT    NOT NULL,               -- OpenVPN's session_id

@@ -83,7 +83,9 @@ fn a_management_interface_that_is_down_falls_back_on_the_status_file() {
 
 /// A client that sent no username has no name in the status list (no
 /// Username, no common name): time and address find its session, whose
-/// user is charged and, when barred, named for the cut.
+/// user is charged and, when barred, named for the cut. One still signing
+/// in has no session, and its certificate's common name is no account:
+/// nobody is checked for it.
 #[test]
 fn a_client_without_a_username_is_its_sessions_user() {
     let e = with_spooled_disconnect("sweepunnamed");
@@ -94,7 +96,8 @@ fn a_client_without_a_username_is_its_sessions_user() {
             "TITLE\tOpenVPN 2.6.14\nTIME\tnow\t{now}\n\
              HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher\n\
              CLIENT_LIST\t\t192.0.2.3:6000\t10.8.0.6\t\t4000\t1000\tx\t{AT}\tUNDEF\t7\t0\tAES-256-GCM\n\
-             CLIENT_LIST\tUNDEF\t192.0.2.9:7000\t\t\t10\t10\tx\t{AT}\tUNDEF\t8\t0\tAES-256-GCM\nEND\n",
+             CLIENT_LIST\tUNDEF\t192.0.2.9:7000\t\t\t10\t10\tx\t{AT}\tUNDEF\t8\t0\tAES-256-GCM\n\
+             CLIENT_LIST\tlaptop-7\t192.0.2.8:7001\t\t\t10\t10\tx\t{AT}\tUNDEF\t9\t0\tAES-256-GCM\nEND\n",
             now = AT + 120
         ),
     )
@@ -104,7 +107,8 @@ fn a_client_without_a_username_is_its_sessions_user() {
     assert!(o.status.success(), "{}", err(&o));
     let o = e.tollgate(&["sweep"], "");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("1 live client(s); charged 5 KB"), "the one still in its handshake is not counted: {out}");
+    assert!(out.contains("2 live client(s); charged 5 KB"), "the one still in its handshake is not counted: {out}");
     assert_eq!(e.query("SELECT bytes_in + bytes_out FROM sessions WHERE id = 2"), "Integer(5000)");
     assert!(out.contains("would kill alice: account disabled"), "{out}");
+    assert!(!out.contains("laptop-7"), "{out}");
 }

@@ -489,7 +489,9 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     };
     if req.signed_in.is_some() && method != AuthMethod::Oidc {
         let d = Decision::Deny(Deny::SignedInNotSso { method: method.as_str().into() });
-        record_outcome(store, cfg, req, &loaded, &d, None, false)?;
+        if record {
+            record_outcome(store, cfg, req, &loaded, &d, None, false)?;
+        }
         out.decision = d;
         return Ok(out);
     }
@@ -1660,8 +1662,8 @@ mod tests {
         let method: String =
             store.conn.query_row("SELECT auth_method FROM users WHERE name = 'newbie'", [], |r| r.get(0)).unwrap();
         assert_eq!(method, "oidc");
-        // The tunnel's hooks find its user by the session id; its close
-        // forgets it.
+        // The tunnel's hooks find its user by the session id, also after it
+        // closed (a reconnection by its session token), until the prune.
         let mut key = crate::sessions::SessionKey {
             username: String::new(),
             server: "s".into(),
@@ -1676,7 +1678,21 @@ mod tests {
         let rec =
             crate::sessions::CloseRecord { key, bytes_in: 0, bytes_out: 0, closed_at: 2, reason: "disconnect".into() };
         crate::sessions::close(&mut store, &rec).unwrap();
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap().as_deref(), Some("newbie"));
+        let now = crate::units::now();
+        assert_eq!(oidc::prune_tunnels(&store.conn, now, 60).unwrap(), 0, "signed in just now");
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO sessions (user_id, server_id, connected_at, token_session)
+                 SELECT u.id, v.id, 1, 'sid-5' FROM users u, servers v WHERE u.name = 'newbie' AND v.name = 's';",
+            )
+            .unwrap();
+        let id: i64 = store.conn.query_row("SELECT id FROM users WHERE name = 'newbie'", [], |r| r.get(0)).unwrap();
+        oidc::name_tunnel(&store, "s", "sid-5", id, now).unwrap();
+        assert_eq!(oidc::prune_tunnels(&store.conn, now + 61, 60).unwrap(), 1, "only the tunnel with no open session");
         assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap(), None);
+        assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-5").unwrap().as_deref(), Some("newbie"));
         // An account whose method is a password's is not signed into this way.
         let link = oidc::new_secret();
         let browser = signs_in(link.clone(), "pat");

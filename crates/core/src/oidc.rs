@@ -545,23 +545,15 @@ pub fn tunnel_user(conn: &rusqlite::Connection, server: &str, session_id: &str) 
         .optional()?)
 }
 
-/// The tunnel's session closed: it names nobody any more.
-pub fn forget_tunnel(conn: &rusqlite::Connection, server: &str, session_id: &str) -> Result<()> {
-    conn.prepare_cached(
-        "DELETE FROM unnamed_tunnels WHERE session_id = ?2 AND server_id = (SELECT id FROM servers WHERE name = ?1)",
-    )?
-    .execute(params![server, session_id])?;
-    Ok(())
-}
-
-/// Drop what names tunnels that never connected or were lost without a
-/// client-disconnect: signed in over `grace` seconds ago, and their user
-/// has no open session on that server.
+/// Drop what names tunnels whose sign-in is over `grace` seconds old and
+/// that no open session carries any more: the tunnel ended, and a
+/// reconnection by its session token (which keeps the session id) had its
+/// chance. Until then such a reconnection resumes as the signed-in user.
 pub fn prune_tunnels(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
     Ok(conn.execute(
         "DELETE FROM unnamed_tunnels WHERE signed_in_at < ?1 AND NOT EXISTS (
             SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
-               AND s.server_id = unnamed_tunnels.server_id AND s.user_id = unnamed_tunnels.user_id)",
+               AND s.server_id = unnamed_tunnels.server_id AND s.token_session = unnamed_tunnels.session_id)",
         [now - grace],
     )?)
 }

@@ -134,22 +134,20 @@ pub fn env_i64(name: &str) -> Result<i64, String> {
 /// The tunnel's identity in client-connect and client-disconnect.
 pub fn session_key(server: &str) -> Result<crate::sessions::SessionKey, String> {
     // A client that sent no username (auth-user-pass-optional) is known by
-    // OpenVPN's session id, which its sign-in recorded (`resolve_key`); the
-    // common name stands in only where that finds nothing.
+    // OpenVPN's session id, which its sign-in recorded (`resolve_key`), and
+    // by nothing else: never by the certificate's common name.
     let token_session = env_str("session_id").filter(|_| env("username").is_none_or(|u| u.is_empty()));
-    let named = env("username").filter(|u| !u.is_empty());
-    let username = named.or_else(|| env("common_name")).filter(|u| !u.is_empty());
-    let username = match (username, &token_session) {
-        (Some(u), _) => {
+    let username = match &token_session {
+        Some(_) => String::new(),
+        None => {
+            let u = env("username")
+                .filter(|u| !u.is_empty())
+                .or_else(|| env("common_name"))
+                .ok_or("no username or common_name in the environment")?;
             let u = String::from_utf8(u).map_err(|_| "username is not UTF-8".to_string())?;
-            match crate::names::check_name("user", &u) {
-                Ok(()) => u,
-                Err(_) if token_session.is_some() => String::new(),
-                Err(e) => return Err(e.to_string()),
-            }
+            crate::names::check_name("user", &u).map_err(|e| e.to_string())?;
+            u
         }
-        (None, Some(_)) => String::new(),
-        (None, None) => return Err("no username or common_name in the environment".into()),
     };
     let real_ip = env_str("trusted_ip")
         .or_else(|| env_str("trusted_ip6"))

@@ -183,8 +183,9 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
     let decision = decide_connect(&account, &facts, r.now, &r.netmask);
     if decision.is_ok() {
         tx.execute(
-            "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port, vpn_ip, platform, client_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO sessions (user_id, server_id, connected_at, real_ip, real_port, vpn_ip, platform, client_version,
+                                   token_session)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 user_id,
                 server_id,
@@ -194,7 +195,8 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
                 // The address pushed, else the one OpenVPN's pool gave.
                 facts.static_ip.as_ref().or(r.vpn_ip.as_ref()),
                 r.platform,
-                r.client_version
+                r.client_version,
+                r.key.token_session
             ],
         )?;
     }
@@ -322,10 +324,6 @@ pub fn close(store: &mut Store, rec: &CloseRecord) -> Result<bool> {
     let tx = store.write_tx()?;
     let mut key = rec.key.clone();
     resolve_key(&tx, &mut key)?;
-    // The tunnel is over: its sign-in names it no longer.
-    if let Some(sid) = &key.token_session {
-        crate::oidc::forget_tunnel(&tx, &key.server, sid)?;
-    }
     let Some((id, user_id, cin, cout)) = find_open(&tx, &key)? else {
         tx.commit()?;
         return Ok(false);

@@ -84,7 +84,9 @@ CREATE TABLE sso_grants (
 
 /// Version 7 → 8: tunnels of clients that sent no username, named by
 /// their sign-in.
-const MIGRATE_8: &str = "CREATE TABLE unnamed_tunnels (
+const MIGRATE_8: &str = "ALTER TABLE sessions ADD COLUMN token_session TEXT;
+CREATE INDEX sessions_token ON sessions(token_session) WHERE token_session IS NOT NULL;
+CREATE TABLE unnamed_tunnels (
     server_id    INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
     session_id   TEXT    NOT NULL,
     user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,

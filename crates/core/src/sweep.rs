@@ -99,12 +99,20 @@ pub fn run(
             })?
             .collect::<Result<_, _>>()?;
         for (id, user_id, name, at, ip, port, cin, cout) in open {
-            let free = |i: usize| !taken[i] && (!live[i].named || live[i].username == name);
+            // The user's own name first: a client without one takes a
+            // session only if no named client of that user fits.
+            let named = |i: usize| live[i].named && live[i].username == name;
+            let fits = |i: usize, by: &dyn Fn(usize) -> bool| {
+                !taken[i] && by(i) && live[i].real_port.is_none_or(|p| p == port)
+            };
             let found = by_key.get(&(at, ip.as_str())).and_then(|idx| {
-                idx.iter()
-                    .copied()
-                    .find(|&i| free(i) && live[i].real_port == Some(port))
-                    .or_else(|| idx.iter().copied().find(|&i| free(i) && live[i].real_port.is_none()))
+                let pick = |by: &dyn Fn(usize) -> bool| {
+                    idx.iter()
+                        .copied()
+                        .find(|&i| fits(i, by) && live[i].real_port == Some(port))
+                        .or_else(|| idx.iter().copied().find(|&i| fits(i, by)))
+                };
+                pick(&named).or_else(|| pick(&|i| !live[i].named))
             });
             if let Some(i) = found {
                 taken[i] = true;
@@ -130,10 +138,14 @@ pub fn run(
         }
         tx.commit()?;
         for (c, owner) in live.iter().zip(&owner) {
-            let name = owner.as_deref().unwrap_or(&c.username);
-            if name.is_empty() {
-                continue;
-            }
+            // Whose is a client with no session? Its username says; without
+            // one (a sign-in still under way, or a tunnel that floated),
+            // nobody: a common name is not an account.
+            let name = match owner {
+                Some(o) => o.as_str(),
+                None if c.named => c.username.as_str(),
+                None => continue,
+            };
             let account = crate::auth::load_with(&store.conn, name, server, now, Default::default())?.facts;
             // A single sign-on user the provider no longer admits
             // (`tollgate sweep` asked it again just before).

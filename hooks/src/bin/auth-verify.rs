@@ -117,10 +117,10 @@ fn run() -> i32 {
     };
     ctx.server = server;
     if creds.username.is_empty() && token_reauth {
-        // The renegotiation of a tunnel whose client sent no username: the
-        // user it signed in as. (auth-gen-token's own empty-user state, where
-        // no sign-in names it: the certificate's common name, which is the
-        // username with username-as-common-name.)
+        // The renegotiation (or reconnection) by session token of a tunnel
+        // whose client sent no username: the user it signed in as. A token
+        // issued to no username comes only from such a sign-in, and nothing
+        // else names it (never the certificate's common name).
         let sid = openvpn::env_str("session_id");
         let signed_in = sid.as_deref().map(|sid| {
             Store::open_read(&cfg).and_then(|s| tollgate_core::oidc::tunnel_user(&s.conn, &ctx.server, sid))
@@ -128,9 +128,6 @@ fn run() -> i32 {
         match signed_in {
             Some(Ok(Some(name))) => creds.username = name.into_bytes(),
             Some(Err(e)) => return inline(deny(&ctx, &Deny::Internal { detail: format!("{e:#}") })),
-            _ if session_state.as_deref().is_some_and(|s| s.ends_with("EmptyUser")) => {
-                creds.username = openvpn::env("common_name").unwrap_or_default();
-            }
             _ => {}
         }
         ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
