@@ -324,6 +324,22 @@ key $W/pki/laptop.key" | grep -v '^auth-user-pass ' > "$W/client-u1.conf"
     [ "$(tg events --user erin --json | json 'sum(1 for e in d if e["reason"] == "ok (session token)")')" -ge 2 ] ||
         { log "not by session token"; return 1; }
     ! grep -q "AUTH_FAILED\|SIGUSR1" "$W/cli-u1.log" || { log "the client was cut"; return 1; }
+    # Its connection dropped, the client reconnects with its session token:
+    # the same user, no new sign-in.
+    local port; port=$(tg sessions --user erin --open --json | json 'd[0]["real_port"]')
+    mgmt "kill $CLI_IP:$port" | grep -q SUCCESS || { log "management kill failed"; return 1; }
+    wait_for "$W/cli-u1.log" "SIGUSR1" 30 || { log "the client did not restart"; return 1; }
+    wait_for "$W/cli-u1.log" "Need hold release" 10 &&
+        ip netns exec "$NS_CLI" bash -c 'exec 3<>/dev/tcp/127.0.0.1/7506 && read -r -t 5 _ <&3 &&
+            printf "hold release\n" >&3 && read -r -t 5 _ <&3' || { log "could not release the client's hold"; return 1; }
+    for ((i = 0; i < 300; i++)); do
+        [ "$(grep -c "Initialization Sequence Completed" "$W/cli-u1.log")" -ge 2 ] && break
+        sleep 0.1
+    done
+    [ "$(grep -c "Initialization Sequence Completed" "$W/cli-u1.log")" -ge 2 ] ||
+        { log "no reconnection"; tail -n 20 "$W/cli-u1.log"; return 1; }
+    [ "$(grep -c "WEB_AUTH" "$W/cli-u1.log")" -le 1 ] || { log "asked to sign in again"; return 1; }
+    [ "$(tg sessions --user erin --open --json | json 'len(d)')" = 1 ] || { log "$(tg sessions --user erin --json)"; return 1; }
     before=$(grep -c "client-disconnect: CLOSE user=erin " "$W/srv.log")
     disconnect u1
     for ((i = 0; i < 150; i++)); do
@@ -332,10 +348,10 @@ key $W/pki/laptop.key" | grep -v '^auth-user-pass ' > "$W/client-u1.conf"
     done
     [ "$(grep -c "client-disconnect: CLOSE user=erin " "$W/srv.log")" -gt "$before" ] ||
         { log "no client-disconnect for erin"; return 1; }
-    [ "$(tg sessions --user erin --json | json 'len([s for s in d if not s["open"]])')" = 1 ] ||
+    [ "$(tg sessions --user erin --json | json 'len([s for s in d if not s["open"]])')" = 2 ] ||
         { log "sessions: $(tg sessions --user erin --json)"; return 1; }
 }
-check "a client without a username is who signs in: provisioned, its session, charges and renegotiations theirs" t_unnamed
+check "a client without a username is who signs in: provisioned, its session, charges, renegotiations and reconnection theirs" t_unnamed
 disconnect u1
 
 stop_server
