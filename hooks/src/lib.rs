@@ -48,3 +48,89 @@ pub fn log_line(hook: &str, msg: &str) {
     let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
     eprintln!("tollgate {hook}: {msg}");
 }
+
+/// Scheduling priority of deferred work (19 = lowest): during a login storm
+/// it must not starve the process that forwards everyone's packets.
+const WORKER_NICE: libc::c_int = 10;
+
+/// What a deferred hook's two processes are called in `ps` (at most 15
+/// bytes each, NUL-terminated).
+pub struct Names {
+    pub watch: &'static [u8],
+    pub work: &'static [u8],
+}
+
+/// Answer OpenVPN later: fork a detached supervisor (its own session, so
+/// nothing OpenVPN does to the hook's process group reaches it), which
+/// forks the worker running `work`. If the worker dies or overruns
+/// `deadline` without `answered()` being true, the supervisor calls
+/// `fallback` with the reason, so OpenVPN always gets an answer. Returns in
+/// the hook process, which then tells OpenVPN "deferred" and exits at
+/// once; an error means no supervisor could be started.
+pub fn defer(
+    names: Names,
+    deadline: std::time::Duration,
+    work: impl FnOnce(),
+    answered: impl Fn() -> bool,
+    fallback: impl FnOnce(String),
+) -> Result<(), String> {
+    // SAFETY: the hook is single-threaded here; the children only run Rust
+    // code of this program and exit through process::exit.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error().to_string()),
+        0 => {}
+        _ => return Ok(()),
+    }
+    // SAFETY: plain syscalls on ourselves; the worker inherits the priority.
+    unsafe {
+        libc::setsid();
+        libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE);
+    }
+    set_name(names.watch);
+    // SAFETY: as above.
+    let worker = unsafe { libc::fork() };
+    if worker <= 0 {
+        // The worker, or no worker could be made: decide here rather than
+        // leave OpenVPN waiting.
+        if worker == 0 {
+            set_name(names.work);
+        }
+        work();
+        std::process::exit(0);
+    }
+    let start = std::time::Instant::now();
+    let mut status = 0;
+    let died = loop {
+        // SAFETY: waitpid on our own child.
+        let r = unsafe { libc::waitpid(worker, &mut status, libc::WNOHANG) };
+        if r == worker {
+            break if libc::WIFSIGNALED(status) {
+                format!("worker killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("worker exited with {}", libc::WEXITSTATUS(status))
+            };
+        }
+        if r < 0 {
+            break "worker lost".to_string();
+        }
+        if start.elapsed() > deadline {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(worker, libc::SIGKILL);
+                libc::waitpid(worker, &mut status, 0);
+            }
+            break format!("worker took longer than {}s", deadline.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    if !answered() {
+        fallback(died);
+    }
+    std::process::exit(0);
+}
+
+fn set_name(name: &[u8]) {
+    debug_assert!(name.len() <= 16 && name.ends_with(b"\0"));
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}

@@ -283,3 +283,103 @@ fn client_connect_checks_the_whole_standing() {
     let open: i64 = c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
     assert_eq!(open, 1, "only the allowed tunnel has a session");
 }
+
+/// client-connect as OpenVPN 2.5+ runs it with client_connect_deferred_file:
+/// stderr to `log` (the detached worker writes there after the hook
+/// exits, as to OpenVPN's log). Returns the hook's exit status and the
+/// answer file.
+fn connect_deferred(e: &Env, tag: &str, log: &std::path::Path) -> (std::process::ExitStatus, std::path::PathBuf) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let answer = e.dir.join(format!("ccr-{tag}"));
+    let _ = std::fs::remove_file(&answer);
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&answer).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_client-connect"))
+        .env_clear()
+        .arg("--config")
+        .arg(&e.config)
+        .env("username", "alice")
+        .env("trusted_ip", "192.0.2.2")
+        .env("trusted_port", "5000")
+        .env("time_unix", "1800000000")
+        .env("ifconfig_pool_remote_ip", "10.99.0.2")
+        .env("client_connect_deferred_file", &answer)
+        .arg(e.dir.join(format!("cc-{tag}")))
+        .stderr(std::process::Stdio::from(std::fs::File::create(log).unwrap()))
+        .status()
+        .unwrap();
+    (status, answer)
+}
+
+/// The first byte of `p` once it is a final answer ('0' or '1').
+fn final_answer(p: &std::path::Path, within: std::time::Duration) -> Option<u8> {
+    let t = std::time::Instant::now();
+    while t.elapsed() < within {
+        match std::fs::read(p).ok().and_then(|v| v.first().copied()) {
+            Some(b @ (b'0' | b'1')) => return Some(b),
+            _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+    None
+}
+
+fn open_sessions(e: &Env) -> i64 {
+    e.conn().query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", [], |r| r.get(0)).unwrap()
+}
+
+/// Deferred: the hook says "2" and exits; the worker opens the session,
+/// writes the directives, then "1".
+#[test]
+fn deferred_connect_answers_through_the_file() {
+    let e = setup("ccdefer", "", "UPDATE plans SET max_session_secs = 3600;");
+    let log = e.dir.join("log-ok");
+    let (status, answer) = connect_deferred(&e, "ok", &log);
+    assert!(status.success());
+    assert_eq!(final_answer(&answer, std::time::Duration::from_secs(5)), Some(b'1'));
+    assert_eq!(open_sessions(&e), 1);
+    let directives = std::fs::read_to_string(e.dir.join("cc-ok")).unwrap();
+    assert!(directives.contains("session-timeout 3600"), "{directives}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("OPEN user=alice") && log.contains("(deferred)"), "{log}");
+}
+
+/// A worker killed mid-way (here: waiting for the database's write lock)
+/// leaves a prompt refusal ("0") and no open session.
+#[test]
+fn a_killed_connect_worker_refuses_promptly_and_leaves_no_session() {
+    let e = setup("cckill", "busy_timeout = \"30s\"\n", "");
+    let lock = e.conn();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let log = e.dir.join("log-kill");
+    let (status, answer) = connect_deferred(&e, "kill", &log);
+    assert!(status.success());
+    assert_eq!(std::fs::read(&answer).unwrap(), b"2", "deferred, while the worker waits");
+    let needle = answer.as_os_str().as_encoded_bytes().to_vec();
+    let t = std::time::Instant::now();
+    let worker = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            (comm.trim() == "tg-conn-work" && env.windows(needle.len()).any(|w| w == needle)).then_some(pid)
+        });
+        match found {
+            Some(pid) => break pid,
+            None if t.elapsed() > std::time::Duration::from_secs(5) => panic!("no worker"),
+            None => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    let killed_at = std::time::Instant::now();
+    // SAFETY: killing a process this test started.
+    unsafe { libc_kill(worker, 9) };
+    assert_eq!(final_answer(&answer, std::time::Duration::from_secs(5)), Some(b'0'));
+    assert!(killed_at.elapsed() < std::time::Duration::from_secs(2), "promptly");
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(open_sessions(&e), 0);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("REFUSE user=alice: internal error: worker killed by signal 9"), "{log}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

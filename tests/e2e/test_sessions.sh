@@ -37,6 +37,15 @@ t_accounting() {
 }
 check "traffic is accounted: one closed session, usage >= live byte counts" t_accounting
 
+# client-connect is deferred where OpenVPN offers it (defer = auto): the
+# session was opened by its worker; with defer = never, while OpenVPN waited.
+t_connect_deferral() {
+    local deferred; deferred=$(grep -c "client-connect: OPEN user=alice ip=[^ ]* (deferred)" "$SRV_LOG")
+    if [ "${TOLLGATE_E2E_DEFER:-auto}" = auto ]; then [ "$deferred" -ge 1 ]; else [ "$deferred" = 0 ]; fi ||
+        { log "deferred OPEN lines: $deferred"; grep "client-connect: OPEN" "$SRV_LOG"; return 1; }
+}
+check "client-connect answered from its deferred worker (defer = auto), else inline" t_connect_deferral
+
 # 2. Quota used up: refused at the next login with a reason naming the quota.
 t_quota_login() {
     up b1 bob "$PW" || return 1

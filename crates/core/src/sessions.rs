@@ -98,6 +98,7 @@ pub fn token_user_directive(username: &str) -> String {
     format!("push \"auth-token-user {}\"", data_encoding::BASE64.encode(username.as_bytes()))
 }
 
+#[derive(Clone)]
 pub struct OpenRequest {
     pub key: SessionKey,
     pub vpn_ip: Option<String>,

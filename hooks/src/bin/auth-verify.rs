@@ -19,7 +19,7 @@
 //! would leave the tunnel's new key unused for seconds.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tollgate_core::auth::{self, Request};
 use tollgate_core::config::{Defer, LogLevel};
 use tollgate_core::method::AuthMethod;
@@ -27,13 +27,12 @@ use tollgate_core::names::for_log;
 use tollgate_core::openvpn::{self, Credentials};
 use tollgate_core::policy::{self, check_credentials, Decision, Deny};
 use tollgate_core::{oidc, units, Config, Store};
+use tollgate_hooks::Names;
 
 const HOOK: &str = "tollgate auth-verify";
 /// The longest a deferred worker may take before the supervisor denies
 /// (longer with a post-auth program: its timeout, plus room).
 const WORKER_DEADLINE: Duration = Duration::from_secs(30);
-/// Scheduling priority of the deferred work (19 = lowest).
-const WORKER_NICE: libc::c_int = 10;
 
 /// What `auth-verify --help` prints.
 const USAGE: &str = "\
@@ -336,11 +335,6 @@ fn answered(control: &Path) -> bool {
     std::fs::read(control).ok().and_then(|b| b.first().copied()).is_some_and(|b| b == b'0' || b == b'1')
 }
 
-fn set_name(name: &[u8]) {
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-}
-
 /// While a post-auth program runs (a push approval may take a while), tell
 /// a client that announced `crtext` (IV_SSO) what is going on. OpenVPN
 /// reads auth_pending_file right after the hook exits 2, then sends
@@ -368,63 +362,19 @@ fn worker_deadline(cfg: &Config) -> Duration {
     WORKER_DEADLINE.max(Duration::from_secs(program + directory.max(sso) + 10))
 }
 
-/// Fork a detached supervisor that forks the worker and guarantees an
-/// answer. Returns in the hook process, which then exits 2 at once.
+/// Answer through auth_control_file from a watched worker (`defer`); a
+/// worker that dies or overruns leaves a refusal. Returns in the hook
+/// process, which then exits 2 at once.
 fn deferred(control: &Path, ctx: &Ctx, cfg: &Config, work: impl FnOnce() -> Verdict) -> Result<(), String> {
-    let deadline = worker_deadline(cfg);
-    // SAFETY: the hook is single-threaded here; the children only run Rust
-    // code of this program and exit through process::exit.
-    match unsafe { libc::fork() } {
-        -1 => return Err(std::io::Error::last_os_error().to_string()),
-        0 => {}
-        _ => return Ok(()),
-    }
-    // Supervisor: out of OpenVPN's session, so nothing OpenVPN does to its
-    // process group reaches the work.
-    // SAFETY: plain syscalls.
-    unsafe { libc::setsid() };
-    // Yield the CPU to OpenVPN: during a login storm the argon2 work must
-    // not starve the process that forwards everyone's packets.
-    // SAFETY: plain syscall on ourselves; the worker inherits it.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE) };
-    set_name(b"tg-auth-watch\0");
-    let worker = unsafe { libc::fork() };
-    if worker == 0 {
-        set_name(b"tg-auth-work\0");
-        answer(control, work());
-        std::process::exit(0);
-    }
-    if worker < 0 {
-        // No worker: decide here rather than leave OpenVPN waiting.
-        answer(control, work());
-        std::process::exit(0);
-    }
-    let start = Instant::now();
-    let mut status = 0;
-    let died = loop {
-        // SAFETY: waitpid on our own child.
-        let r = unsafe { libc::waitpid(worker, &mut status, libc::WNOHANG) };
-        if r == worker {
-            break if libc::WIFSIGNALED(status) {
-                format!("worker killed by signal {}", libc::WTERMSIG(status))
-            } else {
-                format!("worker exited with {}", libc::WEXITSTATUS(status))
-            };
-        }
-        if r < 0 {
-            break "worker lost".to_string();
-        }
-        if start.elapsed() > deadline {
-            // SAFETY: killing our own child.
-            unsafe { libc::kill(worker, libc::SIGKILL) };
-            unsafe { libc::waitpid(worker, &mut status, 0) };
-            break format!("worker took longer than {}s", deadline.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    if !answered(control) {
-        eprintln!("{HOOK}: DENY user={} ip={} server={}: internal error: {died}", ctx.user, ctx.ip, ctx.server);
-        answer(control, Verdict::Reject(Deny::Internal { detail: died }.client_reason()));
-    }
-    std::process::exit(0);
+    let names = Names { watch: b"tg-auth-watch\0", work: b"tg-auth-work\0" };
+    tollgate_hooks::defer(
+        names,
+        worker_deadline(cfg),
+        || answer(control, work()),
+        || answered(control),
+        |died| {
+            eprintln!("{HOOK}: DENY user={} ip={} server={}: internal error: {died}", ctx.user, ctx.ip, ctx.server);
+            answer(control, Verdict::Reject(Deny::Internal { detail: died }.client_reason()));
+        },
+    )
 }
