@@ -61,8 +61,40 @@ done
 fi
 
 if want 3; then
-echo "== 3: login storm of 20 on a real server"
-for mode in bare deferred inline python; do bash bench/storm.sh $mode | grep '^storm'; done
+# ratios RESULTS: per round, tollgate (deferred) and auth-pam against bare
+# and tollgate against auth-pam, for the worst extra latency and the time
+# until the last login of the wave is through; the median of the rounds.
+ratios() {
+    python3 - "$1" <<'PY'
+import re, statistics, sys
+rounds = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"round (\d+) storm\[(\w+)\]: .*worst extra latency ([\d.]+) ms; last connected after (\d+) ms", line)
+    if m:
+        rounds.setdefault(m[1], {})[m[2]] = (float(m[3]), float(m[4]))
+for what, k in (("worst extra latency", 0), ("last connected", 1)):
+    for a, b in (("deferred", "bare"), ("pam", "bare"), ("deferred", "pam")):
+        r = [v[a][k] / v[b][k] for v in rounds.values() if a in v and b in v and v[b][k] > 0]
+        if r:
+            print(f"{what}: {a}/{b} per round {', '.join(f'{x:.2f}' for x in r)}; median {statistics.median(r):.2f}")
+PY
+}
+echo "== 3: login storm of 20 on a real server; bare, tollgate (deferred) and auth-pam interleaved, 3 rounds"
+for round in 1 2 3; do
+    for mode in bare deferred pam; do
+        bash bench/storm.sh $mode | grep '^storm' | sed "s/^/round $round /" | tee -a "$W/storm20.txt"
+    done
+done
+ratios "$W/storm20.txt"
+echo "-- once each, for reference"
+for mode in inline python; do bash bench/storm.sh $mode | grep '^storm'; done
+echo "== 3b: a wave of 50; bare, tollgate (deferred) and auth-pam interleaved, 3 rounds"
+for round in 1 2 3; do
+    for mode in bare deferred pam; do
+        N=50 bash bench/storm.sh $mode | grep '^storm' | sed "s/^/round $round /" | tee -a "$W/storm50.txt"
+    done
+done
+ratios "$W/storm50.txt"
 fi
 
 if want 6; then

@@ -183,8 +183,8 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
     let users: i64 = Store::open_admin(&cfg)?.conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
     let user = |i: usize| format!("user{}", (i as i64 * 7919) % users);
 
-    let (mut inline, mut deferred, mut cc, mut cd) = (vec![], vec![], vec![], vec![]);
-    let (mut r_inline, mut r_def, mut r_cc, mut r_cd) = (0, 0, 0, 0);
+    let (mut inline, mut deferred, mut cc, mut cc_def, mut cd) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut r_inline, mut r_def, mut r_cc, mut r_cc_def, mut r_cd) = (0, 0, 0, 0, 0);
     for i in 0..runs {
         let u = user(i);
         let creds = creds_file(&dir, &u, "bench password")?;
@@ -210,43 +210,65 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
         if std::fs::read(&ctl)? != b"1" {
             bail!("deferred auth of {u} was refused");
         }
-        // client-connect and client-disconnect of that user.
-        let ccfile = dir.join("cc");
-        let port = (20000 + i % 40000).to_string();
-        let t_unix = (1_800_000_000 + i).to_string();
-        let base = |c: &mut Command| {
-            c.env_clear()
-                .env("username", &u)
-                .env("trusted_ip", "192.0.2.2")
-                .env("trusted_port", &port)
-                .env("time_unix", &t_unix)
-                .env("ifconfig_pool_remote_ip", "10.8.0.2")
-                .env("IV_PLAT", "linux")
-                .arg("--config")
-                .arg(config);
-        };
-        let mut c = Command::new(bin.join("client-connect"));
-        base(&mut c);
-        c.arg(&ccfile);
-        let (d, rss, code) = timed(&mut c)?;
-        if code != 0 {
-            bail!("client-connect failed");
+        // client-connect (inline, then deferred: OpenVPN waits only until
+        // it exits) and client-disconnect of that user, on two tunnels.
+        for (k, defer) in [(0, false), (1, true)] {
+            let ccfile = dir.join("cc");
+            let port = (20000 + (2 * i + k) % 40000).to_string();
+            let t_unix = (1_800_000_000 + 2 * i + k).to_string();
+            let base = |c: &mut Command| {
+                c.env_clear()
+                    .env("username", &u)
+                    .env("trusted_ip", "192.0.2.2")
+                    .env("trusted_port", &port)
+                    .env("time_unix", &t_unix)
+                    .env("ifconfig_pool_remote_ip", "10.8.0.2")
+                    .env("IV_PLAT", "linux")
+                    .arg("--config")
+                    .arg(config);
+            };
+            let mut c = Command::new(bin.join("client-connect"));
+            base(&mut c);
+            c.arg(&ccfile);
+            let answer = dir.join(format!("ccr-{i}"));
+            if defer {
+                std::fs::write(&answer, b"")?;
+                c.env("client_connect_deferred_file", &answer);
+            }
+            let (d, rss, code) = timed(&mut c)?;
+            if code != 0 {
+                bail!("client-connect failed");
+            }
+            if defer {
+                // Not timed: OpenVPN is free meanwhile.
+                let t = Instant::now();
+                while std::fs::read(&answer)? == b"2" && t.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                if std::fs::read(&answer)? != b"1" {
+                    bail!("deferred client-connect of {u} was refused");
+                }
+                cc_def.push(d);
+                r_cc_def = r_cc_def.max(rss);
+            } else {
+                cc.push(d);
+                r_cc = r_cc.max(rss);
+            }
+            let mut c = Command::new(bin.join("client-disconnect"));
+            base(&mut c);
+            c.env("bytes_received", "123456").env("bytes_sent", "654321").env("time_duration", "60");
+            let (d, rss, code) = timed(&mut c)?;
+            if code != 0 {
+                bail!("client-disconnect failed");
+            }
+            cd.push(d);
+            r_cd = r_cd.max(rss);
         }
-        cc.push(d);
-        r_cc = r_cc.max(rss);
-        let mut c = Command::new(bin.join("client-disconnect"));
-        base(&mut c);
-        c.env("bytes_received", "123456").env("bytes_sent", "654321").env("time_duration", "60");
-        let (d, rss, code) = timed(&mut c)?;
-        if code != 0 {
-            bail!("client-disconnect failed");
-        }
-        cd.push(d);
-        r_cd = r_cd.max(rss);
     }
     print("auth-verify, deferred (exit 2)", &stats(deferred, r_def));
     print("auth-verify, inline (argon2 incl.)", &stats(inline, r_inline));
-    print("client-connect", &stats(cc, r_cc));
+    print("client-connect, deferred (exit)", &stats(cc_def, r_cc_def));
+    print("client-connect, inline", &stats(cc, r_cc));
     print("client-disconnect", &stats(cd, r_cd));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -217,12 +217,12 @@ persist-key
 persist-tun
 tmp-dir $W/tmp
 script-security 2
-auth-user-pass-verify "$W/bin/auth-verify $hook_args" via-file
 management 127.0.0.1 7505
 status $W/status.log 1
 status-version 3
 verb 3
 EOF
+        [ -x "$W/bin/auth-verify" ] && echo "auth-user-pass-verify \"$W/bin/auth-verify $hook_args\" via-file"
         [ -x "$W/bin/client-connect" ] && echo "client-connect \"$W/bin/client-connect $hook_args\""
         [ -x "$W/bin/client-disconnect" ] && echo "client-disconnect \"$W/bin/client-disconnect $hook_args\""
         printf '%s\n' "${1:-}"
