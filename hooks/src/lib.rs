@@ -62,16 +62,19 @@ pub struct Names {
 
 /// Answer OpenVPN later: fork a detached supervisor (its own session, so
 /// nothing OpenVPN does to the hook's process group reaches it), which
-/// forks the worker running `work`. If the worker dies or overruns
-/// `deadline` without `answered()` being true, the supervisor calls
-/// `fallback` with the reason, so OpenVPN always gets an answer. Returns in
-/// the hook process, which then tells OpenVPN "deferred" and exits at
-/// once; an error means no supervisor could be started.
+/// forks the worker running `work` (true: it wrote OpenVPN's answer). If
+/// the worker dies, fails or overruns `deadline` while `pending()` (OpenVPN
+/// still waits: its file is there and holds no answer), the supervisor
+/// calls `fallback` with the reason, so OpenVPN always gets an answer.
+/// Once OpenVPN has read an answer it deletes the file: a worker that
+/// answered is never second-guessed. Returns in the hook process, which
+/// then tells OpenVPN "deferred" and exits at once; an error means no
+/// supervisor could be started.
 pub fn defer(
     names: Names,
     deadline: std::time::Duration,
-    work: impl FnOnce(),
-    answered: impl Fn() -> bool,
+    work: impl FnOnce() -> bool,
+    pending: impl Fn() -> bool,
     fallback: impl FnOnce(String),
 ) -> Result<(), String> {
     // SAFETY: the hook is single-threaded here; the children only run Rust
@@ -95,8 +98,7 @@ pub fn defer(
         if worker == 0 {
             set_name(names.work);
         }
-        work();
-        std::process::exit(0);
+        std::process::exit(if work() { 0 } else { 1 });
     }
     let start = std::time::Instant::now();
     let mut status = 0;
@@ -104,6 +106,10 @@ pub fn defer(
         // SAFETY: waitpid on our own child.
         let r = unsafe { libc::waitpid(worker, &mut status, libc::WNOHANG) };
         if r == worker {
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                // It answered.
+                std::process::exit(0);
+            }
             break if libc::WIFSIGNALED(status) {
                 format!("worker killed by signal {}", libc::WTERMSIG(status))
             } else {
@@ -123,7 +129,7 @@ pub fn defer(
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    if !answered() {
+    if pending() {
         fallback(died);
     }
     std::process::exit(0);

@@ -383,3 +383,24 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// OpenVPN deletes the answer file once it has read it: the supervisor must
+/// not take the missing file for a worker that never answered (and close
+/// the live session it opened).
+#[test]
+fn an_answer_openvpn_has_read_is_not_second_guessed() {
+    let e = setup("ccread", "", "");
+    let log = e.dir.join("log-read");
+    let (status, answer) = connect_deferred(&e, "read", &log);
+    assert!(status.success());
+    let t = std::time::Instant::now();
+    while std::fs::read(&answer).map(|b| b != b"1").unwrap_or(true) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "no answer");
+    }
+    std::fs::remove_file(&answer).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(open_sessions(&e), 1, "the session stays open");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("REFUSE"), "{log}");
+    assert!(!answer.exists(), "no answer written after OpenVPN read one");
+}

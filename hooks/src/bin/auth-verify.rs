@@ -317,8 +317,9 @@ fn inline(v: Verdict) -> i32 {
     }
 }
 
-/// Answer through the control file: reason first, then `1` or `0`.
-fn answer(control: &Path, v: Verdict) {
+/// Answer through the control file: reason first, then `1` or `0`; false
+/// if it could not be written.
+fn answer(control: &Path, v: Verdict) -> bool {
     let byte: &[u8] = match v {
         Verdict::Accept => b"1",
         Verdict::Reject(text) => {
@@ -326,13 +327,19 @@ fn answer(control: &Path, v: Verdict) {
             b"0"
         }
     };
-    if let Err(e) = openvpn::write_atomic(control, byte) {
-        eprintln!("{HOOK}: cannot write auth_control_file: {e}");
+    match openvpn::write_atomic(control, byte) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("{HOOK}: cannot write auth_control_file: {e}");
+            false
+        }
     }
 }
 
-fn answered(control: &Path) -> bool {
-    std::fs::read(control).ok().and_then(|b| b.first().copied()).is_some_and(|b| b == b'0' || b == b'1')
+/// OpenVPN still waits for an answer in `control`: the file is there (it
+/// deletes it once it has read one) and holds none.
+fn pending(control: &Path) -> bool {
+    std::fs::read(control).is_ok_and(|b| !matches!(b.first(), Some(b'0' | b'1')))
 }
 
 /// While a post-auth program runs (a push approval may take a while), tell
@@ -371,7 +378,7 @@ fn deferred(control: &Path, ctx: &Ctx, cfg: &Config, work: impl FnOnce() -> Verd
         names,
         worker_deadline(cfg),
         || answer(control, work()),
-        || answered(control),
+        || pending(control),
         |died| {
             eprintln!("{HOOK}: DENY user={} ip={} server={}: internal error: {died}", ctx.user, ctx.ip, ctx.server);
             answer(control, Verdict::Reject(Deny::Internal { detail: died }.client_reason()));

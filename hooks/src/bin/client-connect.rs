@@ -79,16 +79,18 @@ fn run() -> i32 {
         // overwritten by ours.
         if openvpn::write_atomic(&answer, b"2").is_ok() {
             let names = Names { watch: b"tg-conn-watch\0", work: b"tg-conn-work\0" };
-            let write = |ok: bool| {
-                if let Err(e) = openvpn::write_atomic(&answer, if ok { b"1" } else { b"0" }) {
+            let write = |ok: bool| match openvpn::write_atomic(&answer, if ok { b"1" } else { b"0" }) {
+                Ok(()) => true,
+                Err(e) => {
                     log_line(HOOK, &format!("cannot write client_connect_deferred_file: {e}"));
+                    false
                 }
             };
             let started = tollgate_hooks::defer(
                 names,
                 WORKER_DEADLINE,
                 || write(connect(&hook, &req, &file, " (deferred)")),
-                || answered(&answer),
+                || pending(&answer),
                 |died| {
                     refuse(&req.key.username, &format!("internal error: {died}"));
                     write(false);
@@ -164,8 +166,10 @@ fn undo(hook: &Hook, req: &OpenRequest) -> Result<bool, String> {
     sessions::close(&mut store, &rec).map_err(|e| format!("{e:#}"))
 }
 
-fn answered(path: &Path) -> bool {
-    std::fs::read(path).ok().and_then(|b| b.first().copied()).is_some_and(|b| b == b'0' || b == b'1')
+/// OpenVPN still waits for the answer in `path`: the file is there (it
+/// deletes it once it has read one) and holds none.
+fn pending(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| !matches!(b.first(), Some(b'0' | b'1')))
 }
 
 /// Admit (0) or refuse (1), as OpenVPN reads client-connect's exit.
