@@ -62,10 +62,13 @@ pub fn checked_regular(path: &Path) -> io::Result<Option<File>> {
     if !m.file_type().is_file() {
         return Err(io::Error::other(format!("{} is not a regular file", path.display())));
     }
-    if m.nlink() != 1 {
-        return Err(io::Error::other(format!("{} has {} hard links", path.display(), m.nlink())));
+    match m.nlink() {
+        1 => Ok(Some(f)),
+        // Removed since it was opened (SQLite removes -wal and -shm when its
+        // last connection closes): as if it had not been there.
+        0 => Ok(None),
+        n => Err(io::Error::other(format!("{} has {n} hard links", path.display()))),
     }
-    Ok(Some(f))
 }
 
 pub fn fchown(f: &File, uid: u32, gid: u32) -> io::Result<()> {
