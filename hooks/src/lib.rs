@@ -77,20 +77,11 @@ pub fn defer(
     pending: impl Fn() -> bool,
     fallback: impl FnOnce(String),
 ) -> Result<(), String> {
-    // SAFETY: the hook is single-threaded here; the children only run Rust
-    // code of this program and exit through process::exit.
-    match unsafe { libc::fork() } {
-        -1 => return Err(std::io::Error::last_os_error().to_string()),
-        0 => {}
-        _ => return Ok(()),
+    if !fork_detached(names.watch)? {
+        return Ok(());
     }
-    // SAFETY: plain syscalls on ourselves; the worker inherits the priority.
-    unsafe {
-        libc::setsid();
-        libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE);
-    }
-    set_name(names.watch);
-    // SAFETY: as above.
+    // SAFETY: single-threaded; the worker runs this program's Rust code
+    // and exits through process::exit.
     let worker = unsafe { libc::fork() };
     if worker <= 0 {
         // The worker, or no worker could be made: decide here rather than
@@ -133,6 +124,42 @@ pub fn defer(
         fallback(died);
     }
     std::process::exit(0);
+}
+
+/// Run `work` in a detached child that nobody waits for (its exit status
+/// is its own business) and return in the hook at once. For work OpenVPN
+/// needs no answer to, whose input is already safe on disk.
+pub fn detach(name: &'static [u8], work: impl FnOnce() -> i32) -> Result<(), String> {
+    if fork_detached(name)? {
+        std::process::exit(work());
+    }
+    Ok(())
+}
+
+/// Fork a child in a session of its own (nothing OpenVPN does to the
+/// hook's process group reaches it), at the workers' priority and named
+/// `name`: true in the child, false in the hook.
+fn fork_detached(name: &[u8]) -> Result<bool, String> {
+    // SAFETY: the hook is single-threaded here; the child only runs Rust
+    // code of this program and exits through process::exit.
+    match unsafe { libc::fork() } {
+        -1 => return Err(std::io::Error::last_os_error().to_string()),
+        0 => {}
+        _ => return Ok(false),
+    }
+    // SAFETY: plain syscalls on ourselves; its children inherit the priority.
+    unsafe {
+        libc::setsid();
+        libc::setpriority(libc::PRIO_PROCESS, 0, WORKER_NICE);
+    }
+    set_name(name);
+    Ok(true)
+}
+
+/// OpenVPN still waits for a deferred answer in `path`: the file is there
+/// (it deletes it once it has read one) and holds none.
+pub fn answer_pending(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| !matches!(b.first(), Some(b'0' | b'1')))
 }
 
 fn set_name(name: &[u8]) {

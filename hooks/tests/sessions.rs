@@ -109,7 +109,7 @@ fn two_hundred_parallel_connects_and_disconnects_keep_exact_sums() {
         )
         .unwrap();
     assert_eq!((closed, open), (n as i64, 0));
-    assert!(!e.dir.join("t.db.spool").exists(), "nothing should have been spooled");
+    assert_eq!(spooled(&e), 0, "every record written and removed from the spool");
 }
 
 #[test]
@@ -192,9 +192,11 @@ fn disconnect_is_idempotent() {
     assert_eq!(e.usage_total(), (100, 200), "a repeated disconnect must not count twice");
 }
 
+/// Inline (defer = "never"): the hook itself waits once for a busy
+/// database, then spools.
 #[test]
 fn unwritable_database_spools_and_loses_nothing() {
-    let e = setup("spool", "busy_timeout = \"1s\"", "");
+    let e = setup("spool", "busy_timeout = \"1s\"\ndefer = \"never\"", "");
     assert!(e.connect("alice", 9).status.success());
     let holder = e.conn();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -214,6 +216,108 @@ fn unwritable_database_spools_and_loses_nothing() {
     assert_eq!(e.usage_total(), (1235, 5679));
     let left = std::fs::read_dir(e.dir.join("t.db.spool")).unwrap().count();
     assert_eq!(left, 0, "applied records are removed");
+}
+
+/// client-disconnect with stderr to `log` (its detached worker writes there
+/// after the hook exits, as to OpenVPN's log), under `config`.
+fn disconnect_logged(e: &Env, config: &std::path::Path, port: u32, bytes: (i64, i64), log: &std::path::Path) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_client-disconnect"))
+        .env_clear()
+        .arg("--config")
+        .arg(config)
+        .env("username", "alice")
+        .env("trusted_ip", "192.0.2.2")
+        .env("trusted_port", port.to_string())
+        .env("time_unix", "1800000000")
+        .env("time_duration", "60")
+        .env("bytes_received", bytes.0.to_string())
+        .env("bytes_sent", bytes.1.to_string())
+        .stderr(std::process::Stdio::from(std::fs::File::create(log).unwrap()))
+        .status()
+        .unwrap()
+        .success()
+        && e.dir.exists()
+}
+
+fn spooled(e: &Env) -> usize {
+    std::fs::read_dir(e.dir.join("t.db.spool"))
+        .map(|d| d.flatten().filter(|f| f.file_name().to_string_lossy().ends_with(".json")).count())
+        .unwrap_or(0)
+}
+
+/// Deferred (the default): the hook only spools the record and exits, so
+/// OpenVPN does not wait for the database; the worker writes it there.
+#[test]
+fn a_deferred_disconnect_leaves_the_database_to_its_worker() {
+    let e = setup("cddefer", "busy_timeout = \"30s\"", "");
+    assert!(e.connect("alice", 11).status.success());
+    let lock = e.conn();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let log = e.dir.join("log-cd");
+    // It exits while this test still holds the write lock.
+    assert!(disconnect_logged(&e, &e.config, 11, (1234, 5678), &log));
+    assert_eq!(spooled(&e), 1, "the record is on disk before the hook exits");
+    assert_eq!(e.usage_total(), (0, 0));
+    lock.execute_batch("ROLLBACK").unwrap();
+    let t = std::time::Instant::now();
+    while spooled(&e) > 0 || e.usage_total() != (1234, 5678) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "the worker did not write the record");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(open_sessions(&e), 0);
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap().contains("CLOSE user=alice in=1234 out=5678 (deferred)") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A worker killed before it wrote the database loses nothing: the record
+/// stays in the spool, and the next disconnect that replays it (or the
+/// sweep) charges it.
+#[test]
+fn a_killed_disconnect_worker_loses_nothing() {
+    let e = setup("cdkill", "busy_timeout = \"30s\"", "");
+    assert!(e.connect("alice", 12).status.success());
+    assert!(e.connect("alice", 13).status.success());
+    let lock = e.conn();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let log = e.dir.join("log-kill");
+    assert!(disconnect_logged(&e, &e.config, 12, (100, 200), &log));
+    let worker = find_process("tg-disc-work", b"trusted_port=12\0");
+    // SAFETY: killing a process this test started.
+    unsafe { libc_kill(worker, 9) };
+    lock.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(spooled(&e), 1, "the killed worker's record is kept");
+    assert_eq!(e.usage_total(), (0, 0));
+    // An inline disconnect replays every record, however young.
+    let inline = e.dir.join("inline.toml");
+    std::fs::write(&inline, "database = \"t.db\"\nserver = \"nl-1\"\ndefer = \"never\"\n").unwrap();
+    let log = e.dir.join("log-inline");
+    assert!(disconnect_logged(&e, &inline, 13, (1, 2), &log));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("CLOSE user=alice in=1 out=2 (+1 spooled)"), "{log}");
+    assert_eq!(e.usage_total(), (101, 202));
+    assert_eq!((spooled(&e), open_sessions(&e)), (0, 0));
+}
+
+/// The process named `comm` whose environment holds `env` (a test's own
+/// worker, among those of tests running in parallel).
+fn find_process(comm: &str, env: &[u8]) -> i32 {
+    let t = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            (name.trim() == comm && environ.windows(env.len()).any(|w| w == env)).then_some(pid)
+        });
+        match found {
+            Some(pid) => return pid,
+            None if t.elapsed() > std::time::Duration::from_secs(5) => panic!("no process {comm}"),
+            None => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 /// Sessions left open by an OpenVPN that died without running
@@ -353,21 +457,9 @@ fn a_killed_connect_worker_refuses_promptly_and_leaves_no_session() {
     let (status, answer) = connect_deferred(&e, "kill", &log);
     assert!(status.success());
     assert_eq!(std::fs::read(&answer).unwrap(), b"2", "deferred, while the worker waits");
-    let needle = answer.as_os_str().as_encoded_bytes().to_vec();
-    let t = std::time::Instant::now();
-    let worker = loop {
-        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            (comm.trim() == "tg-conn-work" && env.windows(needle.len()).any(|w| w == needle)).then_some(pid)
-        });
-        match found {
-            Some(pid) => break pid,
-            None if t.elapsed() > std::time::Duration::from_secs(5) => panic!("no worker"),
-            None => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    };
+    let mut needle = answer.as_os_str().as_encoded_bytes().to_vec();
+    needle.push(0);
+    let worker = find_process("tg-conn-work", &needle);
     let killed_at = std::time::Instant::now();
     // SAFETY: killing a process this test started.
     unsafe { libc_kill(worker, 9) };

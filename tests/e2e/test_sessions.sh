@@ -10,7 +10,7 @@ tg plan add tiny --quota 2KB >/dev/null
 tg plan add small --quota 60KB --period day >/dev/null
 tg plan add short --max-session 12s >/dev/null
 tg plan add single --max-connections 1 >/dev/null
-for u in alice:unlimited bob:tiny carol:small dave:short erin:single frank:unlimited grace:unlimited; do
+for u in alice:unlimited bob:tiny carol:small dave:short erin:single frank:unlimited grace:unlimited hank:unlimited; do
     pw | tg user add "${u%%:*}" --password-stdin --plan "${u#*:}" --server nl-1 >/dev/null
 done
 tg user set frank --static-ip 10.99.0.50 >/dev/null
@@ -37,14 +37,17 @@ t_accounting() {
 }
 check "traffic is accounted: one closed session, usage >= live byte counts" t_accounting
 
-# client-connect is deferred where OpenVPN offers it (defer = auto): the
-# session was opened by its worker; with defer = never, while OpenVPN waited.
-t_connect_deferral() {
-    local deferred; deferred=$(grep -c "client-connect: OPEN user=alice ip=[^ ]* (deferred)" "$SRV_LOG")
-    if [ "${TOLLGATE_E2E_DEFER:-auto}" = auto ]; then [ "$deferred" -ge 1 ]; else [ "$deferred" = 0 ]; fi ||
-        { log "deferred OPEN lines: $deferred"; grep "client-connect: OPEN" "$SRV_LOG"; return 1; }
+# With defer = auto, client-connect is deferred (OpenVPN offers it) and
+# client-disconnect spools its record for a worker: the session was opened
+# and closed by workers. With defer = never, while OpenVPN waited.
+t_deferral() {
+    local opened closed
+    opened=$(grep -c "client-connect: OPEN user=alice ip=[^ ]* (deferred)" "$SRV_LOG")
+    closed=$(grep -c "client-disconnect: CLOSE user=alice in=[0-9]* out=[0-9]* (deferred)" "$SRV_LOG")
+    if [ "${TOLLGATE_E2E_DEFER:-auto}" = auto ]; then [ "$opened" -ge 1 ] && [ "$closed" -ge 1 ]; else [ "$opened$closed" = 00 ]; fi ||
+        { log "deferred OPEN lines: $opened, CLOSE lines: $closed"; grep -E "client-(dis)?connect: (OPEN|CLOSE)" "$SRV_LOG"; return 1; }
 }
-check "client-connect answered from its deferred worker (defer = auto), else inline" t_connect_deferral
+check "client-connect and client-disconnect did their database work in workers (defer = auto), else inline" t_deferral
 
 # 2. Quota used up: refused at the next login with a reason naming the quota.
 t_quota_login() {
@@ -124,6 +127,60 @@ keepalive 2 10"
         [ "$(tg sessions --user grace --json | json 'd[0]["close_reason"]')" = lost ]
 }
 check "after a server crash and restart, one sweep closes the lost session" t_lost
+
+# 8. The deferred client-connect worker killed mid-way, inside its write
+#    transaction (a trigger keeps hank's session insert busy for seconds):
+#    the client is refused promptly, no session is left open, and the
+#    accounting of everyone else is untouched; hank's next login works.
+sql() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.close()' "$W/db/tollgate.db" "$1"; }
+usage_all() { tg usage --json | json '" ".join("%s=%s/%s" % (u["user"], u["total_bytes_in"], u["total_bytes_out"]) for u in d)'; }
+t_killed_connect_worker() {
+    local before pid="" i start rc=0
+    before=$(usage_all)
+    sql "CREATE TRIGGER tg_e2e_slow BEFORE INSERT ON sessions
+           WHEN NEW.user_id = (SELECT id FROM users WHERE name = 'hank')
+         BEGIN
+           SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT x FROM c);
+         END;" || return 1
+    client_conf hank "$PW" > "$W/client-h1.conf"
+    connect h1 "$W/client-h1.conf"
+    # This run's worker (its argv names this run's config).
+    for ((i = 0; i < 300; i++)); do
+        for p in $(pgrep -x tg-conn-work); do
+            tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "$W/tollgate.toml" && pid=$p
+        done
+        [ -n "$pid" ] && break
+        sleep 0.1
+    done
+    [ -n "$pid" ] || { log "no client-connect worker for hank"; rc=1; }
+    [ -n "$pid" ] && { start=$(date +%s%N); kill -9 "$pid"; }
+    if [ $rc = 0 ]; then
+        # OpenVPN reads the refusal at the client's next PUSH_REQUEST (about
+        # a second); it sends AUTH_FAILED at the one after (its own pace).
+        wait_for "$SRV_LOG" "hank/.*deferred --client-connect script returned CC_RET_FAILED" 5 ||
+            { log "OpenVPN did not read a refusal"; grep "hank/" "$SRV_LOG" | tail -n 3; rc=1; }
+        log "OpenVPN read the refusal $(( ($(date +%s%N) - start) / 1000000 )) ms after the kill"
+        wait_for "$W/cli-h1.log" "AUTH_FAILED|Initialization Sequence Completed" 15 &&
+            grep -q AUTH_FAILED "$W/cli-h1.log" || { log "hank was not refused"; rc=1; }
+        grep -q "client-connect: REFUSE user=hank: internal error: worker killed by signal 9" "$SRV_LOG" ||
+            { log "no REFUSE line"; grep "user=hank" "$SRV_LOG" | tail -n 3; rc=1; }
+    fi
+    disconnect h1
+    sql "DROP TRIGGER tg_e2e_slow" || return 1
+    [ "$(tg sessions --user hank --open --json | json 'len(d)')" = 0 ] || { log "hank has an open session"; rc=1; }
+    [ "$(usage_all)" = "$before" ] || { log "usage changed: $before -> $(usage_all)"; rc=1; }
+    # hank logs in again and is charged for his traffic.
+    up h2 hank "$PW" || { log "hank's second login failed"; return 1; }
+    ip netns exec "$NS_CLI" ping -q -c 5 -i 0.05 -s 500 10.99.0.1 >/dev/null || rc=1
+    disconnect h2
+    wait_for "$SRV_LOG" "client-disconnect: CLOSE user=hank" 15 || rc=1
+    local got; got=$(tg usage --user hank --json | json 'd[0]["total_bytes_in"]')
+    [ "$got" -gt 2500 ] || { log "hank's usage after a normal login: $got bytes in"; rc=1; }
+    return $rc
+}
+if [ "${TOLLGATE_E2E_DEFER:-auto}" = auto ]; then
+    check "a client-connect worker killed mid-way: a prompt refusal, no open session, no accounting lost" t_killed_connect_worker
+fi
 
 check "sweep with nothing to do succeeds" bash -c "ip netns exec $NS_SRV '$W/bin/tollgate' --config '$W/tollgate.toml' sweep --management 127.0.0.1:7505 | grep -q '0 live client'"
 check "usage table renders" bash -c "'$W/bin/tollgate' --config '$W/tollgate.toml' usage | grep -q '^alice .*unlimited'"

@@ -346,7 +346,9 @@ pub fn spool_dir(db: &Path) -> PathBuf {
 }
 
 /// Keep a record for later (one file per record, written atomically).
-pub fn spool(db: &Path, rec: &CloseRecord) -> Result<PathBuf> {
+/// `durable`: synced to disk before the rename, so that it outlives a
+/// power loss; without, it outlives the crash of any process.
+pub fn spool(db: &Path, rec: &CloseRecord, durable: bool) -> Result<PathBuf> {
     let dir = spool_dir(db);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = format!(
@@ -357,8 +359,19 @@ pub fn spool(db: &Path, rec: &CloseRecord) -> Result<PathBuf> {
     );
     let path = dir.join(name);
     let body = serde_json::to_vec(rec)?;
-    crate::openvpn::write_durable(&path, &body).with_context(|| format!("cannot write {}", path.display()))?;
+    let written =
+        if durable { crate::openvpn::write_durable(&path, &body) } else { crate::openvpn::write_atomic(&path, &body) };
+    written.with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
+}
+
+/// Sync a record spooled without `durable` (and its directory entry) to
+/// disk, for one that will wait there a while.
+pub fn sync_spooled(path: &Path) -> Result<()> {
+    let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+    sync(path).with_context(|| format!("cannot sync {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync(dir).with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// A spooled record is a few hundred bytes; anything much larger is not one.
@@ -367,13 +380,16 @@ const MAX_SPOOL_RECORD: u64 = 64 * 1024;
 const STALE_TMP_SECS: i64 = 3600;
 
 /// Apply spooled records (oldest first) and remove each once applied.
+/// Records younger than `min_age_secs` are left to the deferred
+/// client-disconnect that wrote them and is still at work (applying one
+/// twice is harmless, since `close` is idempotent, but wasted).
 /// Returns how many were applied. A record that no longer parses is moved
 /// aside (`.bad`), never deleted; temporary files of writers that died are
 /// removed. The sweep runs this as root in a directory the OpenVPN user
 /// owns: the directory is opened without following a link and every entry
 /// is reached through it (`safefs::Dir`). A record that disappears meanwhile
 /// was applied by a concurrent client-disconnect (`close` is idempotent).
-pub fn replay_spool(store: &mut Store, db: &Path) -> Result<usize> {
+pub fn replay_spool(store: &mut Store, db: &Path, min_age_secs: i64) -> Result<usize> {
     let path = spool_dir(db);
     let Some(dir) = crate::safefs::Dir::open(&path).with_context(|| format!("spool {}", path.display()))? else {
         return Ok(0);
@@ -391,6 +407,9 @@ pub fn replay_spool(store: &mut Store, db: &Path) -> Result<usize> {
             continue;
         }
         if !name.ends_with(b".json") {
+            continue;
+        }
+        if min_age_secs > 0 && dir.age_secs(&name, now).map_or(true, |age| age < min_age_secs) {
             continue;
         }
         let body = match dir.read(&name, MAX_SPOOL_RECORD) {

@@ -68,7 +68,7 @@ pub fn run(
             "no such server: {server} (the name in tollgate server list, --server or `server` in the config)"
         );
     }
-    let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.database)?, ..Default::default() };
+    let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.database, 0)?, ..Default::default() };
     if let Some(status) = live {
         let live = status.clients.as_slice();
         rep.live_clients = live.len();

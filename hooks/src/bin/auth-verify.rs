@@ -336,12 +336,6 @@ fn answer(control: &Path, v: Verdict) -> bool {
     }
 }
 
-/// OpenVPN still waits for an answer in `control`: the file is there (it
-/// deletes it once it has read one) and holds none.
-fn pending(control: &Path) -> bool {
-    std::fs::read(control).is_ok_and(|b| !matches!(b.first(), Some(b'0' | b'1')))
-}
-
 /// While a post-auth program runs (a push approval may take a while), tell
 /// a client that announced `crtext` (IV_SSO) what is going on. OpenVPN
 /// reads auth_pending_file right after the hook exits 2, then sends
@@ -378,7 +372,7 @@ fn deferred(control: &Path, ctx: &Ctx, cfg: &Config, work: impl FnOnce() -> Verd
         names,
         worker_deadline(cfg),
         || answer(control, work()),
-        || pending(control),
+        || tollgate_hooks::answer_pending(control),
         |died| {
             eprintln!("{HOOK}: DENY user={} ip={} server={}: internal error: {died}", ctx.user, ctx.ip, ctx.server);
             answer(control, Verdict::Reject(Deny::Internal { detail: died }.client_reason()));

@@ -90,7 +90,7 @@ fn run() -> i32 {
                 names,
                 WORKER_DEADLINE,
                 || write(connect(&hook, &req, &file, " (deferred)")),
-                || pending(&answer),
+                || tollgate_hooks::answer_pending(&answer),
                 |died| {
                     refuse(&req.key.username, &format!("internal error: {died}"));
                     write(false);
@@ -164,12 +164,6 @@ fn undo(hook: &Hook, req: &OpenRequest) -> Result<bool, String> {
         reason: "connect failed".into(),
     };
     sessions::close(&mut store, &rec).map_err(|e| format!("{e:#}"))
-}
-
-/// OpenVPN still waits for the answer in `path`: the file is there (it
-/// deletes it once it has read one) and holds none.
-fn pending(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|b| !matches!(b.first(), Some(b'0' | b'1')))
 }
 
 /// Admit (0) or refuse (1), as OpenVPN reads client-connect's exit.
