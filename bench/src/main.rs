@@ -184,6 +184,7 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
     let user = |i: usize| format!("user{}", (i as i64 * 7919) % users);
 
     let (mut inline, mut deferred, mut cc, mut cc_def, mut cd) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut deferred_lookup, mut floor) = (vec![], vec![]);
     let (mut r_inline, mut r_def, mut r_cc, mut r_cc_def, mut r_cd) = (0, 0, 0, 0, 0);
     for i in 0..runs {
         let u = user(i);
@@ -198,18 +199,30 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
         // deferred: OpenVPN waits only until exit 2. A fresh control file
         // per attempt, as OpenVPN makes: the previous attempt's supervisor
         // may still be checking its own.
-        let ctl = dir.join(format!("control-{i}"));
-        std::fs::write(&ctl, b"")?;
-        let (d, rss, code) = timed(&mut auth_cmd(bin, config, &creds, Some(&ctl), &reason))?;
-        if code != 2 {
-            bail!("deferred auth returned {code}");
+        // As installed (auth-gen-token: OpenVPN sets session_state), and
+        // without auth-gen-token, where a password renegotiation is told
+        // from a login by a look-up of open sessions before deferring.
+        for token in [true, false] {
+            let ctl = dir.join(format!("control-{i}-{token}"));
+            std::fs::write(&ctl, b"")?;
+            let mut c = auth_cmd(bin, config, &creds, Some(&ctl), &reason);
+            if token {
+                c.env("session_state", "Initial");
+            }
+            let (d, rss, code) = timed(&mut c)?;
+            if code != 2 {
+                bail!("deferred auth returned {code}");
+            }
+            if token { &mut deferred } else { &mut deferred_lookup }.push(d);
+            r_def = r_def.max(rss);
+            await_answer(&ctl);
+            if std::fs::read(&ctl)? != b"1" {
+                bail!("deferred auth of {u} was refused");
+            }
         }
-        deferred.push(d);
-        r_def = r_def.max(rss);
-        await_answer(&ctl);
-        if std::fs::read(&ctl)? != b"1" {
-            bail!("deferred auth of {u} was refused");
-        }
+        // What no hook can go below: OpenVPN's fork and exec of /bin/true.
+        let (d, _, _) = timed(Command::new("/bin/true").env_clear().env("username", &u))?;
+        floor.push(d);
         // client-connect (inline, then deferred: OpenVPN waits only until
         // it exits) and client-disconnect of that user, on two tunnels.
         for (k, defer) in [(0, false), (1, true)] {
@@ -265,7 +278,9 @@ fn hooks(bin: &Path, config: &Path, runs: usize) -> Result<()> {
             r_cd = r_cd.max(rss);
         }
     }
+    print("/bin/true (the floor)", &stats(floor, 0));
     print("auth-verify, deferred (exit 2)", &stats(deferred, r_def));
+    print("  without auth-gen-token", &stats(deferred_lookup, r_def));
     print("auth-verify, inline (argon2 incl.)", &stats(inline, r_inline));
     print("client-connect, deferred (exit)", &stats(cc_def, r_cc_def));
     print("client-connect, inline", &stats(cc, r_cc));

@@ -160,7 +160,8 @@ fn run() -> i32 {
             && cfg.oidc.is_none()
             && session_state.is_none()
             && openvpn::env_i64("untrusted_port").ok().is_some_and(|port| {
-                Store::open_hook(&cfg)
+                // Read-only: no -wal/-shm made, no checkpoint when it closes.
+                Store::open_read(&cfg)
                     .and_then(|s| tollgate_core::sessions::tunnel_is_open(&s, &ctx.server, &ctx.ip, port))
                     .unwrap_or(false)
             })
