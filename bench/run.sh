@@ -2,12 +2,13 @@
 # tollgate's benchmarks, side by side in one run. As root on Debian 12:
 #   bash bench/run.sh          (about 10 minutes)
 #   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP and RADIUS, 7: SSO; not in the default run)
+#   bash bench/run.sh 8        only the instruction counts (callgrind)
 # Results go to stdout; docs/benchmarks.md records a run and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v openvpn >/dev/null && /usr/bin/python3 -c 'import argon2' 2>/dev/null || {
+command -v openvpn >/dev/null && command -v valgrind >/dev/null && /usr/bin/python3 -c 'import argon2' 2>/dev/null || {
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openvpn python3 python3-argon2 iputils-ping iproute2 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openvpn python3 python3-argon2 iputils-ping iproute2 valgrind >/dev/null
 }
 cargo build --release --locked --quiet
 B=$PWD/target/x86_64-unknown-linux-gnu/release
@@ -30,7 +31,7 @@ server_record() {
     openvpn --genkey tls-crypt "$key-tc.key"
     "$B/tollgate" --config "$1" server add nl-1 --host 192.0.2.1 --ca "$key-ca.crt" --tls-crypt "$key-tc.key" >/dev/null
 }
-SECTIONS="${*:-1 4 5 3}"
+SECTIONS="${*:-1 8 4 5 3}"
 
 if want 1; then
 echo "== 1+2: what OpenVPN waits for, 100k users and 1M past sessions, default argon2id (19 MiB, t=2)"
@@ -38,6 +39,15 @@ echo "== 1+2: what OpenVPN waits for, 100k users and 1M past sessions, default a
 printf 'database = "%s"\nserver = "nl-1"\n' "$W/big.db" > "$W/big.toml"
 "$B/tollgate-bench" hooks "$B" "$W/big.toml" 500
 "$B/tollgate-bench" python "$B" "$W/big.toml" 100 "$PWD/bench/ref_hook.py"
+fi
+
+if want 8; then
+echo "== 8: instructions each hook executes while OpenVPN waits (callgrind; the same from run to run)"
+[ -f "$W/big.toml" ] || {
+    "$B/tollgate-bench" populate "$W/big.db" 100000 1000000 cheap
+    printf 'database = "%s"\nserver = "nl-1"\n' "$W/big.db" > "$W/big.toml"
+}
+bash bench/callgrind.sh "$B" "$W/big.toml"
 fi
 
 if want 4; then
