@@ -1608,9 +1608,9 @@ mod tests {
 
     /// A client that sent no username: whoever signs in (the username
     /// claim tollgate web records with the answer) is the account, and the
-    /// tunnel (OpenVPN's session id) is theirs until it closes. Without a
-    /// session id or web auth, or for an account with a password method,
-    /// it is refused.
+    /// tunnel (OpenVPN's session id) is theirs until the record is pruned,
+    /// a day after no open session carries it. Without a session id or web
+    /// auth, or for an account with a password method, it is refused.
     #[test]
     fn a_client_without_a_username_is_who_signs_in() {
         let (_dir, mut cfg) = crate::store::tests::temp_config();
