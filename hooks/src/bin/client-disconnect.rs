@@ -2,8 +2,8 @@
 //! counters and closes the session, in one transaction. Idempotent (OpenVPN
 //! also runs it after a failed client-connect). OpenVPN waits for this hook
 //! with every tunnel stalled, so by default (defer = "auto") it only writes
-//! the record to the spool beside the database, synced, and leaves the
-//! database to a detached worker (`tg-disc-work`). With defer = "never" it
+//! the record to the spool beside the database and leaves the database to
+//! a detached worker (`tg-disc-work`). With defer = "never" it
 //! writes the database itself. Either way a busy database is waited for
 //! once, up to `busy_timeout`; a record that cannot be written then stays in
 //! the spool and is applied by the next disconnect or `tollgate sweep`.
@@ -27,7 +27,7 @@ usage (in server.conf, run by OpenVPN as its user):
 Charges the tunnel's bytes to the user's usage and closes the session.
 Reads: common_name or username, trusted_ip (or trusted_ip6), trusted_port, time_unix,
   time_duration, bytes_received, bytes_sent.
-Writes: a spool record beside the database (synced), then exits; a detached
+Writes: a spool record beside the database, then exits; a detached
   worker (tg-disc-work) writes the database and removes the record. With
   defer = \"never\" the hook writes the database itself. A record the database
   cannot take (busy past busy_timeout) stays in the spool for the next
