@@ -1,5 +1,6 @@
 //! client-connect and client-disconnect as OpenVPN runs them, many at once.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
@@ -16,12 +17,13 @@ impl Env {
         rusqlite::Connection::open(self.dir.join("t.db")).unwrap()
     }
 
-    fn hook(&self, bin: &str, user: &str, port: u32, extra: &[(&str, String)]) -> Output {
-        let ccfile = self.dir.join(format!("cc-{user}-{port}"));
+    /// `bin` as OpenVPN runs it for `user`'s tunnel from `port`, under
+    /// `config`, with OpenVPN's usual environment plus `extra`.
+    fn command(&self, bin: &str, config: &Path, user: &str, port: u32, extra: &[(&str, String)]) -> Command {
         let mut c = Command::new(bin);
         c.env_clear()
             .arg("--config")
-            .arg(&self.config)
+            .arg(config)
             .env("username", user)
             .env("common_name", user)
             .env("trusted_ip", "192.0.2.2")
@@ -34,8 +36,13 @@ impl Env {
         for (k, v) in extra {
             c.env(k, v);
         }
+        c
+    }
+
+    fn hook(&self, bin: &str, user: &str, port: u32, extra: &[(&str, String)]) -> Output {
+        let mut c = self.command(bin, &self.config, user, port, extra);
         if bin.ends_with("client-connect") {
-            c.arg(&ccfile);
+            c.arg(self.dir.join(format!("cc-{user}-{port}")));
         }
         c.output().unwrap()
     }
@@ -220,23 +227,14 @@ fn unwritable_database_spools_and_loses_nothing() {
 
 /// client-disconnect with stderr to `log` (its detached worker writes there
 /// after the hook exits, as to OpenVPN's log), under `config`.
-fn disconnect_logged(e: &Env, config: &std::path::Path, port: u32, bytes: (i64, i64), log: &std::path::Path) -> bool {
-    Command::new(env!("CARGO_BIN_EXE_client-disconnect"))
-        .env_clear()
-        .arg("--config")
-        .arg(config)
-        .env("username", "alice")
-        .env("trusted_ip", "192.0.2.2")
-        .env("trusted_port", port.to_string())
-        .env("time_unix", "1800000000")
-        .env("time_duration", "60")
-        .env("bytes_received", bytes.0.to_string())
-        .env("bytes_sent", bytes.1.to_string())
+fn disconnect_logged(e: &Env, config: &Path, port: u32, bytes: (i64, i64), log: &Path) -> bool {
+    let extra =
+        [("bytes_received", bytes.0.to_string()), ("bytes_sent", bytes.1.to_string()), ("time_duration", "60".into())];
+    e.command(env!("CARGO_BIN_EXE_client-disconnect"), config, "alice", port, &extra)
         .stderr(std::process::Stdio::from(std::fs::File::create(log).unwrap()))
         .status()
         .unwrap()
         .success()
-        && e.dir.exists()
 }
 
 fn spooled(e: &Env) -> usize {
@@ -392,21 +390,14 @@ fn client_connect_checks_the_whole_standing() {
 /// stderr to `log` (the detached worker writes there after the hook
 /// exits, as to OpenVPN's log). Returns the hook's exit status and the
 /// answer file.
-fn connect_deferred(e: &Env, tag: &str, log: &std::path::Path) -> (std::process::ExitStatus, std::path::PathBuf) {
+fn connect_deferred(e: &Env, tag: &str, log: &Path) -> (std::process::ExitStatus, std::path::PathBuf) {
     use std::os::unix::fs::OpenOptionsExt;
     let answer = e.dir.join(format!("ccr-{tag}"));
     let _ = std::fs::remove_file(&answer);
     std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&answer).unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_client-connect"))
-        .env_clear()
-        .arg("--config")
-        .arg(&e.config)
-        .env("username", "alice")
-        .env("trusted_ip", "192.0.2.2")
-        .env("trusted_port", "5000")
-        .env("time_unix", "1800000000")
-        .env("ifconfig_pool_remote_ip", "10.99.0.2")
-        .env("client_connect_deferred_file", &answer)
+    let extra = [("client_connect_deferred_file", answer.display().to_string())];
+    let status = e
+        .command(env!("CARGO_BIN_EXE_client-connect"), &e.config, "alice", 5000, &extra)
         .arg(e.dir.join(format!("cc-{tag}")))
         .stderr(std::process::Stdio::from(std::fs::File::create(log).unwrap()))
         .status()
