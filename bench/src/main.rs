@@ -13,11 +13,11 @@
 //!                                                  the time to the decision
 
 use anyhow::{bail, Context, Result};
-use rusqlite::params;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tollgate_core::config::Argon2Params;
+use tollgate_core::db::params;
 use tollgate_core::{password, Config, Store};
 
 fn main() -> Result<()> {
@@ -44,7 +44,7 @@ fn main() -> Result<()> {
 }
 
 fn cfg_at(db: &Path) -> Config {
-    Config { database: db.to_path_buf(), ..Config::default() }
+    Config { database: tollgate_core::config::Database::Sqlite(db.to_path_buf()), ..Config::default() }
 }
 
 /// USERS users (user0 … ; one shared argon2id hash at the default cost,
@@ -319,7 +319,10 @@ fn python(_bin: &Path, config: &Path, runs: usize, pyhook: &Path) -> Result<()> 
         let u = format!("user{}", (i * 7919) % 100_000);
         let creds = creds_file(&dir, &u, "bench password")?;
         let mut c = Command::new("/usr/bin/python3");
-        c.env_clear().env("TOLLGATE_BENCH_DB", &cfg.database).arg(pyhook).arg(&creds);
+        c.env_clear()
+            .env("TOLLGATE_BENCH_DB", cfg.database.sqlite_path().expect("the python hook reads SQLite"))
+            .arg(pyhook)
+            .arg(&creds);
         let (d, r, code) = timed(&mut c)?;
         if code != 0 {
             bail!("python hook refused {u} ({code})");

@@ -157,7 +157,7 @@ fn locked_database_is_waited_for_then_denied() {
 }
 
 fn rusqlite_conn(cfg: &Config) -> rusqlite::Connection {
-    rusqlite::Connection::open(&cfg.database).unwrap()
+    rusqlite::Connection::open(cfg.database.sqlite_path().unwrap()).unwrap()
 }
 
 extern "C" {

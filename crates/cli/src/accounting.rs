@@ -2,16 +2,16 @@
 
 use crate::out;
 use anyhow::{anyhow, Result};
-use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use tollgate_core::db::{params, Db};
 use tollgate_core::mgmt::{self, LiveClient, Management};
 use tollgate_core::quota::Period;
 use tollgate_core::units::{format_duration, format_size, format_size_of, format_time, now};
 use tollgate_core::{sweep as core_sweep, Config, Store};
 
 pub fn sessions(
-    c: &Connection,
+    c: &Db,
     open: bool,
     user: Option<String>,
     server: Option<String>,
@@ -77,7 +77,7 @@ pub fn sessions(
 
 /// `tollgate sessions close ID…`: all or nothing; an id that is not an open
 /// session is an error and closes nothing.
-pub fn close_sessions(c: &mut Connection, ids: &[i64], reason: &str) -> Result<i32> {
+pub fn close_sessions(c: &mut Db, ids: &[i64], reason: &str) -> Result<i32> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().any(char::is_control) || reason.len() > 200 {
         return Err(anyhow!("--reason must be one line of at most 200 bytes"));
@@ -99,7 +99,7 @@ pub fn close_sessions(c: &mut Connection, ids: &[i64], reason: &str) -> Result<i
     Ok(0)
 }
 
-pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
+pub fn usage(c: &Db, user: Option<String>, json: bool) -> Result<()> {
     if let Some(u) = &user {
         crate::admin::id_of(c, "user", u)?;
     }
@@ -127,7 +127,7 @@ pub fn usage(c: &Connection, user: Option<String>, json: bool) -> Result<()> {
 
 /// `tollgate usage`'s rows (one user, or all), as at time `t`; metrics
 /// counts from the same rows.
-pub fn usage_rows(c: &Connection, user: Option<&str>, t: i64) -> Result<Vec<Value>> {
+pub fn usage_rows(c: &Db, user: Option<&str>, t: i64) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT u.id, u.name, p.name, p.period, p.quota_bytes,
                 coalesce((SELECT bytes_in FROM usage WHERE user_id = u.id AND period_start = 0), 0),

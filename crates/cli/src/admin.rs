@@ -6,11 +6,11 @@ use crate::{
     SessionsCmd, UserAdd, UserCmd, UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use tollgate_core::auth::{self, Request};
+use tollgate_core::db::{params, Db, Optional, ToSql};
 use tollgate_core::method::AuthMethod;
 use tollgate_core::names::check_name;
 use tollgate_core::policy::{check_credentials, Decision};
@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let cfg = Config::load(cli.config.as_deref())?;
     if let Cmd::Init = cli.cmd {
         let (_, before) = Store::init(&cfg)?;
-        let db = cfg.database.display();
+        let db = &cfg.database;
         match before {
             0 => println!("created {db} (schema version {SCHEMA_VERSION})"),
             v if v == SCHEMA_VERSION => println!("{db} is up to date (schema version {v})"),
@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 // ---------- helpers ----------
 
-pub(crate) fn id_of(c: &Connection, kind: &str, name: &str) -> Result<i64> {
+pub(crate) fn id_of(c: &Db, kind: &str, name: &str) -> Result<i64> {
     let table = match kind {
         "user" => "users",
         "plan" => "plans",
@@ -169,15 +169,18 @@ fn read_pem(path: &std::path::Path, what: &str, must_contain: &str) -> Result<St
     Ok(text)
 }
 
-fn grant(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
+fn grant(c: &Db, who: &str, id: i64, servers: &[String]) -> Result<()> {
     for s in servers {
         let sid = id_of(c, "server", s)?;
-        c.execute(&format!("INSERT OR IGNORE INTO grants (server_id, {who}_id) VALUES (?1, ?2)"), params![sid, id])?;
+        c.execute(
+            &format!("INSERT INTO grants (server_id, {who}_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING"),
+            params![sid, id],
+        )?;
     }
     Ok(())
 }
 
-fn revoke(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> {
+fn revoke(c: &Db, who: &str, id: i64, servers: &[String]) -> Result<()> {
     for s in servers {
         let sid = id_of(c, "server", s)?;
         let n = c.execute(&format!("DELETE FROM grants WHERE server_id = ?1 AND {who}_id = ?2"), params![sid, id])?;
@@ -188,17 +191,18 @@ fn revoke(c: &Connection, who: &str, id: i64, servers: &[String]) -> Result<()> 
     Ok(())
 }
 
-fn granted_servers(c: &Connection, who: &str, id: i64) -> Result<Vec<String>> {
-    let mut st = c.prepare(&format!(
+fn granted_servers(c: &Db, who: &str, id: i64) -> Result<Vec<String>> {
+    let sql = format!(
         "SELECT s.name FROM grants g JOIN servers s ON s.id = g.server_id WHERE g.{who}_id = ?1 ORDER BY s.name"
-    ))?;
+    );
+    let mut st = c.prepare(&sql)?;
     let v = st.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
     Ok(v)
 }
 
 // ---------- servers ----------
 
-fn server(c: &mut Connection, cmd: ServerCmd) -> Result<()> {
+fn server(c: &mut Db, cmd: ServerCmd) -> Result<()> {
     match cmd {
         ServerCmd::Add(a) => server_add(c, a),
         ServerCmd::Set(a) => server_set(c, a),
@@ -283,7 +287,7 @@ impl ServerSpec {
     /// tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert,
     /// pki_dir) and `tail`, if any, as ?13: one binding, so the two cannot
     /// drift apart.
-    fn bind(&self, c: &Connection, sql: &str, key: &dyn ToSql, tail: Option<&dyn ToSql>) -> rusqlite::Result<usize> {
+    fn bind(&self, c: &Db, sql: &str, key: &dyn ToSql, tail: Option<&dyn ToSql>) -> tollgate_core::db::Result<usize> {
         let extra = self.extra.join("\n");
         let pki_dir = self.pki_dir.as_ref().map(|p| p.display().to_string());
         let mut values: Vec<&dyn ToSql> = vec![
@@ -339,7 +343,7 @@ impl ServerSpec {
     }
 }
 
-fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
+fn server_add(c: &Db, a: ServerAdd) -> Result<()> {
     check_name("server", &a.name)?;
     let (tls_mode, tls_key) = match (&a.tls_crypt, &a.tls_auth) {
         (Some(p), None) => ServerSpec::tls_key("tls-crypt", p)?,
@@ -369,19 +373,14 @@ fn server_add(c: &Connection, a: ServerAdd) -> Result<()> {
         Some(&now()),
     );
     match r {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
-        {
-            bail!("server {} already exists", a.name)
-        }
+        Err(e) if e.is_unique_violation() => bail!("server {} already exists", a.name),
         r => r?,
     };
     println!("added server {}", a.name);
     Ok(())
 }
 
-fn server_set(c: &Connection, a: ServerSet) -> Result<()> {
+fn server_set(c: &Db, a: ServerSet) -> Result<()> {
     let id = id_of(c, "server", &a.name)?;
     let mut spec = c.query_row(
         "SELECT host, port, proto, ca_pem, tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert, pki_dir
@@ -452,7 +451,7 @@ fn server_set(c: &Connection, a: ServerSet) -> Result<()> {
     Ok(())
 }
 
-fn server_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+fn server_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT name, host, port, proto, tls_mode, key_direction, data_ciphers, extra, client_cert, pki_dir, created_at
            FROM servers WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
@@ -479,7 +478,7 @@ fn server_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
 
 // ---------- plans ----------
 
-fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
+fn plan(c: &Db, cmd: PlanCmd) -> Result<()> {
     match cmd {
         PlanCmd::Add(a) => {
             check_name("plan", &a.name)?;
@@ -487,7 +486,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
                 bail!("plan {} already exists", a.name);
             }
             // One transaction: a bad value leaves no plan behind.
-            let tx = c.unchecked_transaction()?;
+            let tx = c.transaction()?;
             tx.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
             plan_update(&tx, &a)?;
             tx.commit()?;
@@ -496,7 +495,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
         }
         PlanCmd::Set(a) => {
             id_of(c, "plan", &a.name)?;
-            let tx = c.unchecked_transaction()?;
+            let tx = c.transaction()?;
             plan_update(&tx, &a)?;
             tx.commit()?;
             println!("updated plan {}", a.name);
@@ -533,7 +532,7 @@ fn plan(c: &Connection, cmd: PlanCmd) -> Result<()> {
     }
 }
 
-fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
+fn plan_update(c: &Db, a: &PlanArgs) -> Result<()> {
     let set = |col: &str, v: Option<Option<i64>>| -> Result<()> {
         if let Some(v) = v {
             c.execute(&format!("UPDATE plans SET {col} = ?2 WHERE name = ?1"), params![a.name, v])?;
@@ -550,7 +549,7 @@ fn plan_update(c: &Connection, a: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
-fn plan_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+fn plan_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT p.name, p.quota_bytes, p.period, p.max_session_secs, p.max_connections, p.expires_after_secs,
                 (SELECT count(*) FROM users u WHERE u.plan_id = p.id)
@@ -587,7 +586,7 @@ fn plan_cells(r: &Value) -> Vec<String> {
 
 // ---------- groups ----------
 
-fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
+fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
     match cmd {
         GroupCmd::Add(a) => {
             check_name("group", &a.name)?;
@@ -640,7 +639,7 @@ fn group(c: &mut Connection, cmd: GroupCmd) -> Result<()> {
     }
 }
 
-fn group_update(c: &Connection, a: &GroupArgs, clear_push: bool, revoked: &[String]) -> Result<()> {
+fn group_update(c: &Db, a: &GroupArgs, clear_push: bool, revoked: &[String]) -> Result<()> {
     let id = id_of(c, "group", &a.name)?;
     for p in &a.push {
         if p.trim().is_empty() || p.contains(['\n', '\r', '"']) {
@@ -664,7 +663,7 @@ fn group_update(c: &Connection, a: &GroupArgs, clear_push: bool, revoked: &[Stri
     Ok(())
 }
 
-fn group_rows(c: &Connection, only: Option<&str>) -> Result<Vec<Value>> {
+fn group_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
     let mut st = c.prepare(
         "SELECT g.id, g.name, g.all_servers, g.redirect_gateway, g.push,
                 (SELECT count(*) FROM users u WHERE u.group_id = g.id), g.auth_method
@@ -725,7 +724,7 @@ fn group_cells(r: &Value) -> Vec<String> {
 
 // ---------- users ----------
 
-fn user(c: &mut Connection, cfg: &Config, cmd: UserCmd) -> Result<()> {
+fn user(c: &mut Db, cfg: &Config, cmd: UserCmd) -> Result<()> {
     match cmd {
         UserCmd::Add(a) => user_add(c, cfg, a),
         UserCmd::Passwd { name, password_stdin } => {
@@ -825,7 +824,7 @@ fn user_state(enabled: bool, expires: Option<i64>, plan_expires: Option<i64>, lo
     }
 }
 
-fn simple_update(c: &Connection, name: &str, set: &str, done: &str) -> Result<()> {
+fn simple_update(c: &Db, name: &str, set: &str, done: &str) -> Result<()> {
     let id = id_of(c, "user", name)?;
     c.execute(&format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"), params![id, now()])?;
     println!("{done} {name}");
@@ -843,9 +842,13 @@ fn check_ip(s: &str) -> Result<String> {
 
 /// Refuse a static address another user already has: OpenVPN would give
 /// both the same address and route to one of them.
-fn static_ip_free(c: &Connection, ip: &str, user_id: Option<i64>) -> Result<()> {
+fn static_ip_free(c: &Db, ip: &str, user_id: Option<i64>) -> Result<()> {
     let other: Option<String> = c
-        .query_row("SELECT name FROM users WHERE static_ip = ?1 AND id IS NOT ?2", params![ip, user_id], |r| r.get(0))
+        .query_row(
+            "SELECT name FROM users WHERE static_ip = ?1 AND id IS DISTINCT FROM ?2",
+            params![ip, user_id],
+            |r| r.get(0),
+        )
         .optional()?;
     match other {
         Some(name) => bail!("static IP {ip} is already user {name}'s"),
@@ -853,7 +856,7 @@ fn static_ip_free(c: &Connection, ip: &str, user_id: Option<i64>) -> Result<()> 
     }
 }
 
-fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
+fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
     check_name("user", &a.name)?;
     if c.query_row("SELECT 1 FROM users WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
         bail!("user {} already exists", a.name);
@@ -891,24 +894,24 @@ fn user_add(c: &mut Connection, cfg: &Config, a: UserAdd) -> Result<()> {
     };
     let t = now();
     let tx = c.transaction()?;
-    tx.execute(
+    let id: i64 = tx.query_row(
         "INSERT INTO users (name, password_hash, enabled, plan_id, plan_since, group_id, expires_at,
                             all_servers, static_ip, created_at, updated_at, auth_method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING id",
         params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t, a.auth],
+        |r| r.get(0),
     )?;
-    let id = tx.last_insert_rowid();
     grant(&tx, "user", id, &a.server)?;
     tx.commit()?;
     println!("added user {}", a.name);
     Ok(())
 }
 
-fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
+fn user_set(c: &mut Db, a: UserSet) -> Result<()> {
     let tx = c.transaction()?;
     let id = id_of(&tx, "user", &a.name)?;
     let t = now();
-    let set = |col: &str, v: &dyn rusqlite::ToSql| -> Result<()> {
+    let set = |col: &str, v: &dyn ToSql| -> Result<()> {
         tx.execute(&format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"), params![id, v, t])?;
         Ok(())
     };
@@ -950,7 +953,7 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
         }
     }
     if a.clear_saved {
-        set("saved", &rusqlite::types::Null)?;
+        set("saved", &None::<String>)?;
     }
     grant(&tx, "user", id, &a.server)?;
     revoke(&tx, "user", id, &a.revoke)?;
@@ -959,12 +962,12 @@ fn user_set(c: &mut Connection, a: UserSet) -> Result<()> {
     Ok(())
 }
 
-fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Value>> {
+fn user_rows(c: &Db, cfg: &Config, only: Option<&str>) -> Result<Vec<Value>> {
     let t = now();
     let mut st = c.prepare(
-        "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, u.all_servers OR coalesce(g.all_servers, 0),
+        "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, (u.all_servers <> 0 OR coalesce(g.all_servers, 0) <> 0),
                 u.static_ip, u.device_binding, u.max_devices,
-                CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed THEN 'totp' ELSE 'pending' END,
+                CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed <> 0 THEN 'totp' ELSE 'pending' END,
                 u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method, u.saved,
                 u.plan_since + p.expires_after_secs, u.failed_since
            FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
@@ -1032,7 +1035,7 @@ fn user_rows(c: &Connection, cfg: &Config, only: Option<&str>) -> Result<Vec<Val
 
 // ---------- devices ----------
 
-fn device(c: &Connection, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
+fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
     use tollgate_core::devices::{normalize, Binding};
     let norm = |h: &str| {
         // Hex pairs and separators are a MAC address, which has six octets;
@@ -1112,7 +1115,7 @@ fn device(c: &Connection, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
 
 // ---------- second factor ----------
 
-fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
+fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
     use tollgate_core::totp;
     match cmd {
         MfaCmd::Enroll { name, no_confirm, force } => {
@@ -1183,7 +1186,7 @@ fn mfa(c: &Connection, cfg: &Config, cmd: MfaCmd) -> Result<()> {
 
 // ---------- events, test-auth ----------
 
-fn blocked(c: &Connection, json: bool) -> Result<()> {
+fn blocked(c: &Db, json: bool) -> Result<()> {
     let t = now();
     let rows = c
         .prepare(
@@ -1211,7 +1214,7 @@ fn blocked(c: &Connection, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn events(c: &Connection, user: Option<String>, limit: u32, json: bool) -> Result<()> {
+fn events(c: &Db, user: Option<String>, limit: u32, json: bool) -> Result<()> {
     // Attempts with names tollgate never knew are worth finding (someone
     // guessing "admin"); a name that is neither a user nor in the log is a typo.
     if let Some(u) = &user {

@@ -267,35 +267,43 @@ fn examine(a: &DoctorArgs) -> Vec<Finding> {
 /// The database: there, current, writable by the hooks, this server on
 /// record, and the clock not behind what it has recorded.
 fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Store> {
-    let db = &cfg.database;
-    if !db.exists() {
+    let sqlite = cfg.database.sqlite_path();
+    if let Some(db) = sqlite.filter(|db| !db.exists()) {
         found.push(error("database", format!("{} does not exist", db.display()), "run `tollgate init`"));
         return None;
     }
+    let db = &cfg.database;
     let store = match Store::open_read(cfg) {
         Ok(s) => s,
         Err(e) => {
-            found.push(error("database", format!("{e:#}"), "check the path and permissions, then `tollgate init`"));
+            let fix = match sqlite {
+                Some(_) => "check the path and permissions, then `tollgate init`",
+                None => "check that PostgreSQL runs and the URL, role and pgpass file are right, then `tollgate init`",
+            };
+            found.push(error("database", format!("{e:#}"), fix));
             return None;
         }
     };
     match store.version() {
-        Ok(v) if v == SCHEMA_VERSION => found.push(ok("database", format!("{} at schema version {v}", db.display()))),
+        Ok(v) if v == SCHEMA_VERSION => found.push(ok("database", format!("{db} at schema version {v}"))),
         Ok(v) if v < SCHEMA_VERSION => found.push(error(
             "database",
-            format!("{} is at schema version {v}, the hooks need {SCHEMA_VERSION}", db.display()),
+            format!("{db} is at schema version {v}, the hooks need {SCHEMA_VERSION}"),
             "run `tollgate init`",
         )),
         Ok(v) => found.push(error(
             "database",
-            format!("{} is at schema version {v}, newer than this build", db.display()),
+            format!("{db} is at schema version {v}, newer than this build"),
             "upgrade tollgate",
         )),
         Err(e) => {
             found.push(error("database", format!("{e:#}"), "restore it from a backup or `tollgate init` a new one"))
         }
     }
-    for w in whos {
+    // The hooks' access to a PostgreSQL store is the role's, checked above
+    // by connecting; to an SQLite file, the file's and its directory's.
+    for w in whos.iter().filter(|_| sqlite.is_some()) {
+        let db = sqlite.unwrap_or(Path::new("."));
         let dir = db.parent().unwrap_or(Path::new("."));
         let mut cannot = Vec::new();
         if !w.can(dir, W | X).unwrap_or(false) {
@@ -337,16 +345,15 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
     }
     // A clock behind the newest recorded time: TOTP codes are refused
     // (their step is not after the last one used) and sessions go wrong.
-    let newest: i64 = store
-        .conn
-        .query_row(
-            "SELECT max(coalesce((SELECT max(at) FROM auth_events), 0),
-                        coalesce((SELECT max(connected_at) FROM sessions), 0),
-                        coalesce((SELECT max(totp_last_step) * 30 FROM users), 0))",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
+    let newest: i64 = [
+        "SELECT coalesce(max(at), 0) FROM auth_events",
+        "SELECT coalesce(max(connected_at), 0) FROM sessions",
+        "SELECT coalesce(max(totp_last_step) * 30, 0) FROM users",
+    ]
+    .iter()
+    .map(|sql| store.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0))
+    .max()
+    .unwrap_or(0);
     let now = tollgate_core::units::now();
     found.push(if newest > now + 30 {
         error(

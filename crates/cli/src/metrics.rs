@@ -7,10 +7,10 @@
 //! they may go down as well as up.
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use tollgate_core::db::Db;
 use tollgate_core::units::now;
 use tollgate_core::{Config, Store};
 
@@ -50,7 +50,7 @@ fn render(families: &[Family]) -> String {
     s
 }
 
-fn collect(c: &Connection, cfg: &Config, t: i64) -> Result<Vec<Family>> {
+fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     let mut out = Vec::new();
 
     let mut open = Family::new("tollgate_sessions_open", "Open sessions (tunnels) per server.");

@@ -26,7 +26,7 @@ fn with_spooled_disconnect(name: &str) -> Env {
         token_session: None,
     };
     let rec = CloseRecord { key, bytes_in: 700, bytes_out: 300, closed_at: AT + 60, reason: "disconnect".into() };
-    spool(&Config::from_file(&e.config).unwrap().database, &rec, true).unwrap();
+    spool(&Config::from_file(&e.config).unwrap().spool_dir(), &rec, true).unwrap();
     e
 }
 

@@ -3,6 +3,7 @@
 //! `policy::decide` rule, record.
 
 use crate::config::{Config, MfaMode};
+use crate::db::{params, Optional};
 use crate::devices::{self, Binding, DeviceVerdict};
 use crate::method::{AuthMethod, MethodSource};
 use crate::policy::{self, AuthFacts, Decision, Deny, FailState, PlanFacts, Proof, UserFacts};
@@ -12,7 +13,6 @@ use crate::store::Store;
 use crate::{directory, oidc, password, totp};
 use anyhow::Result;
 use data_encoding::BASE64;
-use rusqlite::{params, OptionalExtension};
 
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
@@ -169,7 +169,7 @@ pub fn load(store: &Store, username: &str, server: &str, now: i64) -> Result<Loa
 }
 
 /// `load`, with the sessions that do not count against the connection limit.
-pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i64, skip: NotCounted) -> Result<Loaded> {
+pub fn load_with(c: &crate::db::Db, username: &str, server: &str, now: i64, skip: NotCounted) -> Result<Loaded> {
     let server_id: Option<i64> =
         c.prepare_cached("SELECT id FROM servers WHERE name = ?1")?.query_row([server], |r| r.get(0)).optional()?;
     let row = c
@@ -177,10 +177,10 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
             "SELECT u.id, u.name, u.enabled, u.expires_at, u.locked_until, u.failed_count,
                     u.failed_since, u.password_hash, u.plan_since,
                     p.name, p.expires_after_secs, p.quota_bytes, p.period, p.max_connections,
-                    u.all_servers OR coalesce(g.all_servers, 0)
+                    (u.all_servers <> 0 OR coalesce(g.all_servers, 0) <> 0)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND user_id = u.id)
                       OR EXISTS(SELECT 1 FROM grants WHERE server_id = ?2 AND group_id = u.group_id),
-                    CASE WHEN u.totp_confirmed THEN u.totp_secret END, u.totp_last_step,
+                    CASE WHEN u.totp_confirmed <> 0 THEN u.totp_secret END, u.totp_last_step,
                     u.device_binding, u.max_devices, p.max_session_secs,
                     u.auth_method, g.name, g.auth_method, u.saved
                FROM users u
@@ -261,8 +261,9 @@ pub fn load_with(c: &rusqlite::Connection, username: &str, server: &str, now: i6
                 .prepare_cached(
                     "SELECT count(*) FROM sessions
                       WHERE user_id = ?1 AND closed_at IS NULL
-                        AND NOT (server_id IS ?2 AND real_ip IS ?3 AND real_port IS ?4)
-                        AND NOT (server_id IS ?2 AND ?5 IS NOT NULL AND connected_at < ?5)",
+                        AND NOT (server_id IS NOT DISTINCT FROM ?2 AND real_ip IS NOT DISTINCT FROM ?3
+                                 AND real_port IS NOT DISTINCT FROM ?4)
+                        AND NOT (server_id IS NOT DISTINCT FROM ?2 AND ?5 IS NOT NULL AND connected_at < ?5)",
                 )?
                 .query_row(params![user.id, server_id, skip.ip, skip.port, skip.server_started], |r| r.get(0))?;
         }
@@ -1232,8 +1233,10 @@ fn assign(store: &Store, req: &Request, user_id: i64, c: &Carry) -> Result<()> {
         return Ok(());
     }
     store.conn.execute(
-        "INSERT OR REPLACE INTO assignments (server_id, real_ip, real_port, user_id, group_id, static_ip, expires_at)
-         SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM servers WHERE name = ?1",
+        "INSERT INTO assignments (server_id, real_ip, real_port, user_id, group_id, static_ip, expires_at)
+         SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM servers WHERE name = ?1
+         ON CONFLICT (server_id, real_ip, real_port) DO UPDATE SET user_id = excluded.user_id,
+           group_id = excluded.group_id, static_ip = excluded.static_ip, expires_at = excluded.expires_at",
         params![req.server, req.ip, port, user_id, c.group_id, c.static_ip, req.now + ASSIGNMENT_TTL],
     )?;
     Ok(())
@@ -1249,8 +1252,8 @@ fn record_device(store: &Store, user_id: i64, v: &DeviceVerdict, d: &Decision, n
     match (v, d) {
         (DeviceVerdict::Register(id), Decision::Accept) => {
             store.conn.execute(
-                "INSERT OR IGNORE INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
-                 VALUES (?1, ?2, 1, ?3, ?3, ?3)",
+                "INSERT INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
+                 VALUES (?1, ?2, 1, ?3, ?3, ?3) ON CONFLICT DO NOTHING",
                 params![user_id, id, now],
             )?;
         }
@@ -1262,8 +1265,8 @@ fn record_device(store: &Store, user_id: i64, v: &DeviceVerdict, d: &Decision, n
         }
         (DeviceVerdict::Refused { pending: Some(id), .. }, Decision::Deny(Deny::DeviceNotApproved { .. })) => {
             store.conn.execute(
-                "INSERT OR IGNORE INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
-                 VALUES (?1, ?2, 0, ?3, ?3, ?3)",
+                "INSERT INTO devices (user_id, hwaddr, approved, first_seen, last_seen, created_at)
+                 VALUES (?1, ?2, 0, ?3, ?3, ?3) ON CONFLICT DO NOTHING",
                 params![user_id, id, now],
             )?;
         }
@@ -1279,7 +1282,7 @@ pub fn crv1_question(state: &str, username: &str, q: &Question) -> String {
 }
 
 /// The failure counters of one client address.
-fn source_state(c: &rusqlite::Connection, ip: &str) -> Result<FailState> {
+fn source_state(c: &crate::db::Db, ip: &str) -> Result<FailState> {
     Ok(c.prepare_cached("SELECT failed_count, failed_since, locked_until FROM source_failures WHERE ip = ?1")?
         .query_row([ip], |r| Ok(FailState { count: r.get(0)?, since: r.get(1)?, locked_until: r.get(2)? }))
         .optional()?
@@ -1540,7 +1543,7 @@ mod tests {
         ));
         let o = attempt(&mut store, "newbie", &sso, None, false);
         assert_eq!((o.decision, o.sso), (Decision::Accept, true));
-        let rows: i64 = store.conn.query_row("SELECT count(*) FROM web_logins", [], |r| r.get(0)).unwrap();
+        let rows: i64 = store.conn.query_row("SELECT count(*) FROM web_logins", (), |r| r.get(0)).unwrap();
         assert_eq!(rows, 0, "every login's row is gone once read");
     }
 
@@ -1660,7 +1663,7 @@ mod tests {
         assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap().as_deref(), Some("newbie"));
         assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-2").unwrap(), None);
         let method: String =
-            store.conn.query_row("SELECT auth_method FROM users WHERE name = 'newbie'", [], |r| r.get(0)).unwrap();
+            store.conn.query_row("SELECT auth_method FROM users WHERE name = 'newbie'", (), |r| r.get(0)).unwrap();
         assert_eq!(method, "oidc");
         // The tunnel's hooks find its user by the session id, also after it
         // closed (a reconnection by its session token), until the prune.
@@ -1688,7 +1691,7 @@ mod tests {
                  SELECT u.id, v.id, 1, 'sid-5' FROM users u, servers v WHERE u.name = 'newbie' AND v.name = 's';",
             )
             .unwrap();
-        let id: i64 = store.conn.query_row("SELECT id FROM users WHERE name = 'newbie'", [], |r| r.get(0)).unwrap();
+        let id: i64 = store.conn.query_row("SELECT id FROM users WHERE name = 'newbie'", (), |r| r.get(0)).unwrap();
         oidc::name_tunnel(&store, "s", "sid-5", id, now).unwrap();
         assert_eq!(oidc::prune_tunnels(&store.conn, now + 61, 60).unwrap(), 1, "only the tunnel with no open session");
         assert_eq!(oidc::tunnel_user(&store.conn, "s", "sid-1").unwrap(), None);
@@ -1803,7 +1806,7 @@ esac
             }
         }
         // The program's address for p-ok waits for client-connect.
-        let ip: String = store.conn.query_row("SELECT static_ip FROM assignments", [], |r| r.get(0)).unwrap();
+        let ip: String = store.conn.query_row("SELECT static_ip FROM assignments", (), |r| r.get(0)).unwrap();
         assert_eq!(ip, "10.8.0.5");
         // A question, for either method: asked, then answered wrong, then right.
         for user in ["l-ask", "p-ask"] {
@@ -1841,7 +1844,7 @@ esac
         // An answer after the user's method changed is refused.
         let o = attempt(&mut store, "l-ask", "good");
         let state = o.prompt.unwrap().split(':').nth(2).unwrap().to_string();
-        store.conn.execute("UPDATE users SET auth_method = 'program' WHERE name = 'l-ask'", []).unwrap();
+        store.conn.execute("UPDATE users SET auth_method = 'program' WHERE name = 'l-ask'", ()).unwrap();
         let o = attempt(&mut store, "l-ask", &format!("CRV1::{state}::42"));
         assert!(deny(&o).contains("auth method changed"), "{}", deny(&o));
         // A TOTP code accepted before the program asked is spent.
@@ -1929,11 +1932,11 @@ esac
         assert_eq!(group.as_deref(), Some("eng"), "[ldap.groups] sets the group (DN spelling aside)");
         assert!(attempt(&mut store, "known", "bad").contains("directory refused the login: invalid credentials"));
         let failed: i64 =
-            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", [], |r| r.get(0)).unwrap();
+            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", (), |r| r.get(0)).unwrap();
         assert_eq!(failed, 1, "a refusal counts");
         assert!(attempt(&mut store, "known", "down").contains("directory ldap://d unavailable: connection refused"));
         let failed: i64 =
-            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", [], |r| r.get(0)).unwrap();
+            store.conn.query_row("SELECT failed_count FROM users WHERE name = 'known'", (), |r| r.get(0)).unwrap();
         assert_eq!(failed, 1, "an outage does not count");
         // Locked and disabled accounts: the directory is not asked.
         let before = times_asked();
@@ -1961,12 +1964,12 @@ esac
         assert!(t.elapsed() < std::time::Duration::from_secs(8));
         let n: i64 = store
             .conn
-            .query_row("SELECT count(*) FROM users WHERE name IN ('junk', 'hang')", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM users WHERE name IN ('junk', 'hang')", (), |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0, "nothing provisioned without an accept");
         // The password reached the helper on stdin only, never a log.
         let ev: String =
-            store.conn.query_row("SELECT group_concat(reason, ' | ') FROM auth_events", [], |r| r.get(0)).unwrap();
+            store.conn.query_row("SELECT string_agg(reason, ' | ') FROM auth_events", (), |r| r.get(0)).unwrap();
         assert!(!ev.contains("good") && !ev.contains("\"password\""), "{ev}");
     }
 
@@ -2013,7 +2016,7 @@ esac
         });
         let mut store = directory_store(&cfg, "");
         let users =
-            |store: &Store| -> i64 { store.conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap() };
+            |store: &Store| -> i64 { store.conn.query_row("SELECT count(*) FROM users", (), |r| r.get(0)).unwrap() };
         let ask = |store: &mut Store, user: &str| {
             let o = login(store, &cfg, user, "chal");
             assert_eq!(o.decision, Decision::Challenge, "{user}");

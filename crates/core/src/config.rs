@@ -10,11 +10,44 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONFIG: &str = "/etc/tollgate/tollgate.toml";
 pub const DEFAULT_DATABASE: &str = "/var/lib/tollgate/tollgate.db";
 
+/// The store: an SQLite file on this machine, or a PostgreSQL database
+/// shared by a fleet of servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(crate::pg::Target),
+}
+
+impl Database {
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+/// The path, or the URL (which holds no secret).
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+/// Where client-disconnect keeps records while the database cannot take
+/// them, when the store is PostgreSQL (beside the file for SQLite).
+pub const DEFAULT_PG_SPOOL: &str = "/var/lib/tollgate/spool";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the configuration was read from (None: built-in defaults).
     pub path: Option<PathBuf>,
-    pub database: PathBuf,
+    pub database: Database,
+    /// `spool`: where disconnect records wait (None: the default for the store).
+    pub spool: Option<PathBuf>,
     /// This host's server name; `--server` on a hook overrides it.
     pub server: Option<String>,
     pub log_level: LogLevel,
@@ -253,7 +286,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             path: None,
-            database: PathBuf::from(DEFAULT_DATABASE),
+            database: Database::Sqlite(PathBuf::from(DEFAULT_DATABASE)),
+            spool: None,
             server: None,
             log_level: LogLevel::Info,
             argon2: Argon2Params::default(),
@@ -280,7 +314,8 @@ impl Default for Config {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    database: Option<PathBuf>,
+    database: Option<String>,
+    spool: Option<PathBuf>,
     server: Option<String>,
     log_level: Option<String>,
     busy_timeout: Option<String>,
@@ -411,6 +446,22 @@ struct RawLockout {
 }
 
 impl Config {
+    /// Where client-disconnect's records wait while the database cannot
+    /// take them (`spool`, or beside the SQLite file).
+    pub fn spool_dir(&self) -> PathBuf {
+        if let Some(s) = &self.spool {
+            return s.clone();
+        }
+        match &self.database {
+            Database::Sqlite(db) => {
+                let mut p = db.as_os_str().to_owned();
+                p.push(".spool");
+                PathBuf::from(p)
+            }
+            Database::Postgres(_) => PathBuf::from(DEFAULT_PG_SPOOL),
+        }
+    }
+
     /// Find the config: an explicit path, else `TOLLGATE_CONFIG`, else the
     /// default path. An explicitly named file must exist; the default path
     /// may be absent (built-in defaults apply).
@@ -434,9 +485,9 @@ impl Config {
         let mut cfg = Config::parse(&text).with_context(|| format!("bad config {}", path.display()))?;
         cfg.path = Some(path.to_path_buf());
         // A relative database path is relative to the config file.
-        if cfg.database.is_relative() {
-            if let Some(dir) = path.parent() {
-                cfg.database = dir.join(&cfg.database);
+        if let (Database::Sqlite(db), Some(dir)) = (&mut cfg.database, path.parent()) {
+            if db.is_relative() {
+                *db = dir.join(&*db);
             }
         }
         Ok(cfg)
@@ -456,10 +507,20 @@ impl Config {
         })?;
         let mut cfg = Config::default();
         if let Some(db) = raw.database {
-            if db.as_os_str().is_empty() {
+            if db.is_empty() {
                 bail!("database must not be empty");
             }
-            cfg.database = db;
+            cfg.database = if db.starts_with("postgresql:") || db.starts_with("postgres:") {
+                Database::Postgres(crate::pg::Target::parse(&db).map_err(|e| anyhow::anyhow!("database: {e}"))?)
+            } else {
+                Database::Sqlite(PathBuf::from(db))
+            };
+        }
+        if let Some(s) = raw.spool {
+            if !s.is_absolute() {
+                bail!("spool must be an absolute path");
+            }
+            cfg.spool = Some(s);
         }
         if let Some(s) = raw.server {
             crate::names::check_name("server", &s)?;
@@ -838,7 +899,13 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(c.database, Database::Sqlite(PathBuf::from(DEFAULT_DATABASE)));
+        assert_eq!(c.spool_dir(), PathBuf::from("/var/lib/tollgate/tollgate.db.spool"));
+        let c = Config::parse("database = \"postgresql://tollgate@/tollgate\"").unwrap();
+        assert!(matches!(c.database, Database::Postgres(_)));
+        assert_eq!(c.spool_dir(), PathBuf::from(DEFAULT_PG_SPOOL));
+        let e = Config::parse("database = \"postgresql://tollgate:pw@db/tollgate\"").unwrap_err();
+        assert!(format!("{e:#}").contains("no password in the URL"), "{e:#}");
         assert_eq!(c.lockout, Lockout::default());
         let c = Config::parse(
             "database = \"/tmp/x.db\"\nserver = \"nl-1\"\n[lockout]\nmax_failures = 3\nwindow = \"1m\"\n[argon2]\nmemory_kib = 8192\n",

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod devices;
 pub mod directory;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod oidc;
 pub mod openvpn;
 pub mod ovpn_conf;
 pub mod password;
+pub mod pg;
 pub mod policy;
 pub mod post_auth;
 pub mod profile;

@@ -21,11 +21,11 @@
 //! dies with the login's timeout.
 
 use crate::config::Oidc;
+use crate::db::{params, Optional};
 use crate::directory::Answer;
 use crate::store::Store;
 use anyhow::Result;
 use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD, HEXLOWER};
-use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -442,8 +442,10 @@ pub fn keep_grant(store: &Store, server: &str, user_id: i64, refresh_token: Opti
         return Ok(());
     };
     store.conn.execute(
-        "INSERT OR REPLACE INTO sso_grants (server_id, user_id, refresh_token, created_at, checked_at, refused)
-         SELECT id, ?2, ?3, ?4, ?4, NULL FROM servers WHERE name = ?1",
+        "INSERT INTO sso_grants (server_id, user_id, refresh_token, created_at, checked_at, refused)
+         SELECT id, ?2, ?3, ?4, ?4, NULL FROM servers WHERE name = ?1
+         ON CONFLICT (server_id, user_id) DO UPDATE SET refresh_token = excluded.refresh_token,
+           created_at = excluded.created_at, checked_at = excluded.checked_at, refused = NULL",
         params![server, user_id, token, now],
     )?;
     Ok(())
@@ -493,7 +495,7 @@ pub fn grant_checked(store: &Store, server: &str, g: &Grant, verdict: Result<&st
 
 /// Why the provider no longer admits `username` on `server`, if it said
 /// so since their latest sign-in.
-pub fn refused(conn: &rusqlite::Connection, server: &str, username: &str) -> Result<Option<String>> {
+pub fn refused(conn: &crate::db::Db, server: &str, username: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT g.refused FROM sso_grants g JOIN servers v ON v.id = g.server_id JOIN users u ON u.id = g.user_id
@@ -513,7 +515,7 @@ pub const GRANT_GRACE_SECS: i64 = 86_400;
 /// Drop the grants of users with no open session on their server any more,
 /// last checked (at sign-in, by a recheck, or refused) over `grace`
 /// seconds ago.
-pub fn prune_grants(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
+pub fn prune_grants(conn: &crate::db::Db, now: i64, grace: i64) -> Result<usize> {
     Ok(conn.execute(
         "DELETE FROM sso_grants WHERE checked_at < ?1 AND NOT EXISTS (
             SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
@@ -526,8 +528,10 @@ pub fn prune_grants(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result
 /// (OpenVPN's `session_id` on `server`) is theirs from now on.
 pub fn name_tunnel(store: &Store, server: &str, session_id: &str, user_id: i64, now: i64) -> Result<()> {
     store.conn.execute(
-        "INSERT OR REPLACE INTO unnamed_tunnels (server_id, session_id, user_id, signed_in_at)
-         SELECT id, ?2, ?3, ?4 FROM servers WHERE name = ?1",
+        "INSERT INTO unnamed_tunnels (server_id, session_id, user_id, signed_in_at)
+         SELECT id, ?2, ?3, ?4 FROM servers WHERE name = ?1
+         ON CONFLICT (server_id, session_id) DO UPDATE SET user_id = excluded.user_id,
+           signed_in_at = excluded.signed_in_at",
         params![server, session_id, user_id, now],
     )?;
     Ok(())
@@ -535,7 +539,7 @@ pub fn name_tunnel(store: &Store, server: &str, session_id: &str, user_id: i64, 
 
 /// Who the tunnel of `session_id` on `server` signed in as, if its client
 /// sent no username and signed in.
-pub fn tunnel_user(conn: &rusqlite::Connection, server: &str, session_id: &str) -> Result<Option<String>> {
+pub fn tunnel_user(conn: &crate::db::Db, server: &str, session_id: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT u.name FROM unnamed_tunnels t JOIN servers v ON v.id = t.server_id JOIN users u ON u.id = t.user_id
@@ -549,7 +553,7 @@ pub fn tunnel_user(conn: &rusqlite::Connection, server: &str, session_id: &str) 
 /// that no open session carries any more: the tunnel ended, and a
 /// reconnection by its session token (which keeps the session id) had its
 /// chance. Until then such a reconnection resumes as the signed-in user.
-pub fn prune_tunnels(conn: &rusqlite::Connection, now: i64, grace: i64) -> Result<usize> {
+pub fn prune_tunnels(conn: &crate::db::Db, now: i64, grace: i64) -> Result<usize> {
     Ok(conn.execute(
         "DELETE FROM unnamed_tunnels WHERE signed_in_at < ?1 AND NOT EXISTS (
             SELECT 1 FROM sessions s WHERE s.closed_at IS NULL
@@ -774,7 +778,7 @@ mod tests {
         keep_grant(&store, "vpn1", 2, None, 300).unwrap();
         assert_eq!(grants_due(&store, "vpn1", 300).unwrap().len(), 1);
         // Pruned once old and without an open session of the user there.
-        c.execute("INSERT INTO sessions (user_id, server_id, connected_at) VALUES (1, 1, 100)", []).unwrap();
+        c.execute("INSERT INTO sessions (user_id, server_id, connected_at) VALUES (1, 1, 100)", ()).unwrap();
         keep_grant(&store, "vpn1", 2, Some("rt-c"), 300).unwrap();
         assert_eq!(prune_grants(c, 300 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 0, "young, or in use");
         assert_eq!(prune_grants(c, 301 + GRANT_GRACE_SECS, GRANT_GRACE_SECS).unwrap(), 1);

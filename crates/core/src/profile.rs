@@ -1,10 +1,10 @@
 //! Client profiles (.ovpn): what gen-ovpn prints. Rendering is pure; the
 //! loading checks that the user may have one.
 
+use crate::db::Optional;
 use crate::policy::Deny;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
-use rusqlite::OptionalExtension;
 use std::path::Path;
 
 /// What a profile needs from the server record.

@@ -3,12 +3,12 @@
 //! per-period usage counters, closing sessions idempotently, and the spool
 //! that keeps a disconnect record when the database cannot be written.
 
+use crate::db::{params, Optional, Tx};
 use crate::policy::{AuthFacts, Deny, UserFacts};
 use crate::quota::Period;
 use crate::standing::{self, Checkpoint};
 use crate::store::Store;
 use anyhow::{Context, Result};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -79,7 +79,7 @@ pub struct SessionKey {
 
 /// A tunnel whose client sent no username is the user it signed in as
 /// (true); any other key stays as OpenVPN named it.
-pub fn resolve_key(conn: &rusqlite::Connection, key: &mut SessionKey) -> Result<bool> {
+pub fn resolve_key(conn: &crate::db::Db, key: &mut SessionKey) -> Result<bool> {
     if let Some(sid) = &key.token_session {
         if let Some(name) = crate::oidc::tunnel_user(conn, &key.server, sid)? {
             key.username = name;
@@ -208,10 +208,10 @@ pub fn open(store: &mut Store, r: &OpenRequest) -> Result<Result<Vec<String>, De
 /// Close the open sessions of a server that started at `started` and
 /// opened before then. Their last bytes are unknown: what the sweep charged
 /// stays charged. Returns how many were closed.
-pub fn close_stale(tx: &Transaction, server_id: i64, started: i64, now: i64) -> Result<usize> {
+pub fn close_stale(tx: &Tx, server_id: i64, started: i64, now: i64) -> Result<usize> {
     Ok(tx
         .prepare_cached(
-            "UPDATE sessions SET closed_at = max(connected_at, ?3), close_reason = 'server restarted'
+            "UPDATE sessions SET closed_at = CASE WHEN ?3 > connected_at THEN ?3 ELSE connected_at END, close_reason = 'server restarted'
               WHERE server_id = ?1 AND closed_at IS NULL AND connected_at < ?2",
         )?
         .execute(params![server_id, started, now])?)
@@ -219,12 +219,12 @@ pub fn close_stale(tx: &Transaction, server_id: i64, started: i64, now: i64) -> 
 
 /// Close open sessions by hand (`tollgate sessions close`), or every open
 /// session of a server that is being deleted. Returns the ids closed.
-pub fn close_by_admin(tx: &Transaction, ids: &[i64], reason: &str, now: i64) -> Result<Vec<i64>> {
+pub fn close_by_admin(tx: &Tx, ids: &[i64], reason: &str, now: i64) -> Result<Vec<i64>> {
     let mut closed = Vec::new();
     for id in ids {
         let n = tx
             .prepare_cached(
-                "UPDATE sessions SET closed_at = max(connected_at, ?2), close_reason = ?3
+                "UPDATE sessions SET closed_at = CASE WHEN ?2 > connected_at THEN ?2 ELSE connected_at END, close_reason = ?3
                   WHERE id = ?1 AND closed_at IS NULL",
             )?
             .execute(params![id, now, reason])?;
@@ -252,13 +252,14 @@ pub fn tunnel_is_open(store: &Store, server: &str, ip: &str, port: i64) -> Resul
 /// Find the open session for a key. Several rows could match only for two
 /// tunnels from the same address and port in the same second; the oldest
 /// is taken.
-fn find_open(tx: &Transaction, k: &SessionKey) -> Result<Option<(i64, i64, i64, i64)>> {
+fn find_open(tx: &Tx, k: &SessionKey) -> Result<Option<(i64, i64, i64, i64)>> {
     Ok(tx
         .prepare_cached(
             "SELECT s.id, s.user_id, s.charged_in, s.charged_out FROM sessions s JOIN users u ON u.id = s.user_id
                LEFT JOIN servers v ON v.id = s.server_id
               WHERE u.name = ?1 AND s.closed_at IS NULL AND s.connected_at = ?2
-                AND s.real_ip IS ?3 AND s.real_port IS ?4 AND v.name IS ?5
+                AND s.real_ip IS NOT DISTINCT FROM ?3 AND s.real_port IS NOT DISTINCT FROM ?4
+                AND v.name IS NOT DISTINCT FROM ?5
               ORDER BY s.id LIMIT 1",
         )?
         .query_row(params![k.username, k.connected_at, k.real_ip, k.real_port, k.server], |r| {
@@ -271,7 +272,7 @@ fn find_open(tx: &Transaction, k: &SessionKey) -> Result<Option<(i64, i64, i64, 
 /// usage row for the current period of every quota period in use (the
 /// user's plan period, and 'total' always). Counters only ever grow.
 pub fn charge(
-    tx: &Transaction,
+    tx: &Tx,
     session_id: i64,
     user_id: i64,
     charged: (i64, i64),
@@ -296,13 +297,14 @@ pub fn charge(
         tx.prepare_cached(
             "INSERT INTO usage (user_id, period_start, bytes_in, bytes_out) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id, period_start) DO UPDATE
-               SET bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
+               SET bytes_in = usage.bytes_in + excluded.bytes_in, bytes_out = usage.bytes_out + excluded.bytes_out",
         )?
         .execute(params![user_id, start, d_in, d_out])?;
     }
     tx.prepare_cached(
         "UPDATE sessions SET charged_in = charged_in + ?2, charged_out = charged_out + ?3,
-                bytes_in = max(bytes_in, ?4), bytes_out = max(bytes_out, ?5) WHERE id = ?1",
+                bytes_in = CASE WHEN ?4 > bytes_in THEN ?4 ELSE bytes_in END,
+                bytes_out = CASE WHEN ?5 > bytes_out THEN ?5 ELSE bytes_out END WHERE id = ?1",
     )?
     .execute(params![session_id, d_in, d_out, live.0, live.1])?;
     Ok((d_in, d_out))
@@ -338,19 +340,12 @@ pub fn close(store: &mut Store, rec: &CloseRecord) -> Result<bool> {
     Ok(true)
 }
 
-/// Where disconnect records wait when the database cannot be written.
-pub fn spool_dir(db: &Path) -> PathBuf {
-    let mut p = db.as_os_str().to_owned();
-    p.push(".spool");
-    PathBuf::from(p)
-}
-
 /// Keep a record for later (one file per record, written atomically).
 /// `durable`: synced to disk before the rename, so that it outlives a
 /// power loss; without, it outlives the crash of any process.
-pub fn spool(db: &Path, rec: &CloseRecord, durable: bool) -> Result<PathBuf> {
-    let dir = spool_dir(db);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// `dir` is `Config::spool_dir`.
+pub fn spool(dir: &Path, rec: &CloseRecord, durable: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let name = format!(
         "{}-{}-{}.json",
         rec.closed_at,
@@ -389,9 +384,8 @@ const STALE_TMP_SECS: i64 = 3600;
 /// owns: the directory is opened without following a link and every entry
 /// is reached through it (`safefs::Dir`). A record that disappears meanwhile
 /// was applied by a concurrent client-disconnect (`close` is idempotent).
-pub fn replay_spool(store: &mut Store, db: &Path, min_age_secs: i64) -> Result<usize> {
-    let path = spool_dir(db);
-    let Some(dir) = crate::safefs::Dir::open(&path).with_context(|| format!("spool {}", path.display()))? else {
+pub fn replay_spool(store: &mut Store, path: &Path, min_age_secs: i64) -> Result<usize> {
+    let Some(dir) = crate::safefs::Dir::open(path).with_context(|| format!("spool {}", path.display()))? else {
         return Ok(0);
     };
     let now = crate::units::now();

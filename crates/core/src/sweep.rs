@@ -4,13 +4,13 @@
 //! disconnect spool, prune old events.
 
 use crate::config::Config;
+use crate::db::params;
 use crate::mgmt::{LiveClient, Status};
 use crate::policy::Deny;
 use crate::sessions;
 use crate::standing::{self, Checkpoint};
 use crate::store::Store;
 use anyhow::Result;
-use rusqlite::params;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -68,7 +68,7 @@ pub fn run(
             "no such server: {server} (the name in tollgate server list, --server or `server` in the config)"
         );
     }
-    let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.database, 0)?, ..Default::default() };
+    let mut rep = Report { spool_replayed: sessions::replay_spool(store, &cfg.spool_dir(), 0)?, ..Default::default() };
     if let Some(status) = live {
         let live = status.clients.as_slice();
         rep.live_clients = live.len();
@@ -216,7 +216,7 @@ mod tests {
         // one is charged, the other is not there any more.
         assert_eq!(rep.lost_closed, 1);
         let open: i64 =
-            store.conn.query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", [], |r| r.get(0)).unwrap();
+            store.conn.query_row("SELECT count(*) FROM sessions WHERE closed_at IS NULL", (), |r| r.get(0)).unwrap();
         assert_eq!(open, 2);
     }
 

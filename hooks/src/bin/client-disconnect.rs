@@ -71,7 +71,7 @@ fn run() -> i32 {
     // it loses every live tunnel's bytes since the last sweep (a sync here
     // would double what OpenVPN waits for; docs/benchmarks.md).
     if hook.cfg.defer == Defer::Auto {
-        match sessions::spool(&hook.cfg.database, &rec, false) {
+        match sessions::spool(&hook.cfg.spool_dir(), &rec, false) {
             Ok(spooled) => {
                 match tollgate_hooks::detach(b"tg-disc-work\0", || apply(&hook, &rec, Some(&spooled), " (deferred)")) {
                     Ok(()) => return 0,
@@ -104,7 +104,7 @@ fn apply(hook: &Hook, rec: &CloseRecord, spooled: Option<&Path>, how: &str) -> i
         // deferred runs still at work (within their busy wait, and more)
         // are theirs.
         let min_age = if spooled.is_some() { (hook.cfg.busy_timeout_ms / 1000) as i64 + 30 } else { 0 };
-        let replayed = sessions::replay_spool(&mut s, &hook.cfg.database, min_age).unwrap_or(0);
+        let replayed = sessions::replay_spool(&mut s, &hook.cfg.spool_dir(), min_age).unwrap_or(0);
         Ok((closed, replayed))
     });
     let err = match written {
@@ -128,7 +128,7 @@ fn apply(hook: &Hook, rec: &CloseRecord, spooled: Option<&Path>, how: &str) -> i
             }
             Ok(p.to_path_buf())
         }
-        None => sessions::spool(&hook.cfg.database, &rec, true),
+        None => sessions::spool(&hook.cfg.spool_dir(), &rec, true),
     };
     match spooled {
         Ok(p) => {

@@ -64,7 +64,8 @@ impl Env {
 
     pub fn query(&self, sql: &str) -> String {
         let s = Store::open_hook(&Config::from_file(&self.config).unwrap()).unwrap();
-        s.conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
+        let c = s.conn.sqlite_conn().expect("these tests read SQLite");
+        c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).map(|v| format!("{v:?}")).unwrap()
     }
 }
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for tests and benchmarks, from Debian's
+# packages: its data, socket and log all live in DIR, it listens on a Unix
+# socket only (DIR/.s.PGSQL.5432), trusts local connections as any role,
+# and trades durability for speed (fsync off).
+#
+#   tests/pg-server.sh start DIR [WATCH_PID]   start; with WATCH_PID, a
+#                                              watchdog stops the server and
+#                                              removes DIR once that process
+#                                              is gone (cargo tests use it)
+#   tests/pg-server.sh stop DIR                stop now and remove DIR
+#
+# The URL for the superuser is postgresql://postgres@/postgres?host=DIR.
+# Run as root, the server runs as Debian's postgres user (PostgreSQL
+# refuses root); DIR is made reachable for the unprivileged hooks.
+set -euo pipefail
+
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bin/postgres" ] || { echo "pg-server.sh: PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cmd=${1:?start or stop}
+dir=${2:?DIR}
+case $cmd in
+start)
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    if [ -n "${3:-}" ]; then
+        watched=$3
+        setsid bash -c "while kill -0 $watched 2>/dev/null; do sleep 0.5; done
+            $(declare -f as_owner); as_owner '$bin/pg_ctl' -D '$dir/data' -m immediate stop >/dev/null 2>&1; rm -rf '$dir'" \
+            </dev/null >/dev/null 2>&1 &
+    fi
+    ;;
+stop)
+    [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    ;;
+*) echo "pg-server.sh: start or stop" >&2; exit 1 ;;
+esac
