@@ -148,12 +148,30 @@ fn locked_database_is_waited_for_then_denied() {
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let t = std::time::Instant::now();
     let (out, reason) = e.run(Some(&f), &[], &[]);
-    assert_denied(&out, &reason, "internal error");
+    assert_denied(&out, &reason, "database unavailable: database is locked");
+    assert_eq!(reason, "service unavailable, try again later");
     assert!(t.elapsed() >= std::time::Duration::from_millis(900), "the hook must wait on the busy timeout");
     holder.execute_batch("ROLLBACK").unwrap();
     // Once the lock is gone the same login goes through.
     let (out, _) = e.run(Some(&f), &[], &[]);
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A PostgreSQL store that does not answer: the login is refused at once
+/// with a reason to try again, never accepted, and the log says why.
+#[test]
+fn unreachable_postgresql_is_a_refusal_to_retry() {
+    let e = setup("pgdown");
+    let empty = e.dir.join("no-server-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(
+        &e.config,
+        format!("database = \"postgresql://tollgate@/tollgate?host={}\"\nserver = \"nl-1\"\n", empty.display()),
+    )
+    .unwrap();
+    let (out, reason) = e.run(Some(&e.creds(b"alice\ncorrect horse\n")), &[], &[]);
+    assert_denied(&out, &reason, "database unavailable: PostgreSQL unreachable");
+    assert_eq!(reason, "service unavailable, try again later");
 }
 
 fn rusqlite_conn(cfg: &Config) -> rusqlite::Connection {

@@ -477,7 +477,7 @@ pub fn authenticate(store: &mut Store, cfg: &Config, req: &Request, record: bool
     let method = match loaded.method(cfg) {
         Ok((m, _)) => m,
         Err(e) => {
-            out.decision = Decision::Deny(Deny::Internal { detail: format!("{e:#}") });
+            out.decision = Decision::Deny(Deny::from_error(&e));
             return Ok(out);
         }
     };

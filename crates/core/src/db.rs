@@ -487,11 +487,7 @@ impl Stmt<'_> {
     }
 
     /// Every row, mapped, as an iterator of results (as rusqlite's).
-    pub fn query_map<P: Params, T>(
-        &mut self,
-        params: P,
-        f: impl FnMut(&Row<'_>) -> Result<T>,
-    ) -> Result<Rows<T>> {
+    pub fn query_map<P: Params, T>(&mut self, params: P, f: impl FnMut(&Row<'_>) -> Result<T>) -> Result<Rows<T>> {
         Ok(self.db.query_map(self.sql, params, f)?.into_iter().map(Ok as fn(T) -> Result<T>))
     }
 

@@ -144,6 +144,11 @@ pub enum Deny {
     Internal {
         detail: String,
     },
+    /// The store could not be used in time (PostgreSQL unreachable, a lock
+    /// held past the busy timeout): refused, to be tried again.
+    StoreUnavailable {
+        detail: String,
+    },
     /// A `program` user's program said FAIL: a wrong password, as far as
     /// tollgate can tell (it counts toward the lockout).
     ProgramRefused {
@@ -206,6 +211,17 @@ pub enum Deny {
 pub const GENERIC_CLIENT_REASON: &str = "invalid username or password";
 
 impl Deny {
+    /// The refusal for an error on the way to a decision: the store being
+    /// unavailable is said as such (try again later); anything else is an
+    /// internal error.
+    pub fn from_error(e: &anyhow::Error) -> Deny {
+        let detail = format!("{e:#}");
+        match crate::db::unavailable(e) {
+            true => Deny::StoreUnavailable { detail },
+            false => Deny::Internal { detail },
+        }
+    }
+
     /// The reason as one stable word, for counting (`tollgate metrics`);
     /// never carries a name, address or number.
     pub fn kind(&self) -> &'static str {
@@ -230,6 +246,7 @@ impl Deny {
             Deny::DeviceUnknown { .. } | Deny::DeviceNotApproved { .. } | Deny::DeviceLimit { .. } => "device",
             Deny::ClientRejected { .. } => "client_check",
             Deny::Internal { .. } => "internal",
+            Deny::StoreUnavailable { .. } => "store_unavailable",
             Deny::ProgramRefused { .. } => "program_refused",
             Deny::ProgramVeto { .. } => "program_veto",
             Deny::ProgramFailed { .. } => "program_failed",
@@ -294,6 +311,7 @@ impl Deny {
             Deny::DeviceLimit { id, max } => format!("device {id} refused: {max} device(s) already registered"),
             Deny::ClientRejected { log, .. } => format!("client check: {log}"),
             Deny::Internal { detail } => format!("internal error: {detail}"),
+            Deny::StoreUnavailable { detail } => format!("database unavailable: {detail}"),
             Deny::ProgramRefused { log, .. } => {
                 format!("post-auth program refused the login: {}", log.as_deref().unwrap_or("no reason given"))
             }
@@ -365,6 +383,7 @@ impl Deny {
             }
             Deny::ClientRejected { client, .. } => client.clone(),
             Deny::Internal { .. } => "server error, try again later".into(),
+            Deny::StoreUnavailable { .. } => "service unavailable, try again later".into(),
             Deny::ProgramRefused { client: Some(c), .. } => c.clone(),
             Deny::ProgramVeto { client, .. } => {
                 client.clone().unwrap_or_else(|| "access denied by the server's login policy".into())
@@ -738,6 +757,7 @@ pub(crate) mod tests {
             Deny::NoUsername { detail: "no session id".into() },
             Deny::SignedInNotSso { method: "local".into() },
             Deny::Internal { detail: "db".into() },
+            Deny::StoreUnavailable { detail: "PostgreSQL unreachable".into() },
         ];
         for d in all {
             for s in [d.log_reason(), d.client_reason()] {

@@ -108,7 +108,7 @@ fn run() -> i32 {
     }
     let cfg = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => return inline(deny(&ctx, &Deny::Internal { detail: format!("{e:#}") })),
+        Err(e) => return inline(deny(&ctx, &Deny::from_error(&e))),
     };
     let Some(server) = args.server.clone().or_else(|| cfg.server.clone()) else {
         let d = Deny::Internal { detail: "no server name: set `server` in the config or pass --server".into() };
@@ -126,7 +126,7 @@ fn run() -> i32 {
         });
         match signed_in {
             Some(Ok(Some(name))) => creds.username = name.into_bytes(),
-            Some(Err(e)) => return inline(deny(&ctx, &Deny::Internal { detail: format!("{e:#}") })),
+            Some(Err(e)) => return inline(deny(&ctx, &Deny::from_error(&e))),
             _ => {}
         }
         ctx.user = for_log(&String::from_utf8_lossy(&creds.username));
@@ -246,7 +246,7 @@ fn decide(
 ) -> Verdict {
     let mut store = match Store::open_hook(cfg) {
         Ok(s) => s,
-        Err(e) => return deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
+        Err(e) => return deny(ctx, &Deny::from_error(&e)),
     };
     let session_id = openvpn::env_str("session_id");
     let req = Request {
@@ -288,7 +288,7 @@ fn decide(
             Verdict::Accept
         }
         Ok((Decision::Deny(d), _)) => deny(ctx, &d),
-        Err(e) => deny(ctx, &Deny::Internal { detail: format!("{e:#}") }),
+        Err(e) => deny(ctx, &Deny::from_error(&e)),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tollgate_core::config::Defer;
 use tollgate_core::openvpn::{self, env_str};
+use tollgate_core::policy::Deny;
 use tollgate_core::sessions::{self, CloseRecord, OpenRequest};
 use tollgate_core::{units, Store};
 use tollgate_hooks::{log_line, Hook, Names};
@@ -122,13 +123,13 @@ fn run() -> i32 {
 fn connect(hook: &Hook, req: &OpenRequest, file: &Path, how: &str) -> bool {
     let mut store = match Store::open_hook(&hook.cfg) {
         Ok(s) => s,
-        Err(e) => return refuse(&req.key.username, &format!("{e:#}")),
+        Err(e) => return refuse(&req.key.username, &Deny::from_error(&e).log_reason()),
     };
     // A client that sent no username is the user it signed in as.
     let mut key = req.key.clone();
     let signed_in = match sessions::resolve_key(&store.conn, &mut key) {
         Ok(s) => s,
-        Err(e) => return refuse(&key.username, &format!("{e:#}")),
+        Err(e) => return refuse(&key.username, &Deny::from_error(&e).log_reason()),
     };
     let user = key.username.clone();
     let req = OpenRequest { key, ..req.clone() };
@@ -149,7 +150,7 @@ fn connect(hook: &Hook, req: &OpenRequest, file: &Path, how: &str) -> bool {
             true
         }
         Ok(Err(deny)) => refuse(&user, &deny.log_reason()),
-        Err(e) => refuse(&user, &format!("{e:#}")),
+        Err(e) => refuse(&user, &Deny::from_error(&e).log_reason()),
     }
 }
 
