@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for tests and benchmarks, from Debian's
 # packages: its data, socket and log all live in DIR, it listens on a Unix
-# socket only (DIR/.s.PGSQL.5432), trusts local connections as any role,
-# and trades durability for speed (fsync off).
+# socket only (DIR/.s.PGSQL.5432), trusts its superuser postgres and signs
+# every other role in with SCRAM, and trades durability for speed (fsync off).
 #
 #   tests/pg-server.sh start DIR [WATCH_PID]   start; with WATCH_PID, a
 #                                              watchdog stops the server and
@@ -31,6 +31,10 @@ start)
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
     as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
+    # The superuser may come in over the socket without a password (tests
+    # set up with it); every other role signs in with SCRAM.
+    printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$dir/data/pg_hba.conf"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data/pg_hba.conf"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
         -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }

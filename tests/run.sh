@@ -19,12 +19,18 @@ fi
 # is stopped.
 fresh_slapd=$(command -v slapd >/dev/null || echo yes)
 fresh_radius=$(command -v freeradius >/dev/null || echo yes)
+fresh_pg=$(command -v pg_ctlcluster >/dev/null || echo yes)
 ensure_packages tests/run.sh slapd=slapd freeradius=freeradius radclient=freeradius-utils openvpn=openvpn \
     ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 iptables=iptables debootstrap=debootstrap dpkg-scanpackages=dpkg-dev \
     systemd-nspawn=systemd-container cc=gcc,libc6-dev node=nodejs npm=npm curl=curl \
-    man=man-db zsh=zsh fish=fish
+    man=man-db zsh=zsh fish=fish pg_ctlcluster=postgresql psql=postgresql-client
 if [ -n "$fresh_slapd" ]; then
     service slapd stop >/dev/null 2>&1 || pkill -x slapd || true
+fi
+# Debian's postgresql starts a cluster of its own; the tests start theirs
+# (tests/pg-server.sh).
+if [ -n "$fresh_pg" ]; then
+    service postgresql stop >/dev/null 2>&1 || true
 fi
 if [ -n "$fresh_radius" ]; then
     service freeradius stop >/dev/null 2>&1 || pkill -x freeradius || true
@@ -44,6 +50,10 @@ cargo build --release --locked || exit 1
 
 echo "== unit and integration tests"
 cargo test --locked || exit 1
+
+# The core's tests again on the PostgreSQL store (a throwaway server).
+echo "== core tests on PostgreSQL"
+TOLLGATE_TEST_STORE=postgres cargo test --locked -p tollgate-core || exit 1
 
 echo "== shipped post-auth examples"
 bash examples/post-auth/test.sh || exit 1
@@ -65,9 +75,12 @@ tally() {
     [ "${f%% failed*}" -eq 0 ] || rc=1
 }
 # run_one FILE DEFER OUT: one test file, its output and exit status kept.
+# The inline pass (defer = never) runs on the PostgreSQL store, the
+# deferred one on SQLite: every file runs on both stores.
 run_one() {
-    local start=$SECONDS
-    TOLLGATE_E2E_DEFER=$2 bash "$1" > "$3" 2>&1
+    local start=$SECONDS store=sqlite
+    [ "$2" = never ] && store=postgres
+    TOLLGATE_E2E_DEFER=$2 TOLLGATE_E2E_STORE=$store bash "$1" > "$3" 2>&1
     echo $? > "$3.rc"
     echo $((SECONDS - start)) > "$3.secs"
 }
@@ -75,7 +88,8 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 # The whole suite twice: deferred auth (the default where OpenVPN offers
-# auth_control_file) and inline (defer = "never"). The install and demo
+# auth_control_file) on SQLite, and inline (defer = "never") on PostgreSQL
+# (each file starts a server of its own, see tests/e2e/lib.sh). The install and demo
 # tests change the host (or check that nothing else does) and run alone,
 # as does the systemd test, which builds the workspace inside its container
 # and would starve the timing of others; those and the package test use the
@@ -101,7 +115,7 @@ for t in tests/e2e/test_"${1:-}"*.sh; do
     [ "$(cat "$out.rc")" -eq 0 ] || rc=1
 done
 
-echo "== end-to-end tests (real OpenVPN), ${E2E_JOBS:-3} at a time, defer = auto and never"
+echo "== end-to-end tests (real OpenVPN), ${E2E_JOBS:-3} at a time, defer = auto (SQLite) and never (PostgreSQL)"
 declare -A running=()
 next=0
 while [ "$next" -lt "${#jobs[@]}" ] || [ "${#running[@]}" -gt 0 ]; do
@@ -115,7 +129,8 @@ while [ "$next" -lt "${#jobs[@]}" ] || [ "${#running[@]}" -gt 0 ]; do
     wait -n -p done_pid
     i=${running[$done_pid]}; unset "running[$done_pid]"
     read -r t defer <<< "${jobs[$i]}"
-    tally "$logs/$i" "$t (defer = $defer)" "$(cat "$logs/$i.secs")"
+    store=SQLite; [ "$defer" = never ] && store=PostgreSQL
+    tally "$logs/$i" "$t (defer = $defer, $store)" "$(cat "$logs/$i.secs")"
     [ "$(cat "$logs/$i.rc")" -eq 0 ] || rc=1
 done
 echo

@@ -61,6 +61,7 @@ cleanup() {
     ip netns del "$NS_SRV" 2>/dev/null
     ip netns del "$NS_CLI" 2>/dev/null
     ip netns del "$NS_OUT" 2>/dev/null
+    [ -d "$W/pg" ] && [ "${KEEP_E2E:-}" != 1 ] && bash "$ROOT/tests/pg-server.sh" stop "$W/pg"
     if [ "${KEEP_E2E:-}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -165,6 +166,48 @@ pki() {
     ) || { echo "PKI setup failed"; exit 1; }
 }
 
+# The store: SQLite in $W/db (the default), or with TOLLGATE_E2E_STORE=postgres
+# a PostgreSQL server of this run's own (tests/pg-server.sh, a Unix socket in
+# $W/pg) with a role and database "tollgate"; the hooks sign in with SCRAM,
+# the password read from a pgpass file only root and the OpenVPN group read.
+STORE=${TOLLGATE_E2E_STORE:-sqlite}
+
+# store_up: start the PostgreSQL store (nothing for SQLite); prints the
+# config's database value.
+store_up() {
+    if [ "$STORE" != postgres ]; then
+        echo "$W/db/tollgate.db"
+        return
+    fi
+    bash "$ROOT/tests/pg-server.sh" start "$W/pg" >&2 || { echo "PostgreSQL did not start" >&2; exit 1; }
+    local pw
+    pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+    pg_admin -c "CREATE ROLE tollgate LOGIN PASSWORD '$pw'" -c "CREATE DATABASE tollgate OWNER tollgate" >/dev/null ||
+        { echo "cannot create the tollgate role and database" >&2; exit 1; }
+    printf '*:*:tollgate:tollgate:%s\n' "$pw" > "$W/pgpass"
+    chown root:nogroup "$W/pgpass"
+    chmod 640 "$W/pgpass"
+    echo "postgresql://tollgate@/tollgate?host=$W/pg&passfile=$W/pgpass"
+}
+
+# pg_admin PSQL_ARGS...: psql as the server's superuser, on the tollgate
+# database once it exists.
+pg_admin() {
+    local db=postgres
+    [ -f "$W/pgpass" ] && db=tollgate
+    psql -X -q -v ON_ERROR_STOP=1 "postgresql://postgres@/$db?host=$W/pg" "$@"
+}
+
+# db_sql SQL: run statements on the store, whichever it is.
+db_sql() {
+    if [ "$STORE" = postgres ]; then
+        pg_admin -c "$1"
+    else
+        python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.close()' \
+            "$W/db/tollgate.db" "$1"
+    fi
+}
+
 # setup [EXTRA_TOML]: namespaces, PKI, binaries, config and database.
 setup() {
     for b in tollgate auth-verify; do
@@ -180,8 +223,10 @@ setup() {
     # The database directory belongs to the OpenVPN user, as install makes it.
     chown nobody:nogroup "$W/db" "$W/tmp"
     chmod 770 "$W/db"
+    local database
+    database=$(store_up) || exit 1
     cat > "$W/tollgate.toml" <<EOF
-database = "$W/db/tollgate.db"
+database = "$database"
 server = "nl-1"
 defer = "${TOLLGATE_E2E_DEFER:-auto}"
 ${1:-}

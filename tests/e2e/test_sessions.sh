@@ -132,16 +132,24 @@ check "after a server crash and restart, one sweep closes the lost session" t_lo
 #    transaction (a trigger keeps hank's session insert busy for seconds):
 #    the client is refused promptly, no session is left open, and the
 #    accounting of everyone else is untouched; hank's next login works.
-sql() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.close()' "$W/db/tollgate.db" "$1"; }
 usage_all() { tg usage --json | json '" ".join("%s=%s/%s" % (u["user"], u["total_bytes_in"], u["total_bytes_out"]) for u in d)'; }
 t_killed_connect_worker() {
     local before pid="" i start rc=0
     before=$(usage_all)
-    sql "CREATE TRIGGER tg_e2e_slow BEFORE INSERT ON sessions
-           WHEN NEW.user_id = (SELECT id FROM users WHERE name = 'hank')
-         BEGIN
-           SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT x FROM c);
-         END;" || return 1
+    if [ "$STORE" = postgres ]; then
+        db_sql "CREATE FUNCTION tg_e2e_slow() RETURNS trigger LANGUAGE plpgsql AS \$\$
+                BEGIN
+                  IF NEW.user_id = (SELECT id FROM users WHERE name = 'hank') THEN PERFORM pg_sleep(60); END IF;
+                  RETURN NEW;
+                END \$\$;
+                CREATE TRIGGER tg_e2e_slow BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION tg_e2e_slow();" >/dev/null
+    else
+        db_sql "CREATE TRIGGER tg_e2e_slow BEFORE INSERT ON sessions
+               WHEN NEW.user_id = (SELECT id FROM users WHERE name = 'hank')
+             BEGIN
+               SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT x FROM c);
+             END;"
+    fi || return 1
     client_conf hank "$PW" > "$W/client-h1.conf"
     connect h1 "$W/client-h1.conf"
     # This run's worker (its argv names this run's config).
@@ -166,7 +174,7 @@ t_killed_connect_worker() {
             { log "no REFUSE line"; grep "user=hank" "$SRV_LOG" | tail -n 3; rc=1; }
     fi
     disconnect h1
-    sql "DROP TRIGGER tg_e2e_slow" || return 1
+    if [ "$STORE" = postgres ]; then db_sql "DROP TRIGGER tg_e2e_slow ON sessions" >/dev/null; else db_sql "DROP TRIGGER tg_e2e_slow"; fi || return 1
     [ "$(tg sessions --user hank --open --json | json 'len(d)')" = 0 ] || { log "hank has an open session"; rc=1; }
     [ "$(usage_all)" = "$before" ] || { log "usage changed: $before -> $(usage_all)"; rc=1; }
     # hank logs in again and is charged for his traffic.

@@ -17,6 +17,28 @@ use tollgate_core::policy::{check_credentials, Decision};
 use tollgate_core::units::{self, format_duration, format_size, format_time, now};
 use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
 
+/// `tollgate migrate-store --to URL`: the copy, its proof, the next step.
+fn migrate_store(cfg: &Config, from: &Store, to: &str) -> Result<()> {
+    use tollgate_core::config::Database;
+    if !matches!(cfg.database, Database::Sqlite(_)) {
+        bail!("the configured database is already PostgreSQL: migrate-store copies an SQLite one");
+    }
+    let target = tollgate_core::pg::Target::parse(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let to_cfg = Config { database: Database::Postgres(target), ..cfg.clone() };
+    let (dest, _) = Store::init(&to_cfg)?;
+    let copied = tollgate_core::store_copy::copy(from, &dest)?;
+    println!("copied {} into {}:", cfg.database, to_cfg.database);
+    for c in &copied {
+        println!("  {:<16} {:>10} rows", c.table, c.rows);
+    }
+    println!("verified: every table's row count and the usage totals match");
+    let file = cfg.path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the config".into());
+    println!(
+        "next: set database = \"{to}\" in {file} on this server and each server of the fleet, then run `tollgate doctor`"
+    );
+    Ok(())
+}
+
 /// Runs one command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     // The doctor reports a config that does not load as a finding.
@@ -39,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     let mut store = Store::open_admin(&cfg)?;
     match cli.cmd {
+        Cmd::MigrateStore { to } => migrate_store(&cfg, &store, &to)?,
         Cmd::Init | Cmd::Web { .. } | Cmd::Doctor { .. } | Cmd::Completions { .. } | Cmd::Man { .. } => unreachable!(),
         Cmd::Metrics { write } => crate::metrics::run(&store, &cfg, write.as_deref())?,
         Cmd::Server(c) => server(&mut store.conn, c)?,
@@ -1120,10 +1143,11 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
     match cmd {
         MfaCmd::Enroll { name, no_confirm, force } => {
             let id = id_of(c, "user", &name)?;
-            let active: bool =
-                c.query_row("SELECT totp_secret IS NOT NULL AND totp_confirmed FROM users WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let active: bool = c.query_row(
+                "SELECT totp_secret IS NOT NULL AND totp_confirmed <> 0 FROM users WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
             if active && !force {
                 bail!("{name} already has a second factor: --force replaces it");
             }

@@ -43,6 +43,21 @@ pub struct Cli {
 pub enum Cmd {
     /// Create the database, or migrate it to this build's schema
     Init,
+    /// Copy this server's SQLite database into a new PostgreSQL one, for a fleet.
+    ///
+    /// Creates tollgate's tables in the PostgreSQL database named by --to
+    /// (which must exist and hold no tollgate data: `createdb`), copies
+    /// every table with all its history and ids in one transaction, checks
+    /// that every table's row count and the usage totals match, and says
+    /// what to change in the config. The SQLite file is left as it was.
+    /// Stop OpenVPN (or its hooks) first: what they write during the copy
+    /// stays in the SQLite file only. The password comes from a pgpass file
+    /// named in the URL (passfile=...), never from the command line.
+    MigrateStore {
+        /// The target: postgresql://USER@HOST[:PORT]/DBNAME[?passfile=...&sslrootcert=...]
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// OpenVPN servers (instances) users can be granted
     #[command(subcommand)]
     Server(ServerCmd),

@@ -125,10 +125,11 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     out.push(quota);
 
     let mut users = Family::new("tollgate_users", "User accounts, by whether they may log in (enabled) or not.");
-    let (on, off): (i64, i64) =
-        c.query_row("SELECT coalesce(sum(enabled = 1), 0), coalesce(sum(enabled = 0), 0) FROM users", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (on, off): (i64, i64) = c.query_row(
+        "SELECT count(*) FILTER (WHERE enabled <> 0), count(*) FILTER (WHERE enabled = 0) FROM users",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     users.add(vec![("state", "enabled".into())], on as f64);
     users.add(vec![("state", "disabled".into())], off as f64);
     out.push(users);

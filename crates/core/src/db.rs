@@ -114,6 +114,12 @@ pub trait ToSql: rusqlite::ToSql {
     fn pg(&self) -> pg::Param<'_>;
 }
 
+/// The PostgreSQL type a Rust type binds as, also when it is NULL (a
+/// parameter only tested with IS NULL has nothing else to type it by).
+pub trait PgType {
+    const OID: u32;
+}
+
 fn int(v: i64) -> pg::Param<'static> {
     pg::Param { text: Some(Cow::Owned(v.to_string())), oid: pg::INT8 }
 }
@@ -143,7 +149,7 @@ impl ToSql for f64 {
 
 impl ToSql for str {
     fn pg(&self) -> pg::Param<'_> {
-        pg::Param { text: Some(Cow::Borrowed(self)), oid: 0 }
+        pg::Param { text: Some(Cow::Borrowed(self)), oid: pg::TEXT }
     }
 }
 
@@ -159,18 +165,84 @@ impl ToSql for Vec<u8> {
     }
 }
 
-impl<T: ToSql> ToSql for Option<T> {
+impl<T: ToSql + PgType> ToSql for Option<T> {
     fn pg(&self) -> pg::Param<'_> {
         match self {
             Some(v) => v.pg(),
-            None => pg::Param { text: None, oid: 0 },
+            None => pg::Param { text: None, oid: T::OID },
         }
     }
+}
+
+macro_rules! pg_type {
+    ($oid:expr => $($t:ty),*) => {$(
+        impl PgType for $t {
+            const OID: u32 = $oid;
+        }
+    )*};
+}
+pg_type!(pg::INT8 => i64, i32, u32, u16, u8, bool);
+pg_type!(pg::FLOAT8 => f64);
+pg_type!(pg::TEXT => str, String);
+pg_type!(pg::BYTEA => Vec<u8>);
+
+impl<T: PgType + ?Sized> PgType for &T {
+    const OID: u32 = T::OID;
 }
 
 impl<T: ToSql + ?Sized> ToSql for &T {
     fn pg(&self) -> pg::Param<'_> {
         (**self).pg()
+    }
+}
+
+/// A value of any type, as SQLite stores it (for copying rows between
+/// stores).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<rusqlite::types::Value> for Value {
+    fn from(v: rusqlite::types::Value) -> Value {
+        use rusqlite::types::Value as V;
+        match v {
+            V::Null => Value::Null,
+            V::Integer(i) => Value::Int(i),
+            V::Real(f) => Value::Real(f),
+            V::Text(t) => Value::Text(t),
+            V::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl ToSql for Value {
+    fn pg(&self) -> pg::Param<'_> {
+        match self {
+            // Typed by the column it goes into.
+            Value::Null => pg::Param { text: None, oid: 0 },
+            Value::Int(i) => i.pg(),
+            Value::Real(f) => f.pg(),
+            Value::Text(t) => t.pg(),
+            Value::Blob(b) => b.pg(),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod safefs;
 pub mod sessions;
 pub mod standing;
 pub mod store;
+pub mod store_copy;
 pub mod sweep;
 pub mod totp;
 pub mod units;

@@ -263,6 +263,7 @@ pub struct Param<'a> {
 }
 
 pub const INT8: u32 = 20;
+pub const TEXT: u32 = 25;
 pub const FLOAT8: u32 = 701;
 pub const BYTEA: u32 = 17;
 

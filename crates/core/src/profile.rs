@@ -156,7 +156,7 @@ pub fn load(
         Some(d) => bail!("user {user} may not connect: {}", d.log_reason()),
     }
     let (mfa, binding): (bool, Option<String>) = c.query_row(
-        "SELECT totp_secret IS NOT NULL AND totp_confirmed, device_binding FROM users WHERE name = ?1",
+        "SELECT totp_secret IS NOT NULL AND totp_confirmed <> 0, device_binding FROM users WHERE name = ?1",
         [user],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

@@ -324,6 +324,9 @@ fn pg_connect(t: &pg::Target, cfg: &Config, read_only: bool) -> Result<Db> {
         ("lock_timeout", lock.as_str()),
         ("statement_timeout", statement.as_str()),
         ("idle_in_transaction_session_timeout", "60000"),
+        // A hook killed mid-statement: its server process notices within a
+        // second and lets go of the write lock, instead of finishing first.
+        ("client_connection_check_interval", "1000"),
     ];
     if read_only {
         settings.push(("default_transaction_read_only", "on"));
