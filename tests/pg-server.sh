@@ -9,6 +9,8 @@
 #                                              removes DIR once that process
 #                                              is gone (cargo tests use it)
 #   tests/pg-server.sh stop DIR                stop now and remove DIR
+#   tests/pg-server.sh halt DIR                stop, keeping DIR (an outage)
+#   tests/pg-server.sh resume DIR              start again after halt
 #
 # The URL for the superuser is postgresql://postgres@/postgres?host=DIR.
 # Run as root, the server runs as Debian's postgres user (PostgreSQL
@@ -22,8 +24,14 @@ as_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-cmd=${1:?start or stop}
+cmd=${1:?start, stop, halt or resume}
 dir=${2:?DIR}
+
+run_server() {
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
 case $cmd in
 start)
     mkdir -p "$dir"
@@ -35,9 +43,7 @@ start)
     # set up with it); every other role signs in with SCRAM.
     printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$dir/data/pg_hba.conf"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data/pg_hba.conf"
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    run_server
     if [ -n "${3:-}" ]; then
         watched=$3
         setsid bash -c "while kill -0 $watched 2>/dev/null; do sleep 0.5; done
@@ -45,9 +51,15 @@ start)
             </dev/null >/dev/null 2>&1 &
     fi
     ;;
+halt)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+resume)
+    run_server
+    ;;
 stop)
     [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
-*) echo "pg-server.sh: start or stop" >&2; exit 1 ;;
+*) echo "pg-server.sh: start, stop, halt or resume" >&2; exit 1 ;;
 esac

@@ -31,6 +31,7 @@ SRV_LOCAL=$SRV_IP
 CLI_PROTO=udp
 CLI_REMOTE=$SRV_IP
 W=$(mktemp -d "/tmp/${TG_TMP_PREFIX:-tg-e2e}.XXXXXX")
+EXTRA_NS=()                     # more namespaces a test makes, removed on exit
 PASSED=0
 FAILED=0
 FAILURES=()
@@ -61,6 +62,7 @@ cleanup() {
     ip netns del "$NS_SRV" 2>/dev/null
     ip netns del "$NS_CLI" 2>/dev/null
     ip netns del "$NS_OUT" 2>/dev/null
+    for p in "${EXTRA_NS[@]}"; do ip netns del "$p" 2>/dev/null; done
     [ -d "$W/pg" ] && [ "${KEEP_E2E:-}" != 1 ] && bash "$ROOT/tests/pg-server.sh" stop "$W/pg"
     if [ "${KEEP_E2E:-}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
@@ -223,10 +225,13 @@ setup() {
     # The database directory belongs to the OpenVPN user, as install makes it.
     chown nobody:nogroup "$W/db" "$W/tmp"
     chmod 770 "$W/db"
-    local database
+    local database spool=""
     database=$(store_up) || exit 1
+    # Disconnect records wait beside an SQLite file; with PostgreSQL, here.
+    [ "$STORE" = postgres ] && spool="spool = \"$W/db/spool\""
     cat > "$W/tollgate.toml" <<EOF
 database = "$database"
+$spool
 server = "nl-1"
 defer = "${TOLLGATE_E2E_DEFER:-auto}"
 ${1:-}
