@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tollgate's benchmarks, side by side in one run. As root on Debian 12:
 #   bash bench/run.sh          (about 10 minutes)
-#   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP and RADIUS, 7: SSO; not in the default run)
+#   bash bench/run.sh 4 3      only sections 4 and 3 (6: LDAP and RADIUS, 7: SSO, 9: PostgreSQL; not in the default run)
 #   bash bench/run.sh 8        only the instruction counts (callgrind)
 # Results go to stdout; docs/benchmarks.md records a run and the machine.
 set -euo pipefail
@@ -60,6 +60,31 @@ for n in 0 1000000 3000000 10000000; do
     printf '%9d sessions: ' "$n"; "$B/tollgate-bench" auth "$W/scale.toml" "$B" 300
 done
 
+fi
+
+if want 9; then
+echo "== 9: each hook on each store, 10k users and 100k past sessions, argon2 at minimum cost (so the store's part shows)"
+# SQLite; PostgreSQL 15 on a Unix socket, signed in without a password
+# (peer or trust, as a local socket allows) and with SCRAM (a password, as
+# over a network). The PostgreSQL database is the SQLite one, copied by
+# migrate-store. Three interleaved rounds of each.
+"$B/tollgate-bench" populate "$W/fleet.db" 10000 100000 cheap
+cost='[argon2]\nmemory_kib = 8\niterations = 1\n'
+printf "database = \"%s\"\nserver = \"nl-1\"\n$cost" "$W/fleet.db" > "$W/fleet-sqlite.toml"
+chmod 755 "$W"   # (the server runs as postgres)
+bash tests/pg-server.sh start "$W/pg" $$
+pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+psql -X -q "postgresql://postgres@/postgres?host=$W/pg" -c "CREATE ROLE bench LOGIN PASSWORD '$pw'" -c "CREATE DATABASE tollgate OWNER bench"
+printf '*:*:tollgate:bench:%s\n' "$pw" > "$W/pgpass"; chmod 600 "$W/pgpass"
+"$B/tollgate" --config "$W/fleet-sqlite.toml" migrate-store --to "postgresql://bench@/tollgate?host=$W/pg&passfile=$W/pgpass" >/dev/null
+printf "database = \"postgresql://postgres@/tollgate?host=%s\"\nspool = \"%s/spool\"\nserver = \"nl-1\"\n$cost" "$W/pg" "$W" > "$W/fleet-pg.toml"
+printf "database = \"postgresql://bench@/tollgate?host=%s&passfile=%s/pgpass\"\nspool = \"%s/spool\"\nserver = \"nl-1\"\n$cost" "$W/pg" "$W" "$W" > "$W/fleet-pg-scram.toml"
+for round in 1 2 3; do
+    for store in sqlite pg pg-scram; do
+        echo "-- $store, round $round"
+        "$B/tollgate-bench" hooks "$B" "$W/fleet-$store.toml" 200
+    done
+done
 fi
 
 if want 5; then
