@@ -8,7 +8,7 @@
 # scratch copy, so the committed corpus stays small and reviewed.
 set -euo pipefail
 cd "$(dirname "$0")"
-TARGETS="auth_input status config hook_args peer_info spool_record post_auth_reply radius_response web_request id_token_claims server_conf"
+TARGETS="auth_input status config hook_args peer_info spool_record post_auth_reply radius_response web_request id_token_claims server_conf pg_config"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: installing cargo-fuzz" >&2

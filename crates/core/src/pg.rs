@@ -632,6 +632,11 @@ pub fn pgpass(file: &std::path::Path, host: &str, port: u16, db: &str, user: &st
     }
     let mut text = String::new();
     (&f).read_to_string(&mut text).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Ok(pgpass_lookup(&text, host, port, db, user))
+}
+
+/// The password of the first pgpass line that matches.
+pub fn pgpass_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
     let port = port.to_string();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -643,10 +648,10 @@ pub fn pgpass(file: &std::path::Path, host: &str, port: u16, db: &str, user: &st
         }
         let ok = |pat: &str, v: &str| pat == "*" || pat == v;
         if ok(&fields[0], host) && ok(&fields[1], &port) && ok(&fields[2], db) && ok(&fields[3], user) {
-            return Ok(Some(fields[4].clone()));
+            return Some(fields[4].clone());
         }
     }
-    Ok(None)
+    None
 }
 
 fn pgpass_fields(line: &str) -> Vec<String> {
