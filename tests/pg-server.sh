@@ -13,6 +13,8 @@
 #   tests/pg-server.sh resume DIR              start again after halt
 #
 # The URL for the superuser is postgresql://postgres@/postgres?host=DIR.
+# With PG_TLS=CERTDIR PG_PORT=N in the environment it also listens on
+# 127.0.0.1:N for TLS connections with SCRAM (CERTDIR/server.{crt,key}).
 # Run as root, the server runs as Debian's postgres user (PostgreSQL
 # refuses root); DIR is made reachable for the unprivileged hooks.
 set -euo pipefail
@@ -27,9 +29,13 @@ as_owner() {
 cmd=${1:?start, stop, halt or resume}
 dir=${2:?DIR}
 
+# PG_TLS=DIR (DIR/server.crt, DIR/server.key) with PG_PORT=N: also listen on
+# 127.0.0.1:N, TLS only, SCRAM only.
 run_server() {
+    local tcp="-c listen_addresses=''"
+    [ -n "${PG_TLS:-}" ] && tcp="-c listen_addresses=127.0.0.1 -c port=${PG_PORT:?PG_PORT} -c ssl=on -c ssl_cert_file=$dir/tls.crt -c ssl_key_file=$dir/tls.key"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "$tcp -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
 case $cmd in
@@ -41,8 +47,13 @@ start)
         { cat "$dir/initdb.log" >&2; exit 1; }
     # The superuser may come in over the socket without a password (tests
     # set up with it); every other role signs in with SCRAM.
-    printf 'local all postgres trust\nlocal all all scram-sha-256\n' > "$dir/data/pg_hba.conf"
+    printf 'local all postgres trust\nlocal all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n' > "$dir/data/pg_hba.conf"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/data/pg_hba.conf"
+    if [ -n "${PG_TLS:-}" ]; then
+        install -m 600 "$PG_TLS/server.crt" "$dir/tls.crt"
+        install -m 600 "$PG_TLS/server.key" "$dir/tls.key"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/tls.crt" "$dir/tls.key"
+    fi
     run_server
     if [ -n "${3:-}" ]; then
         watched=$3

@@ -64,4 +64,27 @@ fn an_sqlite_database_moves_to_postgresql_and_the_cli_uses_it() {
     let o = e.tollgate(&["user", "add", "bob", "--password-stdin", "--server", "nl-1"], "bob's password\n");
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(psql("fleet", "SELECT id FROM users WHERE name = 'bob'"), "2", "ids go on after the copied ones");
+
+    // A role with a password: the URL names no pgpass file, PGPASSFILE does.
+    psql("fleet", "CREATE ROLE clerk LOGIN PASSWORD 'clerk pw'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO clerk");
+    let pass = e.dir.join("pgpass");
+    std::fs::write(&pass, "*:*:fleet:clerk:clerk pw\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let clerk = e.dir.join("clerk.toml");
+    std::fs::write(&clerk, format!("database = \"postgresql://clerk@/fleet?host={}\"\n", pg.display())).unwrap();
+    let usage = |pgpassfile: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        c.env_remove("PGPASSFILE").arg("--config").arg(&clerk).args(["usage", "--json"]);
+        if let Some(p) = pgpassfile {
+            c.env("PGPASSFILE", p);
+        }
+        c.output().unwrap()
+    };
+    let o = usage(None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("name a pgpass file"), "{}", err(&o));
+    let o = usage(Some(&pass));
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"alice\""));
 }

@@ -339,8 +339,11 @@ impl Client {
     }
 
     fn authenticate(&mut self, t: &Target) -> Result<(), Error> {
+        // The URL's passfile, else PGPASSFILE (for the CLI; OpenVPN gives
+        // hooks an environment of its own).
+        let passfile = t.passfile.clone().or_else(|| std::env::var_os("PGPASSFILE").map(PathBuf::from));
         let password = || -> Result<String, Error> {
-            let Some(file) = &t.passfile else {
+            let Some(file) = &passfile else {
                 return Err(Error::Client(format!(
                     "the server wants a password for {}: name a pgpass file with passfile=... in the URL",
                     t.user
@@ -711,6 +714,71 @@ mod tests {
         }
         let t = Target::parse("postgresql://tg@10.0.0.5/tg?sslmode=disable").unwrap();
         assert_eq!(t.tls, Tls::Disable);
+    }
+
+    /// A real PostgreSQL server with TLS on loopback: verify-full with its
+    /// CA and name signs in (SCRAM, password from the pgpass file) and runs
+    /// statements; another CA, or a name the certificate does not carry,
+    /// is refused before any password is sent.
+    #[test]
+    fn tls_checks_the_certificate_and_the_name() {
+        let d = crate::store::tests::tempdir::Dir::new();
+        let sh = |script: &str| {
+            let ok = std::process::Command::new("bash").arg("-c").arg(script).current_dir(&d.path).status().unwrap();
+            assert!(ok.success(), "{script}");
+        };
+        // A CA, a server certificate for "localhost", and a second CA.
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca 2>/dev/null
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other.key -out other.crt -days 1 -subj /CN=other-ca 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+            printf 'subjectAltName=DNS:localhost\n' > san.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext 2>/dev/null
+            chmod 755 .");
+        let port = 20000 + (std::process::id() % 20000) as u16;
+        let pg = std::env::temp_dir().join(format!("tg-pgtest-tls-{}", std::process::id()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pg-server.sh");
+        let ok = std::process::Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&pg)
+            .arg(std::process::id().to_string())
+            .env("PG_TLS", &d.path)
+            .env("PG_PORT", port.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "PostgreSQL with TLS did not start");
+        let admin =
+            Target::parse(&format!("postgresql://postgres@/postgres?host={}&port={port}", pg.display())).unwrap();
+        let mut c = Client::connect(&admin, Duration::from_secs(30), &[]).unwrap();
+        c.batch("CREATE ROLE fleet LOGIN PASSWORD 'tls pw'").unwrap();
+        let pass = d.path.join("pgpass");
+        std::fs::write(&pass, "*:*:*:fleet:tls pw\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let url = |host: &str, ca: &str| {
+            format!(
+                "postgresql://fleet@{host}:{port}/postgres?passfile={}&sslrootcert={}/{ca}",
+                pass.display(),
+                d.path.display()
+            )
+        };
+
+        let t = Target::parse(&url("localhost", "ca.crt")).unwrap();
+        assert!(matches!(t.tls, Tls::VerifyFull(_)));
+        let mut c = Client::connect(&t, Duration::from_secs(30), &[]).unwrap();
+        let out = c.query("SELECT ssl::int FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap();
+        assert_eq!(out.rows, vec![vec![Some("1".to_string())]], "the connection is encrypted");
+
+        let e = Client::connect(&Target::parse(&url("localhost", "other.crt")).unwrap(), Duration::from_secs(30), &[])
+            .err()
+            .expect("a certificate from another CA must be refused")
+            .to_string();
+        assert!(e.contains("TLS with localhost") && e.contains("certificate"), "{e}");
+        let e = Client::connect(&Target::parse(&url("127.0.0.1", "ca.crt")).unwrap(), Duration::from_secs(30), &[])
+            .err()
+            .expect("a certificate for another name must be refused")
+            .to_string();
+        assert!(e.contains("TLS with 127.0.0.1") && e.contains("certificate"), "{e}");
     }
 
     #[test]
