@@ -243,14 +243,12 @@ impl Store {
     pub fn version(&self) -> Result<i64> {
         match self.conn.engine() {
             Engine::Sqlite => Ok(self.sqlite()?.pragma_query_value(None, "user_version", |r| r.get(0))?),
-            Engine::Postgres => {
-                let made: bool =
-                    self.conn.query_row("SELECT to_regclass('tollgate_schema') IS NOT NULL", (), |r| r.get(0))?;
-                if !made {
-                    return Ok(0);
-                }
-                Ok(self.conn.query_row("SELECT version FROM tollgate_schema", (), |r| r.get(0))?)
-            }
+            // One round trip on every hook's open: a database without
+            // tollgate's tables answers "undefined table" (42P01), version 0.
+            Engine::Postgres => match self.conn.query_row("SELECT version FROM tollgate_schema", (), |r| r.get(0)) {
+                Err(db::Error::Pg(pg::Error::Server { code, .. })) if code == "42P01" => Ok(0),
+                r => Ok(r?),
+            },
         }
     }
 
@@ -434,6 +432,25 @@ pub(crate) mod tests {
         (dir, cfg)
     }
 
+    /// Starts a PostgreSQL server in the temporary directory NAME-PID
+    /// (tests/pg-server.sh, with `env` such as PG_TLS), watched by a
+    /// watchdog that stops it and removes the directory once this test
+    /// process ends; returns the directory (its socket's).
+    pub fn start_pg_server(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pg-server.sh");
+        let ok = std::process::Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .envs(env.iter().copied())
+            .status()
+            .expect("bash");
+        assert!(ok.success(), "cannot start PostgreSQL for the tests");
+        dir
+    }
+
     /// A new, empty database on a PostgreSQL server started once for this
     /// test process (tests/pg-server.sh: a Unix socket in a temporary
     /// directory, stopped and removed by a watchdog once the process ends).
@@ -441,19 +458,7 @@ pub(crate) mod tests {
         use std::sync::atomic::{AtomicU32, Ordering};
         static SERVER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
         static N: AtomicU32 = AtomicU32::new(0);
-        let dir = SERVER.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("tg-pgtest-{}", std::process::id()));
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pg-server.sh");
-            let ok = std::process::Command::new("bash")
-                .arg(script)
-                .arg("start")
-                .arg(&dir)
-                .arg(std::process::id().to_string())
-                .status()
-                .expect("bash");
-            assert!(ok.success(), "cannot start PostgreSQL for the tests");
-            dir
-        });
+        let dir = SERVER.get_or_init(|| start_pg_server("tg-pgtest", &[]));
         let url = |db: &str| format!("postgresql://postgres@/{db}?host={}", dir.display());
         let name = format!("t{}", N.fetch_add(1, Ordering::SeqCst));
         let admin = pg::Target::parse(&url("postgres")).unwrap();
