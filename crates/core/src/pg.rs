@@ -735,18 +735,11 @@ mod tests {
             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext 2>/dev/null
             chmod 755 .");
         let port = 20000 + (std::process::id() % 20000) as u16;
-        let pg = std::env::temp_dir().join(format!("tg-pgtest-tls-{}", std::process::id()));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pg-server.sh");
-        let ok = std::process::Command::new("bash")
-            .arg(script)
-            .arg("start")
-            .arg(&pg)
-            .arg(std::process::id().to_string())
-            .env("PG_TLS", &d.path)
-            .env("PG_PORT", port.to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "PostgreSQL with TLS did not start");
+        let port_text = port.to_string();
+        let pg = crate::store::tests::start_pg_server(
+            "tg-pgtest-tls",
+            &[("PG_TLS", d.path.as_os_str()), ("PG_PORT", port_text.as_ref())],
+        );
         let admin =
             Target::parse(&format!("postgresql://postgres@/postgres?host={}&port={port}", pg.display())).unwrap();
         let mut c = Client::connect(&admin, Duration::from_secs(30), &[]).unwrap();
