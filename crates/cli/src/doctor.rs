@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use tollgate_core::config::{Config, Defer};
+use tollgate_core::config::{Config, Database, Defer};
 use tollgate_core::method::AuthMethod;
 use tollgate_core::ovpn_conf::{self, Directive};
+use tollgate_core::pg;
 use tollgate_core::store::{Store, SCHEMA_VERSION};
 
 /// Where install.sh --setup-server writes a server's config.
@@ -326,6 +327,9 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
             )
         });
     }
+    if let Database::Postgres(target) = &cfg.database {
+        found.extend(pg_files(target, whos));
+    }
     match &cfg.server {
         None => {
             found.push(error("server-record", "the config names no `server`", "set server = \"NAME\" in the config"))
@@ -433,6 +437,34 @@ fn slowest_login(cfg: &Config) -> Option<(u64, String)> {
         c.push((r.timeout_secs * n, format!("[radius] timeout × {n} attempts")));
     }
     c.into_iter().max_by_key(|(t, _)| *t)
+}
+
+/// The files the hooks read to reach PostgreSQL, as the OpenVPN user: the
+/// password file (a root-only one is the usual slip: the CLI works, every
+/// login fails) and the CA certificate.
+fn pg_files(target: &pg::Target, whos: &[Who]) -> Vec<Finding> {
+    let ca = match &target.tls {
+        pg::Tls::VerifyFull(ca) => Some(ca),
+        pg::Tls::Disable => None,
+    };
+    let mut found = Vec::new();
+    for w in whos {
+        let cannot: Vec<String> = (target.passfile.iter().chain(ca))
+            .filter(|f| !w.can(f, R).unwrap_or(false))
+            .map(|f| f.display().to_string())
+            .collect();
+        found.push(if cannot.is_empty() {
+            ok("database-access", format!("{} can read the files the PostgreSQL URL names", w.name))
+        } else {
+            let g = w.name.split_once(':').map_or(w.name.as_str(), |(_, g)| g);
+            error(
+                "database-access",
+                format!("{} cannot read {}", w.name, cannot.join(", ")),
+                format!("chown root:{g} FILE && chmod 640 FILE (and let {g} search its directory)"),
+            )
+        });
+    }
+    found
 }
 
 /// A count from the database, 0 when there is none to ask.
@@ -688,6 +720,26 @@ mod tests {
         assert!(member.can(&f, R).unwrap() && !member.can(&f, W).unwrap());
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         assert!(!member.can(&f, R).unwrap(), "a directory above that it cannot search");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_hooks_must_read_the_pgpass_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tg-doctor-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pass = dir.join("pgpass");
+        std::fs::write(&pass, "*:*:tg:tg:secret\n").unwrap();
+        let me = std::fs::metadata(&pass).unwrap();
+        let hooks = Who { name: "nobody:nogroup".into(), uid: me.uid() + 4242, gids: vec![me.gid()] };
+        let target = pg::Target::parse(&format!("postgresql://tg@127.0.0.1/tg?passfile={}", pass.display())).unwrap();
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let f = pg_files(&target, std::slice::from_ref(&hooks));
+        assert!(matches!(f[0].status, Status::Error) && f[0].message.contains("cannot read"), "{:?}", f[0].message);
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let f = pg_files(&target, std::slice::from_ref(&hooks));
+        assert!(matches!(f[0].status, Status::Ok), "{:?}", f[0].message);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
