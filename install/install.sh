@@ -14,7 +14,8 @@ Builds tollgate from this source tree and installs it:
   man pages        /usr/local/share/man/man1/{tollgate,tollgate-*,gen-ovpn}.1
   completions      bash and zsh (/usr/local/share), fish (/etc/fish/completions), for tollgate and gen-ovpn
   config           /etc/tollgate/tollgate.toml  (root:nogroup 0640, kept if present)
-  database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated)
+  database         /var/lib/tollgate/tollgate.db (nobody:nogroup, created or migrated),
+                   or with --database a shared PostgreSQL (schema created or migrated)
   sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
                    else /etc/cron.d/tollgate-sweep
   SSO pages        with --web-listen: /etc/systemd/system/tollgate-web.{socket,service},
@@ -57,6 +58,14 @@ Options:
   --web-tls-cert F   with --web-listen: TLS certificate chain (PEM) that tollgate web serves
   --web-tls-key F    with --web-listen: its private key (PEM; stays root's: systemd passes
                      both to the service as credentials)
+  --database URL     keep users, plans and accounting in a PostgreSQL database that many
+                     servers share (postgresql://USER@HOST/DB?sslrootcert=CA.pem; the
+                     admin guide's fleet section) instead of the local SQLite file
+  --pgpass FILE      with --database: the role's password, in pgpass format; installed as
+                     /etc/tollgate/pgpass (root:GROUP 0640) and named in the URL (passfile=)
+  --create-database  create the role and database "tollgate" in the PostgreSQL running on
+                     this machine (Debian's postgresql), with a random password in
+                     /etc/tollgate/pgpass, and use it (over 127.0.0.1); kept if already there
   --metrics-textfile DIR
                      after every sweep, write `tollgate metrics` to DIR/tollgate.prom for
                      node_exporter's textfile collector (Debian's: /var/lib/prometheus/node-exporter)
@@ -87,6 +96,9 @@ WEB_LISTEN=
 WEB_CERT=
 WEB_KEY=
 METRICS_DIR=
+DATABASE=
+PGPASS=
+CREATE_DB=0
 arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "install.sh: $1 needs a value (see --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -106,6 +118,9 @@ while [ $# -gt 0 ]; do
         --web-tls-cert) arg "$@"; WEB_CERT=$2; shift 2 ;;
         --web-tls-key) arg "$@"; WEB_KEY=$2; shift 2 ;;
         --metrics-textfile) arg "$@"; METRICS_DIR=$2; shift 2 ;;
+        --database) arg "$@"; DATABASE=$2; shift 2 ;;
+        --pgpass) arg "$@"; PGPASS=$2; shift 2 ;;
+        --create-database) CREATE_DB=1; shift ;;
         --no-start) START=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
@@ -167,6 +182,7 @@ stop_server() {
 }
 
 if [ "$UNINSTALL" = 1 ]; then
+    SHARED_DB=$(grep -s '^database *= *"postgres' "$ETC/tollgate.toml" || true)
     for f in "$ETC"/setup-*.env; do
         [ -f "$f" ] || continue
         # shellcheck disable=SC1090
@@ -208,6 +224,7 @@ if [ "$UNINSTALL" = 1 ]; then
     for t in $TOOLS; do rm -f "/usr/local/bin/$t"; done
     if [ "$PURGE" = 1 ]; then rm -rf "$ETC" "$VAR"; say "removed binaries, units, config and database"
     else say "removed binaries and units; kept $ETC and $VAR (--purge removes them)"; fi
+    [ -n "$SHARED_DB" ] && say "the shared PostgreSQL database stays as it is: drop it yourself once no server uses it"
     exit 0
 fi
 
@@ -235,6 +252,34 @@ if [ "$SETUP" = 1 ]; then
     if [ "$FIREWALL" = 1 ] && [ -z "$NAT_IFACE" ]; then
         NAT_IFACE=$(ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit }}')
         [ -n "$NAT_IFACE" ] || die "no default route to tell the NAT interface: pass --nat-iface IF (or --no-firewall)"
+    fi
+fi
+
+# The store: the local SQLite file unless a PostgreSQL URL is given, or
+# made here with --create-database.
+if [ -n "$PGPASS" ]; then
+    [ -n "$DATABASE" ] || die "--pgpass goes with --database URL"
+    [ -f "$PGPASS" ] || die "--pgpass: no file $PGPASS"
+fi
+PG_PORT=
+if [ "$CREATE_DB" = 1 ]; then
+    [ -z "$DATABASE$PGPASS" ] || die "--create-database makes its own URL and password file: leave out --database and --pgpass"
+    PG_PORT=$(runuser -u postgres -- psql -X -A -t -q -c 'SHOW port' 2>/dev/null) ||
+        die "--create-database needs Debian's PostgreSQL running on this machine (apt-get install postgresql)"
+    DATABASE="postgresql://tollgate@127.0.0.1:$PG_PORT/tollgate"
+fi
+if [ -n "$DATABASE" ]; then
+    case $DATABASE in postgresql://*|postgres://*) ;;
+        *) die "--database: a postgresql:// URL (SQLite, the default, needs no option)" ;; esac
+    [[ $DATABASE != *[[:space:]\"\\]* ]] || die "--database: no spaces, quotes or backslashes in the URL"
+    if [ -n "$PGPASS" ] || [ "$CREATE_DB" = 1 ]; then
+        case $DATABASE in *passfile=*) die "--pgpass names the password file itself: drop passfile= from the URL" ;; esac
+        case $DATABASE in *\?*) DATABASE="$DATABASE&passfile=$ETC/pgpass" ;; *) DATABASE="$DATABASE?passfile=$ETC/pgpass" ;; esac
+    fi
+    # A server's store is chosen once: moving its data is migrate-store's job.
+    cfg_db=$(sed -n 's/^database *= *"\(.*\)".*/\1/p' "$ETC/tollgate.toml" 2>/dev/null | head -n 1 || true)
+    if [ -n "$cfg_db" ] && [ "$cfg_db" != "$DATABASE" ]; then
+        die "$ETC/tollgate.toml keeps this server's data in $cfg_db; install.sh does not switch stores (to move it: tollgate migrate-store --to URL, then set database in the config)"
     fi
 fi
 
@@ -293,11 +338,13 @@ done
 
 [ -d "$ETC" ] || changed "created $ETC"
 install -d -m 750 -o root -g "$OVPN_GROUP" "$ETC"
+WROTE_CONF=0
 if [ ! -f "$ETC/tollgate.toml" ]; then
+    WROTE_CONF=1
     umask 027
     cat > "$ETC/tollgate.toml" <<CONF
 # tollgate configuration (docs/admin-guide.md lists every key)
-database = "$VAR/tollgate.db"
+database = "${DATABASE:-$VAR/tollgate.db}"
 server = "${SERVER_NAME:-$(hostname -s 2>/dev/null || echo server)}"
 # log_level = "info"
 # busy_timeout = "5s"      # how long hooks wait for a busy database
@@ -333,7 +380,38 @@ if [ "$(stat -c %U:%G:%a "$VAR" 2>/dev/null)" != "$OVPN_USER:$OVPN_GROUP:770" ];
     chown "$OVPN_USER:$OVPN_GROUP" "$VAR"; chmod 770 "$VAR"
     changed "made $VAR ($OVPN_USER:$OVPN_GROUP 0770)"
 fi
-init=$(/usr/local/bin/tollgate --config "$ETC/tollgate.toml" init)
+
+# A shared PostgreSQL: the role's password file, readable by the hooks
+# (the OpenVPN group) and written only by root.
+if [ -n "$PGPASS" ] && { ! cmp -s "$PGPASS" "$ETC/pgpass" ||
+    [ "$(stat -c %a:%U:%G "$ETC/pgpass")" != "640:root:$OVPN_GROUP" ]; }; then
+    install -m 640 -o root -g "$OVPN_GROUP" "$PGPASS" "$ETC/pgpass"
+    changed "installed $ETC/pgpass"
+fi
+if [ "$CREATE_DB" = 1 ]; then
+    # As PostgreSQL's superuser over its socket; the password goes on
+    # standard input, never the command line, and not into the server's log.
+    pg() { runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
+    if [ "$(pg -c "SELECT 1 FROM pg_roles WHERE rolname = 'tollgate'")" != 1 ]; then
+        pw=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        printf '127.0.0.1:%s:tollgate:tollgate:%s\n' "$PG_PORT" "$pw" > "$GEN/pgpass"
+        printf "SET log_statement = 'none'; SET log_min_error_statement = 'panic'; CREATE ROLE tollgate LOGIN PASSWORD '%s';\n" "$pw" | pg
+        install -m 640 -o root -g "$OVPN_GROUP" "$GEN/pgpass" "$ETC/pgpass"
+        changed "created the PostgreSQL role tollgate (its password: $ETC/pgpass)"
+        say "more servers share this store with: install.sh --database 'postgresql://tollgate@THIS-HOST/tollgate?sslrootcert=CA.pem' --pgpass FILE (once PostgreSQL here listens with TLS and pg_hba.conf lets them in: see the admin guide)"
+    elif [ ! -f "$ETC/pgpass" ]; then
+        die "PostgreSQL has a role tollgate already, but $ETC/pgpass is missing: give its password with --database URL --pgpass FILE"
+    fi
+    if [ "$(pg -c "SELECT 1 FROM pg_database WHERE datname = 'tollgate'")" != 1 ]; then
+        pg -c "CREATE DATABASE tollgate OWNER tollgate"
+        changed "created the PostgreSQL database tollgate"
+    fi
+fi
+if ! init=$(/usr/local/bin/tollgate --config "$ETC/tollgate.toml" init 2>&1); then
+    # A config this run wrote goes again, so that a corrected rerun starts afresh.
+    [ "$WROTE_CONF" = 0 ] || rm -f "$ETC/tollgate.toml"
+    die "$init"
+fi
 case $init in *"up to date"*) ;; *) changed "$init" ;; esac
 
 # The sweep: a systemd timer where systemd runs, else cron. With

@@ -78,7 +78,7 @@ tally() {
 # The inline pass (defer = never) runs on the PostgreSQL store, the
 # deferred one on SQLite: every file runs on both stores.
 run_one() {
-    local start=$SECONDS store=sqlite
+    local start=$SECONDS store=${4:-sqlite}
     [ "$2" = never ] && store=postgres
     TOLLGATE_E2E_DEFER=$2 TOLLGATE_E2E_STORE=$store bash "$1" > "$3" 2>&1
     echo $? > "$3.rc"
@@ -93,7 +93,8 @@ trap 'rm -rf "$logs"' EXIT
 # tests change the host (or check that nothing else does) and run alone,
 # as does the systemd test, which builds the workspace inside its container
 # and would starve the timing of others; those and the package test use the
-# installed default and run in the first pass only. Every other file makes
+# installed default and run in the first pass only (the install test runs
+# a second time with install.sh --create-database on PostgreSQL). Every other file makes
 # its own namespaces, names and directory, so E2E_JOBS of them (default 3:
 # most of their time is spent waiting on handshakes) run at once, each
 # file's output printed whole when it ends.
@@ -109,10 +110,15 @@ done
 echo "== end-to-end tests (real OpenVPN), alone"
 for t in tests/e2e/test_"${1:-}"*.sh; do
     [[ " $alone " == *" ${t##*/} "* ]] || continue
-    out=$logs/alone-${t##*/}
-    run_one "$t" auto "$out"
-    tally "$out" "$t (defer = auto)" "$(cat "$out.secs")"
-    [ "$(cat "$out.rc")" -eq 0 ] || rc=1
+    stores=sqlite
+    # install.sh --create-database, on Debian's own PostgreSQL, too.
+    [ "${t##*/}" = test_install.sh ] && stores="sqlite postgres"
+    for store in $stores; do
+        out=$logs/alone-$store-${t##*/}
+        run_one "$t" auto "$out" "$store"
+        tally "$out" "$t (defer = auto, $store)" "$(cat "$out.secs")"
+        [ "$(cat "$out.rc")" -eq 0 ] || rc=1
+    done
 done
 
 echo "== end-to-end tests (real OpenVPN), ${E2E_JOBS:-3} at a time, defer = auto (SQLite) and never (PostgreSQL)"

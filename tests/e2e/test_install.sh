@@ -13,6 +13,20 @@ if [ -e /etc/tollgate ] || [ -e /usr/local/bin/tollgate ] || [ -e /usr/local/lib
     summary; exit 1
 fi
 
+# With TOLLGATE_E2E_STORE=postgres, install.sh --create-database makes the
+# store in Debian's own PostgreSQL cluster ("main"), which this test starts
+# inside the server namespace (its 127.0.0.1 is the namespace's) and, on
+# exit, empties of what install made and stops again.
+PG_CLUSTER=
+if [ "$STORE" = postgres ]; then
+    read -r PG_CLUSTER PG_PORT < <(pg_lsclusters -h 2>/dev/null | awk '$2 == "main" { print $1, $3; exit }')
+    if [ -z "$PG_CLUSTER" ] || pg_lsclusters -h | awk -v v="$PG_CLUSTER" '$1 == v && $2 == "main"' | grep -q online; then
+        echo "test_install.sh: Debian's PostgreSQL cluster main is missing or running; this test starts and stops it"
+        fail "test_install.sh could run on PostgreSQL (cluster main ${PG_CLUSTER:-missing}, or online)"
+        summary; exit 1
+    fi
+fi
+
 NAME=tge$RUN_ID                 # the OpenVPN instance
 SERVER=e2e                      # tollgate's server record
 INSTALL=$ROOT/install/install.sh
@@ -22,18 +36,30 @@ PW='a long and correct password'
 START_OPT=
 [ -d /run/systemd/system ] && START_OPT=--no-start
 
+cluster_psql() { runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
 install_cleanup() {
     ip netns exec "$NS_SRV" bash "$INSTALL" --uninstall --purge >/dev/null 2>&1
+    if [ -n "$PG_CLUSTER" ]; then
+        cluster_psql -c "DROP DATABASE IF EXISTS tollgate WITH (FORCE)" -c "DROP ROLE IF EXISTS tollgate" >/dev/null 2>&1
+        pg_ctlcluster --skip-systemctl-redirect "$PG_CLUSTER" main stop -m fast >/dev/null 2>&1
+    fi
     cleanup
 }
 trap install_cleanup EXIT
 
 netns_up
+DB_OPT=()
+if [ -n "$PG_CLUSTER" ]; then
+    ip netns exec "$NS_SRV" pg_ctlcluster --skip-systemctl-redirect "$PG_CLUSTER" main start ||
+        { fail "Debian's PostgreSQL cluster starts in the server namespace"; summary; exit 1; }
+    DB_OPT=(--create-database)
+fi
 # install.sh NATs out of the server's default route, to the "internet".
 internet_up
 
 run_install() { ip netns exec "$NS_SRV" bash "$INSTALL" "$@"; }
-tg() { /usr/local/bin/tollgate "$@"; }
+# The admin CLI where the hooks run: a store on 127.0.0.1 is the namespace's.
+tg() { ip netns exec "$NS_SRV" /usr/local/bin/tollgate "$@"; }
 
 # Everything install.sh manages, with content, mode, owner and mtime; the
 # firewall and forwarding of the server namespace; the database's records.
@@ -58,14 +84,14 @@ host_net() { sysctl net.ipv4.ip_forward; iptables -w -S; iptables -w -t nat -S; 
 host_before=$(host_net 2>&1)
 TEXTFILE=$W/textfile
 run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
-    --metrics-textfile "$TEXTFILE" > "$W/install1.log" 2>&1
+    --metrics-textfile "$TEXTFILE" "${DB_OPT[@]}" > "$W/install1.log" 2>&1
 rc=$?
 check "install.sh --setup-server runs" bash -c "[ $rc = 0 ] || { tail -n 20 '$W/install1.log'; exit 1; }"
 [ $rc = 0 ] || { summary; exit 1; }
 state1=$(state 2>&1)
 
 run_install --setup-server --host "$SRV_IP" --name "$NAME" --server "$SERVER" --subnet 10.98.0.0/24 $START_OPT \
-    --metrics-textfile "$TEXTFILE" > "$W/install2.log" 2>&1
+    --metrics-textfile "$TEXTFILE" "${DB_OPT[@]}" > "$W/install2.log" 2>&1
 rc=$?
 state2=$(state 2>&1)
 t_second_run_changes_nothing() {
@@ -81,7 +107,17 @@ t_layout() {
         [ "$(stat -c %a:%U "$p/$f")" = 600:root ] || { log "$p/$f is $(stat -c %a:%U "$p/$f")"; return 1; }
     done
     [ "$(stat -c %a:%U:%G /etc/tollgate/tollgate.toml)" = 640:root:nogroup ] || { log "tollgate.toml mode"; return 1; }
-    [ "$(stat -c %U:%a /var/lib/tollgate/tollgate.db)" = nobody:660 ] || { log "db owner/mode"; return 1; }
+    if [ -n "$PG_CLUSTER" ]; then
+        # The role's password only in a file root writes and the hooks read,
+        # the URL naming it; the records in the cluster's database.
+        [ "$(stat -c %a:%U:%G /etc/tollgate/pgpass)" = 640:root:nogroup ] || { log "pgpass mode"; return 1; }
+        grep -qx "database = \"postgresql://tollgate@127.0.0.1:$PG_PORT/tollgate?passfile=/etc/tollgate/pgpass\"" \
+            /etc/tollgate/tollgate.toml || { log "tollgate.toml: $(grep ^database /etc/tollgate/tollgate.toml)"; return 1; }
+        [ "$(cluster_psql -d tollgate -c "SELECT name FROM servers")" = "$SERVER" ] || { log "no server record in PostgreSQL"; return 1; }
+        [ ! -e /var/lib/tollgate/tollgate.db ] || { log "an SQLite file was made too"; return 1; }
+    else
+        [ "$(stat -c %U:%a /var/lib/tollgate/tollgate.db)" = nobody:660 ] || { log "db owner/mode"; return 1; }
+    fi
     for f in auth-user-pass-verify client-connect client-disconnect; do
         grep -q "^$f \"/usr/local/libexec/tollgate/" "$p.conf" || { log "no $f hook in $p.conf"; return 1; }
     done
@@ -133,7 +169,7 @@ fi
 check "the OpenVPN server runs from the server.conf install wrote" wait_for "$SRV_LOG" "Initialization Sequence Completed" 20
 
 echo "$PW" | tg user add alice --password-stdin --server "$SERVER" >/dev/null
-/usr/local/bin/gen-ovpn alice "$SERVER" --out "$W/alice.ovpn" 2>/dev/null
+ip netns exec "$NS_SRV" /usr/local/bin/gen-ovpn alice "$SERVER" --out "$W/alice.ovpn" 2>/dev/null
 printf 'alice\n%s\n' "$PW" > "$W/creds-alice"
 printf 'alice\nnot the password\n' > "$W/creds-bad"
 chmod 600 "$W/creds-alice" "$W/creds-bad"
@@ -191,7 +227,13 @@ t_uninstall() {
     ! compgen -G "/usr/local/share/man/man1/tollgate*" >/dev/null && [ ! -e /usr/local/share/man/man1/gen-ovpn.1 ] &&
         [ ! -e /usr/local/share/bash-completion/completions/tollgate ] && [ ! -e /usr/local/share/zsh/site-functions/_gen-ovpn ] &&
         [ ! -e /etc/fish/completions/tollgate.fish ] || { log "man pages or completions left"; return 1; }
-    [ -f /etc/tollgate/tollgate.toml ] && [ -f /var/lib/tollgate/tollgate.db ] &&
+    if [ -n "$PG_CLUSTER" ]; then
+        [ "$(cluster_psql -d tollgate -c "SELECT count(*) FROM users WHERE name = 'alice'")" = 1 ] ||
+            { log "uninstall lost the PostgreSQL data"; return 1; }
+    else
+        [ -f /var/lib/tollgate/tollgate.db ] || { log "uninstall lost the database"; return 1; }
+    fi
+    [ -f /etc/tollgate/tollgate.toml ] &&
         [ -f "/etc/openvpn/server/$NAME.conf" ] && [ -f "/etc/openvpn/server/$NAME/ca.key" ] ||
         { log "uninstall without --purge lost data"; return 1; }
     ! pgrep -f "openvpn-server/$NAME.pid|$NAME.conf" >/dev/null || { log "OpenVPN still runs"; return 1; }
@@ -203,6 +245,12 @@ t_uninstall() {
         [ ! -e "$f" ] || { log "$f left after --purge"; return 1; }
     done
     [ ! -e "$TEXTFILE/tollgate.prom" ] || { log "the metrics file was left"; return 1; }
+    # A shared store is never dropped by one server's purge.
+    if [ -n "$PG_CLUSTER" ]; then
+        grep -q "shared PostgreSQL database stays" "$W/purge.log" &&
+            [ "$(cluster_psql -d tollgate -c "SELECT count(*) FROM users WHERE name = 'alice'")" = 1 ] ||
+            { log "--purge touched the shared store"; return 1; }
+    fi
 }
 check "--uninstall stops the server and keeps data; --purge removes it all" t_uninstall
 
