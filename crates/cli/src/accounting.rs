@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use tollgate_core::db::{params, Db};
 use tollgate_core::mgmt::{self, LiveClient, Management};
+use tollgate_core::names::{id_of, Kind};
 use tollgate_core::quota::Period;
 use tollgate_core::units::{format_duration, format_size, format_size_of, format_time, now};
 use tollgate_core::{sweep as core_sweep, Config, Store};
@@ -21,10 +22,10 @@ pub fn sessions(
     let t = now();
     // A filter on a name that does not exist is a mistake, not "no sessions".
     if let Some(u) = &user {
-        crate::admin::id_of(c, "user", u)?;
+        id_of(c, Kind::User, u)?;
     }
     if let Some(s) = &server {
-        crate::admin::id_of(c, "server", s)?;
+        id_of(c, Kind::Server, s)?;
     }
     let mut st = c.prepare(
         "SELECT s.id, u.name, v.name, s.connected_at, s.closed_at, s.real_ip, s.real_port, s.vpn_ip,
@@ -101,7 +102,7 @@ pub fn close_sessions(c: &mut Db, ids: &[i64], reason: &str) -> Result<i32> {
 
 pub fn usage(c: &Db, user: Option<String>, json: bool) -> Result<()> {
     if let Some(u) = &user {
-        crate::admin::id_of(c, "user", u)?;
+        id_of(c, Kind::User, u)?;
     }
     let rows = usage_rows(c, user.as_deref(), now())?;
     out::listing(json, rows, &["USER", "PLAN", "PERIOD", "USED", "QUOTA", "TOTAL"], |r| {

@@ -11,9 +11,12 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use tollgate_core::auth::{self, Request};
 use tollgate_core::db::{params, Db, Optional, ToSql};
+use tollgate_core::groups;
 use tollgate_core::method::AuthMethod;
-use tollgate_core::names::check_name;
+use tollgate_core::names::{check_name, id_of, Kind};
+use tollgate_core::plans::{self, Limit};
 use tollgate_core::policy::{check_credentials, Decision};
+use tollgate_core::servers::{self, Grantee, ServerSpec};
 use tollgate_core::units::{self, format_duration, format_size, format_time, now};
 use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
 
@@ -107,19 +110,6 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 // ---------- helpers ----------
 
-pub(crate) fn id_of(c: &Db, kind: &str, name: &str) -> Result<i64> {
-    let table = match kind {
-        "user" => "users",
-        "plan" => "plans",
-        "group" => "groups",
-        "server" => "servers",
-        _ => unreachable!("unknown kind {kind}"),
-    };
-    c.query_row(&format!("SELECT id FROM {table} WHERE name = ?1"), [name], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| anyhow!("no such {kind}: {name}"))
-}
-
 /// `none`, `never`, `unlimited` or empty clear an optional setting.
 fn cleared(v: &str) -> bool {
     matches!(v.trim(), "" | "none" | "never" | "unlimited")
@@ -192,37 +182,6 @@ fn read_pem(path: &std::path::Path, what: &str, must_contain: &str) -> Result<St
     Ok(text)
 }
 
-fn grant(c: &Db, who: &str, id: i64, servers: &[String]) -> Result<()> {
-    for s in servers {
-        let sid = id_of(c, "server", s)?;
-        c.execute(
-            &format!("INSERT INTO grants (server_id, {who}_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING"),
-            params![sid, id],
-        )?;
-    }
-    Ok(())
-}
-
-fn revoke(c: &Db, who: &str, id: i64, servers: &[String]) -> Result<()> {
-    for s in servers {
-        let sid = id_of(c, "server", s)?;
-        let n = c.execute(&format!("DELETE FROM grants WHERE server_id = ?1 AND {who}_id = ?2"), params![sid, id])?;
-        if n == 0 {
-            bail!("{who} has no grant for server {s}");
-        }
-    }
-    Ok(())
-}
-
-fn granted_servers(c: &Db, who: &str, id: i64) -> Result<Vec<String>> {
-    let sql = format!(
-        "SELECT s.name FROM grants g JOIN servers s ON s.id = g.server_id WHERE g.{who}_id = ?1 ORDER BY s.name"
-    );
-    let mut st = c.prepare(&sql)?;
-    let v = st.query_map([id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-    Ok(v)
-}
-
 // ---------- servers ----------
 
 fn server(c: &mut Db, cmd: ServerCmd) -> Result<()> {
@@ -241,7 +200,7 @@ fn server(c: &mut Db, cmd: ServerCmd) -> Result<()> {
             Ok(())
         }
         ServerCmd::Show { name, json } => {
-            id_of(c, "server", &name)?;
+            id_of(c, Kind::Server, &name)?;
             let r = server_rows(c, Some(&name))?.remove(0);
             if json {
                 out::json(&r);
@@ -265,21 +224,9 @@ fn server(c: &mut Db, cmd: ServerCmd) -> Result<()> {
         }
         ServerCmd::Del { name, force } => {
             let tx = c.transaction()?;
-            let id = id_of(&tx, "server", &name)?;
-            let open: Vec<i64> = tx
-                .prepare("SELECT id FROM sessions WHERE server_id = ?1 AND closed_at IS NULL ORDER BY id")?
-                .query_map([id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if !open.is_empty() && !force {
-                bail!(
-                    "server {name} has {} open session(s): stop its OpenVPN (or cut the clients) first, or --force to close them",
-                    open.len()
-                );
-            }
-            let closed = tollgate_core::sessions::close_by_admin(&tx, &open, "server deleted", now())?;
-            tx.execute("DELETE FROM servers WHERE id = ?1", [id])?;
+            let closed = servers::delete(&tx, &name, force, now())?;
             tx.commit()?;
-            match closed.len() {
+            match closed {
                 0 => println!("deleted server {name}"),
                 n => println!("deleted server {name} (closed {n} open session(s))"),
             }
@@ -288,89 +235,25 @@ fn server(c: &mut Db, cmd: ServerCmd) -> Result<()> {
     }
 }
 
-/// A server as stored: what `server add` builds and `server set` changes,
-/// checked as a whole before anything is written.
-struct ServerSpec {
-    host: String,
-    port: u16,
-    proto: String,
-    ca_pem: String,
-    tls_mode: &'static str,
-    tls_key: String,
-    key_direction: Option<u8>,
-    data_ciphers: Option<String>,
-    extra: Vec<String>,
-    client_cert: bool,
-    pki_dir: Option<PathBuf>,
+/// A static key file's text, or why it is not one.
+fn tls_key(mode: &'static str, path: &Path) -> Result<(&'static str, String)> {
+    let key = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !key.contains("BEGIN OpenVPN Static key V1") {
+        bail!("{} is not an OpenVPN static key (openvpn --genkey {mode} FILE)", path.display());
+    }
+    Ok((mode, key))
 }
 
-impl ServerSpec {
-    /// Run `sql` (server add's INSERT, server set's UPDATE) with `key` as
-    /// ?1, the spec's columns as ?2 to ?12 (host, port, proto, ca_pem,
-    /// tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert,
-    /// pki_dir) and `tail`, if any, as ?13: one binding, so the two cannot
-    /// drift apart.
-    fn bind(&self, c: &Db, sql: &str, key: &dyn ToSql, tail: Option<&dyn ToSql>) -> tollgate_core::db::Result<usize> {
-        let extra = self.extra.join("\n");
-        let pki_dir = self.pki_dir.as_ref().map(|p| p.display().to_string());
-        let mut values: Vec<&dyn ToSql> = vec![
-            key,
-            &self.host,
-            &self.port,
-            &self.proto,
-            &self.ca_pem,
-            &self.tls_mode,
-            &self.tls_key,
-            &self.key_direction,
-            &self.data_ciphers,
-            &extra,
-            &self.client_cert,
-            &pki_dir,
-        ];
-        values.extend(tail);
-        c.execute(sql, values.as_slice())
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.host.trim().is_empty() || self.host.contains(char::is_whitespace) {
-            bail!("--host must be a host name or address without spaces");
-        }
-        if self.tls_mode == "tls-crypt" && self.key_direction.is_some() {
-            bail!("--key-direction is for tls-auth only (tls-crypt has no direction)");
-        }
-        for line in &self.extra {
-            if line.contains(['\n', '\r']) || line.trim().is_empty() {
-                bail!("--extra takes one non-empty directive per flag");
-            }
-        }
-        if self.client_cert {
-            let Some(dir) = &self.pki_dir else { bail!("--client-cert needs --pki-dir") };
-            if !dir.join("issued").is_dir() {
-                bail!("{} has no issued/ directory (easy-rsa layout expected)", dir.display());
-            }
-        }
-        Ok(())
-    }
-
-    fn tls_key(mode: &'static str, path: &Path) -> Result<(&'static str, String)> {
-        let key = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if !key.contains("BEGIN OpenVPN Static key V1") {
-            bail!("{} is not an OpenVPN static key (openvpn --genkey {mode} FILE)", path.display());
-        }
-        Ok((mode, key))
-    }
-
-    /// Stored absolute: gen-ovpn may run from anywhere.
-    fn pki_dir(d: &Path) -> Result<PathBuf> {
-        std::fs::canonicalize(d).with_context(|| format!("--pki-dir {}", d.display()))
-    }
+/// Stored absolute: gen-ovpn may run from anywhere.
+fn pki_dir(d: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(d).with_context(|| format!("--pki-dir {}", d.display()))
 }
 
 fn server_add(c: &Db, a: ServerAdd) -> Result<()> {
     check_name("server", &a.name)?;
     let (tls_mode, tls_key) = match (&a.tls_crypt, &a.tls_auth) {
-        (Some(p), None) => ServerSpec::tls_key("tls-crypt", p)?,
-        (None, Some(p)) => ServerSpec::tls_key("tls-auth", p)?,
+        (Some(p), None) => tls_key("tls-crypt", p)?,
+        (None, Some(p)) => tls_key("tls-auth", p)?,
         _ => bail!("give exactly one of --tls-crypt and --tls-auth"),
     };
     let spec = ServerSpec {
@@ -384,47 +267,17 @@ fn server_add(c: &Db, a: ServerAdd) -> Result<()> {
         data_ciphers: a.data_ciphers,
         extra: a.extra,
         client_cert: a.client_cert,
-        pki_dir: a.pki_dir.as_deref().map(ServerSpec::pki_dir).transpose()?,
+        pki_dir: a.pki_dir.as_deref().map(pki_dir).transpose()?,
     };
     spec.check()?;
-    let r = spec.bind(
-        c,
-        "INSERT INTO servers (name, host, port, proto, ca_pem, tls_mode, tls_key, key_direction,
-                              data_ciphers, extra, client_cert, pki_dir, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        &a.name,
-        Some(&now()),
-    );
-    match r {
-        Err(e) if e.is_unique_violation() => bail!("server {} already exists", a.name),
-        r => r?,
-    };
+    servers::add(c, &a.name, &spec, now())?;
     println!("added server {}", a.name);
     Ok(())
 }
 
 fn server_set(c: &Db, a: ServerSet) -> Result<()> {
-    let id = id_of(c, "server", &a.name)?;
-    let mut spec = c.query_row(
-        "SELECT host, port, proto, ca_pem, tls_mode, tls_key, key_direction, data_ciphers, extra, client_cert, pki_dir
-           FROM servers WHERE id = ?1",
-        [id],
-        |r| {
-            Ok(ServerSpec {
-                host: r.get(0)?,
-                port: r.get(1)?,
-                proto: r.get(2)?,
-                ca_pem: r.get(3)?,
-                tls_mode: if r.get::<_, String>(4)? == "tls-auth" { "tls-auth" } else { "tls-crypt" },
-                tls_key: r.get(5)?,
-                key_direction: r.get(6)?,
-                data_ciphers: r.get(7)?,
-                extra: r.get::<_, String>(8)?.lines().map(str::to_string).collect(),
-                client_cert: r.get(9)?,
-                pki_dir: r.get::<_, Option<String>>(10)?.map(PathBuf::from),
-            })
-        },
-    )?;
+    let id = id_of(c, Kind::Server, &a.name)?;
+    let mut spec = servers::spec(c, id)?;
     if let Some(h) = a.host {
         spec.host = h;
     }
@@ -438,12 +291,12 @@ fn server_set(c: &Db, a: ServerSet) -> Result<()> {
         spec.ca_pem = read_pem(ca, "CA certificate", "BEGIN CERTIFICATE")?;
     }
     if let Some(p) = &a.tls_crypt {
-        (spec.tls_mode, spec.tls_key) = ServerSpec::tls_key("tls-crypt", p)?;
+        (spec.tls_mode, spec.tls_key) = tls_key("tls-crypt", p)?;
         spec.key_direction = None;
     }
     if let Some(p) = &a.tls_auth {
         let was_auth = spec.tls_mode == "tls-auth";
-        (spec.tls_mode, spec.tls_key) = ServerSpec::tls_key("tls-auth", p)?;
+        (spec.tls_mode, spec.tls_key) = tls_key("tls-auth", p)?;
         spec.key_direction = spec.key_direction.filter(|_| was_auth).or(Some(1));
     }
     if let Some(d) = a.key_direction {
@@ -458,45 +311,35 @@ fn server_set(c: &Db, a: ServerSet) -> Result<()> {
     if let Some(cc) = a.client_cert {
         spec.client_cert = cc;
     }
-    if let Some(d) = opt_parse(&a.pki_dir, |d| ServerSpec::pki_dir(Path::new(d)))? {
+    if let Some(d) = opt_parse(&a.pki_dir, |d| pki_dir(Path::new(d)))? {
         spec.pki_dir = d;
     }
     spec.check()?;
-    spec.bind(
-        c,
-        "UPDATE servers SET host = ?2, port = ?3, proto = ?4, ca_pem = ?5, tls_mode = ?6, tls_key = ?7,
-                key_direction = ?8, data_ciphers = ?9, extra = ?10, client_cert = ?11, pki_dir = ?12
-          WHERE id = ?1",
-        &id,
-        None,
-    )?;
+    servers::update(c, id, &spec)?;
     println!("updated server {}", a.name);
     Ok(())
 }
 
 fn server_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
-    let mut st = c.prepare(
-        "SELECT name, host, port, proto, tls_mode, key_direction, data_ciphers, extra, client_cert, pki_dir, created_at
-           FROM servers WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(json!({
-                "name": r.get::<_, String>(0)?,
-                "host": r.get::<_, String>(1)?,
-                "port": r.get::<_, i64>(2)?,
-                "proto": r.get::<_, String>(3)?,
-                "tls_mode": r.get::<_, String>(4)?,
-                "key_direction": r.get::<_, Option<i64>>(5)?,
-                "data_ciphers": r.get::<_, Option<String>>(6)?,
-                "extra": r.get::<_, String>(7)?,
-                "client_cert": r.get::<_, bool>(8)?,
-                "pki_dir": r.get::<_, Option<String>>(9)?,
-                "created_at": format_time(r.get(10)?),
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let rows = servers::list(c, only)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "host": r.host,
+                "port": r.port,
+                "proto": r.proto,
+                "tls_mode": r.tls_mode,
+                "key_direction": r.key_direction,
+                "data_ciphers": r.data_ciphers,
+                "extra": r.extra,
+                "client_cert": r.client_cert,
+                "pki_dir": r.pki_dir,
+                "created_at": format_time(r.created_at),
+            })
+        })
+        .collect())
 }
 
 // ---------- plans ----------
@@ -505,19 +348,16 @@ fn plan(c: &Db, cmd: PlanCmd) -> Result<()> {
     match cmd {
         PlanCmd::Add(a) => {
             check_name("plan", &a.name)?;
-            if c.query_row("SELECT 1 FROM plans WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
-                bail!("plan {} already exists", a.name);
-            }
             // One transaction: a bad value leaves no plan behind.
             let tx = c.transaction()?;
-            tx.execute("INSERT INTO plans (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
+            plans::add(&tx, &a.name, now())?;
             plan_update(&tx, &a)?;
             tx.commit()?;
             println!("added plan {}", a.name);
             Ok(())
         }
         PlanCmd::Set(a) => {
-            id_of(c, "plan", &a.name)?;
+            id_of(c, Kind::Plan, &a.name)?;
             let tx = c.transaction()?;
             plan_update(&tx, &a)?;
             tx.commit()?;
@@ -530,7 +370,7 @@ fn plan(c: &Db, cmd: PlanCmd) -> Result<()> {
             Ok(())
         }
         PlanCmd::Show { name, json } => {
-            id_of(c, "plan", &name)?;
+            id_of(c, Kind::Plan, &name)?;
             let r = plan_rows(c, Some(&name))?.remove(0);
             if json {
                 out::json(&r);
@@ -543,12 +383,7 @@ fn plan(c: &Db, cmd: PlanCmd) -> Result<()> {
             Ok(())
         }
         PlanCmd::Del { name } => {
-            let id = id_of(c, "plan", &name)?;
-            let n: i64 = c.query_row("SELECT count(*) FROM users WHERE plan_id = ?1", [id], |r| r.get(0))?;
-            if n > 0 {
-                bail!("plan {name} is used by {n} user(s): move them first (tollgate user set NAME --plan OTHER)");
-            }
-            c.execute("DELETE FROM plans WHERE id = ?1", [id])?;
+            plans::delete(c, &name)?;
             println!("deleted plan {name}");
             Ok(())
         }
@@ -556,42 +391,37 @@ fn plan(c: &Db, cmd: PlanCmd) -> Result<()> {
 }
 
 fn plan_update(c: &Db, a: &PlanArgs) -> Result<()> {
-    let set = |col: &str, v: Option<Option<i64>>| -> Result<()> {
-        if let Some(v) = v {
-            c.execute(&format!("UPDATE plans SET {col} = ?2 WHERE name = ?1"), params![a.name, v])?;
+    let set = |limit: Limit, v: Option<Option<i64>>| -> Result<()> {
+        match v {
+            Some(v) => plans::set_limit(c, &a.name, limit, v),
+            None => Ok(()),
         }
-        Ok(())
     };
-    set("quota_bytes", opt_parse(&a.quota, positive_size)?)?;
-    set("max_session_secs", opt_parse(&a.max_session, positive_secs)?)?;
-    set("max_connections", opt_parse(&a.max_connections, positive)?)?;
-    set("expires_after_secs", opt_parse(&a.expires_after, positive_secs)?)?;
+    set(Limit::QuotaBytes, opt_parse(&a.quota, positive_size)?)?;
+    set(Limit::MaxSessionSecs, opt_parse(&a.max_session, positive_secs)?)?;
+    set(Limit::MaxConnections, opt_parse(&a.max_connections, positive)?)?;
+    set(Limit::ExpiresAfterSecs, opt_parse(&a.expires_after, positive_secs)?)?;
     if let Some(p) = &a.period {
-        c.execute("UPDATE plans SET period = ?2 WHERE name = ?1", params![a.name, p])?;
+        plans::set_period(c, &a.name, p)?;
     }
     Ok(())
 }
 
 fn plan_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
-    let mut st = c.prepare(
-        "SELECT p.name, p.quota_bytes, p.period, p.max_session_secs, p.max_connections, p.expires_after_secs,
-                (SELECT count(*) FROM users u WHERE u.plan_id = p.id)
-           FROM plans p WHERE ?1 IS NULL OR p.name = ?1 ORDER BY p.name",
-    )?;
-    let rows = st
-        .query_map([only], |r| {
-            Ok(json!({
-                "name": r.get::<_, String>(0)?,
-                "quota_bytes": r.get::<_, Option<i64>>(1)?,
-                "period": r.get::<_, String>(2)?,
-                "max_session_secs": r.get::<_, Option<i64>>(3)?,
-                "max_connections": r.get::<_, Option<i64>>(4)?,
-                "expires_after_secs": r.get::<_, Option<i64>>(5)?,
-                "users": r.get::<_, i64>(6)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    Ok(plans::list(c, only)?
+        .into_iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "quota_bytes": p.quota_bytes,
+                "period": p.period,
+                "max_session_secs": p.max_session_secs,
+                "max_connections": p.max_connections,
+                "expires_after_secs": p.expires_after_secs,
+                "users": p.users,
+            })
+        })
+        .collect())
 }
 
 fn plan_cells(r: &Value) -> Vec<String> {
@@ -614,10 +444,7 @@ fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
         GroupCmd::Add(a) => {
             check_name("group", &a.name)?;
             let tx = c.transaction()?;
-            if tx.query_row("SELECT 1 FROM groups WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
-                bail!("group {} already exists", a.name);
-            }
-            tx.execute("INSERT INTO groups (name, created_at) VALUES (?1, ?2)", params![a.name, now()])?;
+            groups::add(&tx, &a.name, now())?;
             group_update(&tx, &a, false, &[])?;
             tx.commit()?;
             println!("added group {}", a.name);
@@ -625,7 +452,7 @@ fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
         }
         GroupCmd::Set(GroupSet { group: a, clear_push, revoke }) => {
             let tx = c.transaction()?;
-            id_of(&tx, "group", &a.name)?;
+            id_of(&tx, Kind::Group, &a.name)?;
             group_update(&tx, &a, clear_push, &revoke)?;
             tx.commit()?;
             println!("updated group {}", a.name);
@@ -636,7 +463,7 @@ fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
             Ok(())
         }
         GroupCmd::Show { name, json } => {
-            id_of(c, "group", &name)?;
+            id_of(c, Kind::Group, &name)?;
             let r = group_rows(c, Some(&name))?.remove(0);
             if json {
                 out::json(&r);
@@ -650,12 +477,7 @@ fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
             Ok(())
         }
         GroupCmd::Del { name, force } => {
-            let id = id_of(c, "group", &name)?;
-            let n: i64 = c.query_row("SELECT count(*) FROM users WHERE group_id = ?1", [id], |r| r.get(0))?;
-            if n > 0 && !force {
-                bail!("group {name} has {n} member(s): move them first (tollgate user set NAME --group OTHER), or --force");
-            }
-            c.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+            groups::delete(c, &name, force)?;
             println!("deleted group {name}");
             Ok(())
         }
@@ -663,61 +485,39 @@ fn group(c: &mut Db, cmd: GroupCmd) -> Result<()> {
 }
 
 fn group_update(c: &Db, a: &GroupArgs, clear_push: bool, revoked: &[String]) -> Result<()> {
-    let id = id_of(c, "group", &a.name)?;
-    for p in &a.push {
-        if p.trim().is_empty() || p.contains(['\n', '\r', '"']) {
-            bail!("--push takes one option without quotes or line breaks, e.g. 'route 10.1.0.0 255.255.0.0'");
-        }
-    }
+    let id = id_of(c, Kind::Group, &a.name)?;
     if !a.push.is_empty() || clear_push {
-        c.execute("UPDATE groups SET push = ?2 WHERE id = ?1", params![id, a.push.join("\n")])?;
+        groups::set_push(c, id, &a.push)?;
     }
     if let Some(r) = a.redirect_gateway {
-        c.execute("UPDATE groups SET redirect_gateway = ?2 WHERE id = ?1", params![id, r])?;
+        groups::set_redirect_gateway(c, id, r)?;
     }
     if let Some(all) = a.all_servers {
-        c.execute("UPDATE groups SET all_servers = ?2 WHERE id = ?1", params![id, all])?;
+        groups::set_all_servers(c, id, all)?;
     }
     if let Some(m) = &a.auth {
-        c.execute("UPDATE groups SET auth_method = ?2 WHERE id = ?1", params![id, (m != "default").then_some(m)])?;
+        groups::set_auth_method(c, id, (m != "default").then_some(m.as_str()))?;
     }
-    grant(c, "group", id, &a.server)?;
-    revoke(c, "group", id, revoked)?;
+    servers::grant(c, Grantee::Group(id), &a.server)?;
+    servers::revoke(c, Grantee::Group(id), revoked)?;
     Ok(())
 }
 
 fn group_rows(c: &Db, only: Option<&str>) -> Result<Vec<Value>> {
-    let mut st = c.prepare(
-        "SELECT g.id, g.name, g.all_servers, g.redirect_gateway, g.push,
-                (SELECT count(*) FROM users u WHERE u.group_id = g.id), g.auth_method
-           FROM groups g WHERE ?1 IS NULL OR g.name = ?1 ORDER BY g.name",
-    )?;
-    let base = st
-        .query_map([only], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Option<String>>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    base.into_iter()
-        .map(|(id, name, all, rgw, push, users, auth)| {
-            Ok(json!({
-                "name": name,
-                "auth_method": auth,
-                "all_servers": all,
-                "servers": granted_servers(c, "group", id)?,
-                "redirect_gateway": rgw,
-                "push": push.lines().collect::<Vec<_>>(),
-                "users": users,
-            }))
+    Ok(groups::list(c, only)?
+        .into_iter()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "auth_method": g.auth_method,
+                "all_servers": g.all_servers,
+                "servers": g.servers,
+                "redirect_gateway": g.redirect_gateway,
+                "push": g.push,
+                "users": g.users,
+            })
         })
-        .collect()
+        .collect())
 }
 
 fn servers_cell(r: &Value) -> String {
@@ -751,7 +551,7 @@ fn user(c: &mut Db, cfg: &Config, cmd: UserCmd) -> Result<()> {
     match cmd {
         UserCmd::Add(a) => user_add(c, cfg, a),
         UserCmd::Passwd { name, password_stdin } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let h = password::hash(&read_password(password_stdin, true)?, cfg.argon2)?;
             c.execute("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, h, now()])?;
             println!("password of {name} changed");
@@ -764,7 +564,7 @@ fn user(c: &mut Db, cfg: &Config, cmd: UserCmd) -> Result<()> {
             simple_update(c, &name, "failed_count = 0, failed_since = NULL, locked_until = NULL", "unlocked")
         }
         UserCmd::Del { name } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             c.execute("DELETE FROM users WHERE id = ?1", [id])?;
             println!("deleted user {name}");
             Ok(())
@@ -791,7 +591,7 @@ fn user(c: &mut Db, cfg: &Config, cmd: UserCmd) -> Result<()> {
             Ok(())
         }
         UserCmd::Show { name, json } => {
-            id_of(c, "user", &name)?;
+            id_of(c, Kind::User, &name)?;
             let r = user_rows(c, cfg, Some(&name))?.remove(0);
             if json {
                 out::json(&r);
@@ -848,7 +648,7 @@ fn user_state(enabled: bool, expires: Option<i64>, plan_expires: Option<i64>, lo
 }
 
 fn simple_update(c: &Db, name: &str, set: &str, done: &str) -> Result<()> {
-    let id = id_of(c, "user", name)?;
+    let id = id_of(c, Kind::User, name)?;
     c.execute(&format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"), params![id, now()])?;
     println!("{done} {name}");
     Ok(())
@@ -885,10 +685,10 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
         bail!("user {} already exists", a.name);
     }
     // Resolve every name before asking for a password.
-    let plan = a.plan.as_deref().map(|p| id_of(c, "plan", p)).transpose()?;
-    let group = a.group.as_deref().map(|g| id_of(c, "group", g)).transpose()?;
+    let plan = a.plan.as_deref().map(|p| id_of(c, Kind::Plan, p)).transpose()?;
+    let group = a.group.as_deref().map(|g| id_of(c, Kind::Group, g)).transpose()?;
     for s in &a.server {
-        id_of(c, "server", s)?;
+        id_of(c, Kind::Server, s)?;
     }
     let expires = a.expires.as_deref().map(|e| units::parse_expiry(e, now())).transpose()?;
     warn_if_past(&a.name, expires);
@@ -897,7 +697,7 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
         static_ip_free(c, ip, None)?;
     }
     let group_method: Option<String> = match group {
-        Some(g) => c.query_row("SELECT auth_method FROM groups WHERE id = ?1", [g], |r| r.get(0))?,
+        Some(g) => groups::auth_method(c, g)?,
         None => None,
     };
     let (method, _) = tollgate_core::method::resolve(
@@ -924,7 +724,7 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
         params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t, a.auth],
         |r| r.get(0),
     )?;
-    grant(&tx, "user", id, &a.server)?;
+    servers::grant(&tx, Grantee::User(id), &a.server)?;
     tx.commit()?;
     println!("added user {}", a.name);
     Ok(())
@@ -932,17 +732,17 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
 
 fn user_set(c: &mut Db, a: UserSet) -> Result<()> {
     let tx = c.transaction()?;
-    let id = id_of(&tx, "user", &a.name)?;
+    let id = id_of(&tx, Kind::User, &a.name)?;
     let t = now();
     let set = |col: &str, v: &dyn ToSql| -> Result<()> {
         tx.execute(&format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"), params![id, v, t])?;
         Ok(())
     };
-    if let Some(p) = opt_parse(&a.plan, |p| id_of(&tx, "plan", p))? {
+    if let Some(p) = opt_parse(&a.plan, |p| id_of(&tx, Kind::Plan, p))? {
         set("plan_id", &p)?;
         set("plan_since", &p.map(|_| t))?;
     }
-    if let Some(g) = opt_parse(&a.group, |g| id_of(&tx, "group", g))? {
+    if let Some(g) = opt_parse(&a.group, |g| id_of(&tx, Kind::Group, g))? {
         set("group_id", &g)?;
     }
     if let Some(e) = opt_parse(&a.expires, |e| units::parse_expiry(e, t))? {
@@ -978,8 +778,8 @@ fn user_set(c: &mut Db, a: UserSet) -> Result<()> {
     if a.clear_saved {
         set("saved", &None::<String>)?;
     }
-    grant(&tx, "user", id, &a.server)?;
-    revoke(&tx, "user", id, &a.revoke)?;
+    servers::grant(&tx, Grantee::User(id), &a.server)?;
+    servers::revoke(&tx, Grantee::User(id), &a.revoke)?;
     tx.commit()?;
     println!("updated user {}", a.name);
     Ok(())
@@ -1044,9 +844,9 @@ fn user_rows(c: &Db, cfg: &Config, only: Option<&str>) -> Result<Vec<Value>> {
         .collect::<Result<Vec<_>, _>>()?;
     base.into_iter()
         .map(|(id, gid, mut v)| {
-            let mut servers = granted_servers(c, "user", id)?;
+            let mut servers = servers::granted(c, Grantee::User(id))?;
             if let Some(g) = gid {
-                servers.extend(granted_servers(c, "group", g)?);
+                servers.extend(servers::granted(c, Grantee::Group(g))?);
             }
             servers.sort();
             servers.dedup();
@@ -1074,7 +874,7 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
     };
     match cmd {
         DeviceCmd::List { name, json } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let mut st = c.prepare(
                 "SELECT hwaddr, approved, first_seen, last_seen, created_at FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
             )?;
@@ -1100,7 +900,7 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
             Ok(())
         }
         DeviceCmd::Add { name, hwaddr } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let h = norm(&hwaddr)?;
             let own: Option<String> =
                 c.query_row("SELECT device_binding FROM users WHERE id = ?1", [id], |r| r.get(0))?;
@@ -1119,7 +919,7 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
             Ok(())
         }
         DeviceCmd::Del { name, hwaddr } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let h = norm(&hwaddr)?;
             if c.execute("DELETE FROM devices WHERE user_id = ?1 AND hwaddr = ?2", params![id, h])? == 0 {
                 bail!("{name} has no device {h}");
@@ -1128,7 +928,7 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
             Ok(())
         }
         DeviceCmd::Reset { name } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let n = c.execute("DELETE FROM devices WHERE user_id = ?1", [id])?;
             println!("removed {n} device(s) from {name}");
             Ok(())
@@ -1142,7 +942,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
     use tollgate_core::totp;
     match cmd {
         MfaCmd::Enroll { name, no_confirm, force } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             let active: bool = c.query_row(
                 "SELECT totp_secret IS NOT NULL AND totp_confirmed <> 0 FROM users WHERE id = ?1",
                 [id],
@@ -1197,7 +997,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
             }
         }
         MfaCmd::Disable { name } => {
-            let id = id_of(c, "user", &name)?;
+            let id = id_of(c, Kind::User, &name)?;
             c.execute(
                 "UPDATE users SET totp_secret = NULL, totp_confirmed = 0, totp_last_step = NULL, updated_at = ?2 WHERE id = ?1",
                 params![id, now()],
@@ -1294,7 +1094,7 @@ fn test_auth(store: &mut Store, cfg: &Config, user: &str, server: Option<String>
         .or_else(|| cfg.server.clone())
         .ok_or_else(|| anyhow!("no server: pass --server or set `server` in the config"))?;
     // A misspelt server is a mistake to report, not a login to deny.
-    id_of(&store.conn, "server", &server)?;
+    id_of(&store.conn, Kind::Server, &server)?;
     // Single sign-on users have no password to ask for: the browser
     // signs in. Their client is taken to announce web auth unless --var
     // IV_SSO says otherwise.

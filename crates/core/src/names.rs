@@ -1,7 +1,8 @@
 //! Names of users, servers, plans and groups: short, printable, and safe to
 //! put in a log line, a file name or an OpenVPN directive.
 
-use anyhow::{bail, Result};
+use crate::db::{Db, Optional};
+use anyhow::{anyhow, bail, Result};
 
 pub const MAX_NAME: usize = 64;
 
@@ -14,6 +15,42 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
         bail!("{kind} name {name:?} may use only letters, digits and . _ @ + - (starting with a letter or digit)");
     }
     Ok(())
+}
+
+/// The four kinds of named record, for [`id_of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Plan,
+    Group,
+    Server,
+}
+
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::User => "users",
+            Kind::Plan => "plans",
+            Kind::Group => "groups",
+            Kind::Server => "servers",
+        }
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Plan => "plan",
+            Kind::Group => "group",
+            Kind::Server => "server",
+        }
+    }
+}
+
+/// The id of a named record, or "no such KIND: NAME".
+pub fn id_of(db: &Db, kind: Kind, name: &str) -> Result<i64> {
+    db.query_row(&format!("SELECT id FROM {} WHERE name = ?1", kind.table()), [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| anyhow!("no such {}: {name}", kind.noun()))
 }
 
 /// Render untrusted text for one log line: no control characters, bounded.
