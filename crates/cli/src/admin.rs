@@ -1,4 +1,5 @@
-//! The admin commands: thin SQL over the store, one clear error line each.
+//! The admin commands: arguments checked, the store's domain functions
+//! called, the result printed; one clear error line each.
 
 use crate::out;
 use crate::{
@@ -10,7 +11,8 @@ use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use tollgate_core::auth::{self, Request};
-use tollgate_core::db::{params, Db, Optional, ToSql};
+use tollgate_core::db::Db;
+use tollgate_core::events;
 use tollgate_core::groups;
 use tollgate_core::method::AuthMethod;
 use tollgate_core::names::{check_name, id_of, Kind};
@@ -18,6 +20,7 @@ use tollgate_core::plans::{self, Limit};
 use tollgate_core::policy::{check_credentials, Decision};
 use tollgate_core::servers::{self, Grantee, ServerSpec};
 use tollgate_core::units::{self, format_duration, format_size, format_time, now};
+use tollgate_core::users::{self, Change, NewUser};
 use tollgate_core::{password, store::SCHEMA_VERSION, Config, Store};
 
 /// `tollgate migrate-store --to URL`: the copy, its proof, the next step.
@@ -77,7 +80,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Blocked { json } => blocked(&store.conn, json)?,
         Cmd::Unblock { address } => {
             let ip = tollgate_core::names::canonical_ip(&address);
-            if store.conn.execute("DELETE FROM source_failures WHERE ip = ?1", [&ip])? == 0 {
+            if !events::unblock(&store.conn, &ip)? {
                 bail!("{ip} has no failed logins on record");
             }
             println!("unblocked {ip}");
@@ -553,19 +556,17 @@ fn user(c: &mut Db, cfg: &Config, cmd: UserCmd) -> Result<()> {
         UserCmd::Passwd { name, password_stdin } => {
             let id = id_of(c, Kind::User, &name)?;
             let h = password::hash(&read_password(password_stdin, true)?, cfg.argon2)?;
-            c.execute("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, h, now()])?;
+            users::change(c, id, Change::PasswordHash(&h), now())?;
             println!("password of {name} changed");
             Ok(())
         }
         UserCmd::Set(a) => user_set(c, a),
-        UserCmd::Enable { name } => simple_update(c, &name, "enabled = 1", "enabled"),
-        UserCmd::Disable { name } => simple_update(c, &name, "enabled = 0", "disabled"),
-        UserCmd::Unlock { name } => {
-            simple_update(c, &name, "failed_count = 0, failed_since = NULL, locked_until = NULL", "unlocked")
-        }
+        UserCmd::Enable { name } => simple_update(c, &name, Change::Enabled(true), "enabled"),
+        UserCmd::Disable { name } => simple_update(c, &name, Change::Enabled(false), "disabled"),
+        UserCmd::Unlock { name } => simple_update(c, &name, Change::Unlock, "unlocked"),
         UserCmd::Del { name } => {
             let id = id_of(c, Kind::User, &name)?;
-            c.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            users::delete(c, id)?;
             println!("deleted user {name}");
             Ok(())
         }
@@ -647,9 +648,9 @@ fn user_state(enabled: bool, expires: Option<i64>, plan_expires: Option<i64>, lo
     }
 }
 
-fn simple_update(c: &Db, name: &str, set: &str, done: &str) -> Result<()> {
+fn simple_update(c: &Db, name: &str, change: Change, done: &str) -> Result<()> {
     let id = id_of(c, Kind::User, name)?;
-    c.execute(&format!("UPDATE users SET {set}, updated_at = ?2 WHERE id = ?1"), params![id, now()])?;
+    users::change(c, id, change, now())?;
     println!("{done} {name}");
     Ok(())
 }
@@ -663,25 +664,9 @@ fn check_ip(s: &str) -> Result<String> {
     Ok(ip.to_string())
 }
 
-/// Refuse a static address another user already has: OpenVPN would give
-/// both the same address and route to one of them.
-fn static_ip_free(c: &Db, ip: &str, user_id: Option<i64>) -> Result<()> {
-    let other: Option<String> = c
-        .query_row(
-            "SELECT name FROM users WHERE static_ip = ?1 AND id IS DISTINCT FROM ?2",
-            params![ip, user_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match other {
-        Some(name) => bail!("static IP {ip} is already user {name}'s"),
-        None => Ok(()),
-    }
-}
-
 fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
     check_name("user", &a.name)?;
-    if c.query_row("SELECT 1 FROM users WHERE name = ?1", [&a.name], |_| Ok(())).optional()?.is_some() {
+    if users::exists(c, &a.name)? {
         bail!("user {} already exists", a.name);
     }
     // Resolve every name before asking for a password.
@@ -694,7 +679,7 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
     warn_if_past(&a.name, expires);
     let static_ip = a.static_ip.as_deref().map(check_ip).transpose()?;
     if let Some(ip) = &static_ip {
-        static_ip_free(c, ip, None)?;
+        users::static_ip_free(c, ip, None)?;
     }
     let group_method: Option<String> = match group {
         Some(g) => groups::auth_method(c, g)?,
@@ -715,16 +700,19 @@ fn user_add(c: &mut Db, cfg: &Config, a: UserAdd) -> Result<()> {
     } else {
         password::hash(&read_password(a.password_stdin, true)?, cfg.argon2)?
     };
-    let t = now();
     let tx = c.transaction()?;
-    let id: i64 = tx.query_row(
-        "INSERT INTO users (name, password_hash, enabled, plan_id, plan_since, group_id, expires_at,
-                            all_servers, static_ip, created_at, updated_at, auth_method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING id",
-        params![a.name, hash, !a.disabled, plan, plan.map(|_| t), group, expires, a.all_servers, static_ip, t, a.auth],
-        |r| r.get(0),
-    )?;
-    servers::grant(&tx, Grantee::User(id), &a.server)?;
+    let new = NewUser {
+        name: &a.name,
+        password_hash: &hash,
+        enabled: !a.disabled,
+        plan_id: plan,
+        group_id: group,
+        expires_at: expires,
+        all_servers: a.all_servers,
+        static_ip: static_ip.as_deref(),
+        auth_method: a.auth.as_deref(),
+    };
+    users::add(&tx, &new, &a.server, now())?;
     tx.commit()?;
     println!("added user {}", a.name);
     Ok(())
@@ -734,49 +722,40 @@ fn user_set(c: &mut Db, a: UserSet) -> Result<()> {
     let tx = c.transaction()?;
     let id = id_of(&tx, Kind::User, &a.name)?;
     let t = now();
-    let set = |col: &str, v: &dyn ToSql| -> Result<()> {
-        tx.execute(&format!("UPDATE users SET {col} = ?2, updated_at = ?3 WHERE id = ?1"), params![id, v, t])?;
-        Ok(())
-    };
+    let set = |change: Change| users::change(&tx, id, change, t);
     if let Some(p) = opt_parse(&a.plan, |p| id_of(&tx, Kind::Plan, p))? {
-        set("plan_id", &p)?;
-        set("plan_since", &p.map(|_| t))?;
+        set(Change::Plan(p))?;
     }
     if let Some(g) = opt_parse(&a.group, |g| id_of(&tx, Kind::Group, g))? {
-        set("group_id", &g)?;
+        set(Change::Group(g))?;
     }
     if let Some(e) = opt_parse(&a.expires, |e| units::parse_expiry(e, t))? {
         warn_if_past(&a.name, e);
-        set("expires_at", &e)?;
+        set(Change::Expires(e))?;
     }
     if let Some(ip) = opt_parse(&a.static_ip, check_ip)? {
         if let Some(ip) = &ip {
-            static_ip_free(&tx, ip, Some(id))?;
+            users::static_ip_free(&tx, ip, Some(id))?;
         }
-        set("static_ip", &ip)?;
+        set(Change::StaticIp(ip.as_deref()))?;
     }
     if let Some(n) = opt_parse(&a.max_devices, positive)? {
-        set("max_devices", &n)?;
+        set(Change::MaxDevices(n))?;
     }
     if let Some(m) = &a.device_binding {
-        set("device_binding", &(m != "default").then_some(m.as_str()))?;
+        set(Change::DeviceBinding((m != "default").then_some(m.as_str())))?;
     }
     if let Some(all) = a.all_servers {
-        set("all_servers", &all)?;
+        set(Change::AllServers(all))?;
     }
     if let Some(m) = &a.auth {
-        set("auth_method", &(m != "default").then_some(m.as_str()))?;
-        let no_password: bool = tx.query_row(
-            "SELECT password_hash = ?2 FROM users WHERE id = ?1",
-            params![id, password::NO_PASSWORD],
-            |r| r.get(0),
-        )?;
-        if m == "local" && no_password {
+        set(Change::AuthMethod((m != "default").then_some(m.as_str())))?;
+        if m == "local" && users::has_no_password(&tx, id)? {
             eprintln!("tollgate: note: {} has no password yet: set one with `tollgate user passwd {}`", a.name, a.name);
         }
     }
     if a.clear_saved {
-        set("saved", &None::<String>)?;
+        set(Change::ClearSaved)?;
     }
     servers::grant(&tx, Grantee::User(id), &a.server)?;
     servers::revoke(&tx, Grantee::User(id), &a.revoke)?;
@@ -787,79 +766,53 @@ fn user_set(c: &mut Db, a: UserSet) -> Result<()> {
 
 fn user_rows(c: &Db, cfg: &Config, only: Option<&str>) -> Result<Vec<Value>> {
     let t = now();
-    let mut st = c.prepare(
-        "SELECT u.id, u.name, u.enabled, p.name, g.name, u.expires_at, (u.all_servers <> 0 OR coalesce(g.all_servers, 0) <> 0),
-                u.static_ip, u.device_binding, u.max_devices,
-                CASE WHEN u.totp_secret IS NULL THEN 'off' WHEN u.totp_confirmed <> 0 THEN 'totp' ELSE 'pending' END,
-                u.failed_count, u.locked_until, u.created_at, u.group_id, u.auth_method, g.auth_method, u.saved,
-                u.plan_since + p.expires_after_secs, u.failed_since
-           FROM users u LEFT JOIN plans p ON p.id = u.plan_id LEFT JOIN groups g ON g.id = u.group_id
-          WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
-    )?;
-    let base = st
-        .query_map([only], |r| {
-            let locked_until: Option<i64> = r.get(12)?;
-            let locked = locked_until.is_some_and(|l| l > t);
-            let (expires, plan_expires): (Option<i64>, Option<i64>) = (r.get(5)?, r.get(18)?);
+    let rows = users::list(c, only)?;
+    Ok(rows
+        .into_iter()
+        .map(|u| {
+            let locked = u.locked_until.is_some_and(|l| l > t);
             // The count the next failure adds to: none once the window passed.
-            let failed_since: Option<i64> = r.get(19)?;
-            let failed = if failed_since.is_some_and(|f| t - f < cfg.lockout.window_secs) { r.get(11)? } else { 0 };
-            let group: Option<String> = r.get(4)?;
-            let (user_m, group_m): (Option<String>, Option<String>) = (r.get(15)?, r.get(16)?);
+            let failed =
+                if u.failed_since.is_some_and(|f| t - f < cfg.lockout.window_secs) { u.failed_count } else { 0 };
             let (method, from) = match tollgate_core::method::resolve(
-                user_m.as_deref(),
-                group.as_deref().map(|g| (g, group_m.as_deref())),
+                u.auth_method.as_deref(),
+                u.group.as_deref().map(|g| (g, u.group_auth_method.as_deref())),
                 cfg.auth_method,
             ) {
                 Ok((m, f)) => (m.to_string(), f.to_string()),
                 Err(e) => ("invalid".to_string(), format!("{e:#}")),
             };
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<i64>>(14)?,
-                json!({
-                    "name": r.get::<_, String>(1)?,
-                    "state": user_state(r.get(2)?, expires, plan_expires, locked, t),
-                    "enabled": r.get::<_, bool>(2)?,
-                    "plan": r.get::<_, Option<String>>(3)?,
-                    "plan_expires_at": plan_expires.map(format_time),
-                    "group": r.get::<_, Option<String>>(4)?,
-                    "expires_at": expires.map(format_time),
-                    "all_servers": r.get::<_, bool>(6)?,
-                    "static_ip": r.get::<_, Option<String>>(7)?,
-                    "device_binding": r.get::<_, Option<String>>(8)?,
-                    "max_devices": r.get::<_, Option<i64>>(9)?,
-                    "mfa": r.get::<_, String>(10)? == "totp",
-                    "mfa_state": r.get::<_, String>(10)?,
-                    "failed_count": failed,
-                    "locked": locked,
-                    "locked_until": locked_until.filter(|l| *l > t).map(format_time),
-                    "created_at": format_time(r.get(13)?),
-                    "auth_method": method,
-                    "auth_method_from": from,
-                    "saved": r.get::<_, Option<String>>(17)?.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
-                }),
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    base.into_iter()
-        .map(|(id, gid, mut v)| {
-            let mut servers = servers::granted(c, Grantee::User(id))?;
-            if let Some(g) = gid {
-                servers.extend(servers::granted(c, Grantee::Group(g))?);
-            }
-            servers.sort();
-            servers.dedup();
-            v["servers"] = json!(servers);
-            Ok(v)
+            json!({
+                "name": u.name,
+                "state": user_state(u.enabled, u.expires_at, u.plan_expires_at, locked, t),
+                "enabled": u.enabled,
+                "plan": u.plan,
+                "plan_expires_at": u.plan_expires_at.map(format_time),
+                "group": u.group,
+                "expires_at": u.expires_at.map(format_time),
+                "all_servers": u.all_servers,
+                "static_ip": u.static_ip,
+                "device_binding": u.device_binding,
+                "max_devices": u.max_devices,
+                "mfa": u.mfa_state == "totp",
+                "mfa_state": u.mfa_state,
+                "failed_count": failed,
+                "locked": locked,
+                "locked_until": u.locked_until.filter(|l| *l > t).map(format_time),
+                "created_at": format_time(u.created_at),
+                "auth_method": method,
+                "auth_method_from": from,
+                "saved": u.saved.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
+                "servers": u.servers,
+            })
         })
-        .collect()
+        .collect())
 }
 
 // ---------- devices ----------
 
 fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
-    use tollgate_core::devices::{normalize, Binding};
+    use tollgate_core::devices::{self, normalize, Binding};
     let norm = |h: &str| {
         // Hex pairs and separators are a MAC address, which has six octets;
         // anything else is an id the client sends (UV_ device ids).
@@ -875,20 +828,18 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
     match cmd {
         DeviceCmd::List { name, json } => {
             let id = id_of(c, Kind::User, &name)?;
-            let mut st = c.prepare(
-                "SELECT hwaddr, approved, first_seen, last_seen, created_at FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
-            )?;
-            let rows = st
-                .query_map([id], |r| {
-                    Ok(json!({
-                        "hwaddr": r.get::<_, String>(0)?,
-                        "approved": r.get::<_, bool>(1)?,
-                        "first_seen": r.get::<_, Option<i64>>(2)?.map(format_time),
-                        "last_seen": r.get::<_, Option<i64>>(3)?.map(format_time),
-                        "added": format_time(r.get(4)?),
-                    }))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = devices::list(c, id)?
+                .into_iter()
+                .map(|d| {
+                    json!({
+                        "hwaddr": d.hwaddr,
+                        "approved": d.approved,
+                        "first_seen": d.first_seen.map(format_time),
+                        "last_seen": d.last_seen.map(format_time),
+                        "added": format_time(d.created_at),
+                    })
+                })
+                .collect();
             out::listing(json, rows, &["DEVICE", "STATE", "FIRST-SEEN", "LAST-SEEN"], |r| {
                 vec![
                     out::text(r, "hwaddr"),
@@ -902,26 +853,20 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
         DeviceCmd::Add { name, hwaddr } => {
             let id = id_of(c, Kind::User, &name)?;
             let h = norm(&hwaddr)?;
-            let own: Option<String> =
-                c.query_row("SELECT device_binding FROM users WHERE id = ?1", [id], |r| r.get(0))?;
-            if own.as_deref().and_then(Binding::parse).unwrap_or(cfg.devices.binding) == Binding::Off {
+            if devices::user_binding(c, id)?.unwrap_or(cfg.devices.binding) == Binding::Off {
                 eprintln!(
                     "tollgate: warning: device binding is off for {name}, so this device is not checked \
                      (tollgate user set {name} --device-binding manual, or [devices] binding in the config)"
                 );
             }
-            c.execute(
-                "INSERT INTO devices (user_id, hwaddr, approved, created_at) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (user_id, hwaddr) DO UPDATE SET approved = 1",
-                params![id, h, now()],
-            )?;
+            devices::approve(c, id, &h, now())?;
             println!("approved device {h} for {name}");
             Ok(())
         }
         DeviceCmd::Del { name, hwaddr } => {
             let id = id_of(c, Kind::User, &name)?;
             let h = norm(&hwaddr)?;
-            if c.execute("DELETE FROM devices WHERE user_id = ?1 AND hwaddr = ?2", params![id, h])? == 0 {
+            if !devices::remove(c, id, &h)? {
                 bail!("{name} has no device {h}");
             }
             println!("removed device {h} from {name}");
@@ -929,7 +874,7 @@ fn device(c: &Db, cfg: &Config, cmd: DeviceCmd) -> Result<()> {
         }
         DeviceCmd::Reset { name } => {
             let id = id_of(c, Kind::User, &name)?;
-            let n = c.execute("DELETE FROM devices WHERE user_id = ?1", [id])?;
+            let n = devices::remove_all(c, id)?;
             println!("removed {n} device(s) from {name}");
             Ok(())
         }
@@ -943,11 +888,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
     match cmd {
         MfaCmd::Enroll { name, no_confirm, force } => {
             let id = id_of(c, Kind::User, &name)?;
-            let active: bool = c.query_row(
-                "SELECT totp_secret IS NOT NULL AND totp_confirmed <> 0 FROM users WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )?;
+            let active = users::totp_active(c, id)?;
             if active && !force {
                 bail!("{name} already has a second factor: --force replaces it");
             }
@@ -956,10 +897,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
             // Replacing an active factor: the old one stays until the new
             // one is confirmed, so the account is never password-only.
             if !active || no_confirm {
-                c.execute(
-                    "UPDATE users SET totp_secret = ?2, totp_confirmed = ?3, totp_last_step = NULL, updated_at = ?4 WHERE id = ?1",
-                    params![id, secret, no_confirm, now()],
-                )?;
+                users::totp_set(c, id, &secret, no_confirm, now())?;
             }
             println!("{uri}");
             if let Ok(qr) = qrcode::QrCode::new(uri.as_bytes()) {
@@ -981,10 +919,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
             let key = totp::decode_secret(&secret).ok_or_else(|| anyhow!("bad secret"))?;
             match totp::verify(&key, line.trim(), now(), None) {
                 Some(step) => {
-                    c.execute(
-                        "UPDATE users SET totp_secret = ?3, totp_confirmed = 1, totp_last_step = ?2, updated_at = ?4 WHERE id = ?1",
-                        params![id, step, secret, now()],
-                    )?;
+                    users::totp_confirm(c, id, &secret, step, now())?;
                     println!("second factor on for {name}");
                     Ok(())
                 }
@@ -998,10 +933,7 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
         }
         MfaCmd::Disable { name } => {
             let id = id_of(c, Kind::User, &name)?;
-            c.execute(
-                "UPDATE users SET totp_secret = NULL, totp_confirmed = 0, totp_last_step = NULL, updated_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )?;
+            users::totp_remove(c, id, now())?;
             println!("second factor off for {name}");
             Ok(())
         }
@@ -1012,21 +944,18 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
 
 fn blocked(c: &Db, json: bool) -> Result<()> {
     let t = now();
-    let rows = c
-        .prepare(
-            "SELECT ip, failed_count, failed_since, locked_until FROM source_failures ORDER BY locked_until DESC, ip",
-        )?
-        .query_map([], |r| {
-            let until: Option<i64> = r.get(3)?;
-            Ok(json!({
-                "address": r.get::<_, String>(0)?,
-                "failed_count": r.get::<_, i64>(1)?,
-                "failed_since": r.get::<_, Option<i64>>(2)?.map(format_time),
-                "blocked": until.is_some_and(|u| u > t),
-                "blocked_until": until.filter(|u| *u > t).map(format_time),
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = events::sources(c)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "address": r.address,
+                "failed_count": r.failed_count,
+                "failed_since": r.failed_since.map(format_time),
+                "blocked": r.locked_until.is_some_and(|u| u > t),
+                "blocked_until": r.locked_until.filter(|u| *u > t).map(format_time),
+            })
+        })
+        .collect();
     out::listing(json, rows, &["ADDRESS", "FAILURES", "SINCE", "BLOCKED UNTIL"], |r| {
         vec![
             out::text(r, "address"),
@@ -1039,34 +968,24 @@ fn blocked(c: &Db, json: bool) -> Result<()> {
 }
 
 fn events(c: &Db, user: Option<String>, limit: u32, json: bool) -> Result<()> {
-    // Attempts with names tollgate never knew are worth finding (someone
-    // guessing "admin"); a name that is neither a user nor in the log is a typo.
     if let Some(u) = &user {
-        let known = c.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1) OR EXISTS (SELECT 1 FROM auth_events WHERE username = ?1)",
-            [u],
-            |r| r.get::<_, bool>(0),
-        )?;
-        if !known {
+        if !events::known_name(c, u)? {
             bail!("no user and no recorded attempt named {u}");
         }
     }
-    let mut st = c.prepare(
-        "SELECT at, username, server, ip, result, reason FROM auth_events
-          WHERE ?1 IS NULL OR username = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
-    let rows = st
-        .query_map(params![user, limit], |r| {
-            Ok(json!({
-                "at": format_time(r.get(0)?),
-                "user": r.get::<_, String>(1)?,
-                "server": r.get::<_, Option<String>>(2)?,
-                "ip": r.get::<_, Option<String>>(3)?,
-                "result": r.get::<_, String>(4)?,
-                "reason": r.get::<_, String>(5)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = events::recent(c, user.as_deref(), limit)?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "at": format_time(e.at),
+                "user": e.username,
+                "server": e.server,
+                "ip": e.ip,
+                "result": e.result,
+                "reason": e.reason,
+            })
+        })
+        .collect();
     out::listing(json, rows, &["TIME", "USER", "SERVER", "IP", "RESULT", "REASON"], |r| {
         ["at", "user", "server", "ip", "result", "reason"].iter().map(|k| out::text(r, k)).collect()
     });

@@ -68,13 +68,7 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
         "tollgate_auth_events",
         "Auth decisions recorded in the events window (tollgate_auth_events_window_seconds), by result and reason.",
     );
-    let mut st = c.prepare(
-        "SELECT result, kind, count(*) FROM auth_events WHERE at >= ?1 GROUP BY result, kind ORDER BY result, kind",
-    )?;
-    for r in st.query_map([t - cfg.retention_secs], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-    })? {
-        let (result, kind, n) = r?;
+    for (result, kind, n) in tollgate_core::events::counts_since(c, t - cfg.retention_secs)? {
         ev.add(vec![("result", result), ("reason", kind)], n as f64);
     }
     out.push(ev);

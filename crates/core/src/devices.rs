@@ -1,6 +1,8 @@
-//! Device binding and client checks, pure: which hardware ids a user may
-//! log in from, and which client software is allowed.
+//! Device binding and client checks: which hardware ids a user may log in
+//! from, and which client software is allowed (pure decisions), and the
+//! admin's side of the device records (`tollgate device`).
 
+use crate::db::{params, Db};
 use crate::policy::Deny;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -292,4 +294,60 @@ mod tests {
         assert!(d.client_reason().contains("update it to 1.4"), "{}", d.client_reason());
         assert_eq!(client_check(&ClientRules::default(), &|_| None), None);
     }
+}
+
+/// A registered device as `device list` reports it.
+#[derive(Clone, Debug)]
+pub struct DeviceRow {
+    pub hwaddr: String,
+    pub approved: bool,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub created_at: i64,
+}
+
+/// User `user_id`'s devices, oldest first.
+pub fn list(db: &Db, user_id: i64) -> anyhow::Result<Vec<DeviceRow>> {
+    let mut st = db.prepare(
+        "SELECT hwaddr, approved, first_seen, last_seen, created_at FROM devices WHERE user_id = ?1 ORDER BY created_at, id",
+    )?;
+    let rows = st
+        .query_map([user_id], |r| {
+            Ok(DeviceRow {
+                hwaddr: r.get(0)?,
+                approved: r.get(1)?,
+                first_seen: r.get(2)?,
+                last_seen: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The user's own binding mode, if it has one (else the config's).
+pub fn user_binding(db: &Db, user_id: i64) -> anyhow::Result<Option<Binding>> {
+    let own: Option<String> =
+        db.query_row("SELECT device_binding FROM users WHERE id = ?1", [user_id], |r| r.get(0))?;
+    Ok(own.as_deref().and_then(Binding::parse))
+}
+
+/// Approve `hwaddr` (normalized) for the user, registering it if new.
+pub fn approve(db: &Db, user_id: i64, hwaddr: &str, now: i64) -> anyhow::Result<()> {
+    db.execute(
+        "INSERT INTO devices (user_id, hwaddr, approved, created_at) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (user_id, hwaddr) DO UPDATE SET approved = 1",
+        params![user_id, hwaddr, now],
+    )?;
+    Ok(())
+}
+
+/// Forget one device; false when the user had none by that id.
+pub fn remove(db: &Db, user_id: i64, hwaddr: &str) -> anyhow::Result<bool> {
+    Ok(db.execute("DELETE FROM devices WHERE user_id = ?1 AND hwaddr = ?2", params![user_id, hwaddr])? > 0)
+}
+
+/// Forget every device of the user; returns how many.
+pub fn remove_all(db: &Db, user_id: i64) -> anyhow::Result<usize> {
+    Ok(db.execute("DELETE FROM devices WHERE user_id = ?1", [user_id])?)
 }

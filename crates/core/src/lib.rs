@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod devices;
 pub mod directory;
+pub mod events;
 pub mod groups;
 pub mod http;
 pub mod method;
@@ -33,6 +34,7 @@ pub mod sweep;
 pub mod totp;
 pub mod units;
 pub mod usage;
+pub mod users;
 
 pub use config::Config;
 pub use store::Store;
