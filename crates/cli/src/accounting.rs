@@ -4,10 +4,10 @@ use crate::out;
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use tollgate_core::db::{params, Db};
+use tollgate_core::accounting::{self, SessionFilter};
+use tollgate_core::db::Db;
 use tollgate_core::mgmt::{self, LiveClient, Management};
 use tollgate_core::names::{id_of, Kind};
-use tollgate_core::quota::Period;
 use tollgate_core::units::{format_duration, format_size, format_size_of, format_time, now};
 use tollgate_core::{sweep as core_sweep, Config, Store};
 
@@ -27,36 +27,29 @@ pub fn sessions(
     if let Some(s) = &server {
         id_of(c, Kind::Server, s)?;
     }
-    let mut st = c.prepare(
-        "SELECT s.id, u.name, v.name, s.connected_at, s.closed_at, s.real_ip, s.real_port, s.vpn_ip,
-                s.platform, s.client_version, s.bytes_in, s.bytes_out, s.close_reason
-           FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN servers v ON v.id = s.server_id
-          WHERE (?1 = 0 OR s.closed_at IS NULL) AND (?2 IS NULL OR u.name = ?2) AND (?3 IS NULL OR v.name = ?3)
-          ORDER BY s.connected_at DESC, s.id DESC LIMIT ?4",
-    )?;
-    let rows = st
-        .query_map(params![open, user, server, limit], |r| {
-            let connected: i64 = r.get(3)?;
-            let closed: Option<i64> = r.get(4)?;
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "user": r.get::<_, String>(1)?,
-                "server": r.get::<_, Option<String>>(2)?,
-                "connected_at": format_time(connected),
-                "closed_at": closed.map(format_time),
-                "open": closed.is_none(),
-                "duration_secs": closed.unwrap_or(t) - connected,
-                "real_ip": r.get::<_, Option<String>>(5)?,
-                "real_port": r.get::<_, Option<i64>>(6)?,
-                "vpn_ip": r.get::<_, Option<String>>(7)?,
-                "platform": r.get::<_, Option<String>>(8)?,
-                "client_version": r.get::<_, Option<String>>(9)?,
-                "bytes_in": r.get::<_, i64>(10)?,
-                "bytes_out": r.get::<_, i64>(11)?,
-                "close_reason": r.get::<_, Option<String>>(12)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let filter = SessionFilter { open_only: open, user: user.as_deref(), server: server.as_deref(), limit };
+    let rows = accounting::sessions(c, &filter)?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "user": r.user,
+                "server": r.server,
+                "connected_at": format_time(r.connected_at),
+                "closed_at": r.closed_at.map(format_time),
+                "open": r.closed_at.is_none(),
+                "duration_secs": r.closed_at.unwrap_or(t) - r.connected_at,
+                "real_ip": r.real_ip,
+                "real_port": r.real_port,
+                "vpn_ip": r.vpn_ip,
+                "platform": r.platform,
+                "client_version": r.client_version,
+                "bytes_in": r.bytes_in,
+                "bytes_out": r.bytes_out,
+                "close_reason": r.close_reason,
+            })
+        })
+        .collect();
     let headers = ["ID", "USER", "SERVER", "CONNECTED", "DURATION", "REAL-IP", "VPN-IP", "IN", "OUT", "STATE"];
     out::listing(json, rows, &headers, |r| {
         let s = |k: &str| out::text(r, k);
@@ -86,8 +79,7 @@ pub fn close_sessions(c: &mut Db, ids: &[i64], reason: &str) -> Result<i32> {
     let tx = c.transaction()?;
     let closed = tollgate_core::sessions::close_by_admin(&tx, ids, reason, now())?;
     if let Some(id) = ids.iter().find(|id| !closed.contains(id)) {
-        let exists: bool = tx.query_row("SELECT count(*) FROM sessions WHERE id = ?1", [id], |r| r.get(0))?;
-        return Err(if exists {
+        return Err(if accounting::session_exists(&tx, *id)? {
             anyhow!("session {id} is already closed: nothing changed")
         } else {
             anyhow!("no session {id}: nothing changed")
@@ -129,53 +121,26 @@ pub fn usage(c: &Db, user: Option<String>, json: bool) -> Result<()> {
 /// `tollgate usage`'s rows (one user, or all), as at time `t`; metrics
 /// counts from the same rows.
 pub fn usage_rows(c: &Db, user: Option<&str>, t: i64) -> Result<Vec<Value>> {
-    let mut st = c.prepare(
-        "SELECT u.id, u.name, p.name, p.period, p.quota_bytes,
-                coalesce((SELECT bytes_in FROM usage WHERE user_id = u.id AND period_start = 0), 0),
-                coalesce((SELECT bytes_out FROM usage WHERE user_id = u.id AND period_start = 0), 0)
-           FROM users u LEFT JOIN plans p ON p.id = u.plan_id
-          WHERE ?1 IS NULL OR u.name = ?1 ORDER BY u.name",
-    )?;
-    let base = st
-        .query_map([&user], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut rows = Vec::new();
-    for (id, name, plan, period, quota, total_in, total_out) in base {
-        let period = period.as_deref().and_then(Period::parse).unwrap_or(Period::Total);
-        let start = period.start(t);
-        let (pin, pout): (i64, i64) = c
-            .query_row(
-                "SELECT bytes_in, bytes_out FROM usage WHERE user_id = ?1 AND period_start = ?2",
-                params![id, start],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap_or((0, 0));
-        rows.push(json!({
-            "user": name,
-            "plan": plan,
-            "period": period.as_str(),
-            "period_start": if start == 0 { Value::Null } else { json!(format_time(start)) },
-            "period_bytes_in": pin,
-            "period_bytes_out": pout,
-            "period_bytes": pin + pout,
-            "quota_bytes": quota,
-            "quota_left_bytes": quota.map(|q| (q - pin - pout).max(0)),
-            "total_bytes_in": total_in,
-            "total_bytes_out": total_out,
-            "total_bytes": total_in + total_out,
-        }));
-    }
-    Ok(rows)
+    Ok(accounting::usage(c, user, t)?
+        .into_iter()
+        .map(|u| {
+            let (pin, pout) = (u.period_bytes_in, u.period_bytes_out);
+            json!({
+                "user": u.user,
+                "plan": u.plan,
+                "period": u.period.as_str(),
+                "period_start": if u.period_start == 0 { Value::Null } else { json!(format_time(u.period_start)) },
+                "period_bytes_in": pin,
+                "period_bytes_out": pout,
+                "period_bytes": pin + pout,
+                "quota_bytes": u.quota_bytes,
+                "quota_left_bytes": u.quota_bytes.map(|q| (q - pin - pout).max(0)),
+                "total_bytes_in": u.total_bytes_in,
+                "total_bytes_out": u.total_bytes_out,
+                "total_bytes": u.total_bytes_in + u.total_bytes_out,
+            })
+        })
+        .collect())
 }
 
 pub fn sweep(
@@ -202,11 +167,7 @@ pub fn sweep(
     // What metrics reports as this server's last sweep; a sweep that
     // failed is recorded too (ok = 0), and failing to record it is not a
     // reason to hide the sweep's own outcome.
-    let _ = store.conn.execute(
-        "INSERT INTO sweeps (server, at, duration_ms, ok) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (server) DO UPDATE SET at = excluded.at, duration_ms = excluded.duration_ms, ok = excluded.ok",
-        params![server, t, started.elapsed().as_millis() as i64, result.is_ok()],
-    );
+    let _ = accounting::record_sweep(&store.conn, &server, t, started.elapsed().as_millis() as i64, result.is_ok());
     result
 }
 

@@ -12,7 +12,9 @@ use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use tollgate_core::config::{Config, Database, Defer};
+use tollgate_core::db::Db;
 use tollgate_core::method::AuthMethod;
+use tollgate_core::names::{id_of, Kind};
 use tollgate_core::ovpn_conf::{self, Directive};
 use tollgate_core::pg;
 use tollgate_core::store::{Store, SCHEMA_VERSION};
@@ -335,10 +337,8 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
             found.push(error("server-record", "the config names no `server`", "set server = \"NAME\" in the config"))
         }
         Some(s) => {
-            let known: Result<i64, _> =
-                store.conn.query_row("SELECT count(*) FROM servers WHERE name = ?1", [s], |r| r.get(0));
-            found.push(match known {
-                Ok(1) => ok("server-record", format!("server {s} is on record")),
+            found.push(match id_of(&store.conn, Kind::Server, s) {
+                Ok(_) => ok("server-record", format!("server {s} is on record")),
                 _ => error(
                     "server-record",
                     format!("server {s} is not in the database: every login is refused (unknown server)"),
@@ -349,15 +349,7 @@ fn database(cfg: &Config, whos: &[Who], found: &mut Vec<Finding>) -> Option<Stor
     }
     // A clock behind the newest recorded time: TOTP codes are refused
     // (their step is not after the last one used) and sessions go wrong.
-    let newest: i64 = [
-        "SELECT coalesce(max(at), 0) FROM auth_events",
-        "SELECT coalesce(max(connected_at), 0) FROM sessions",
-        "SELECT coalesce(max(totp_last_step) * 30, 0) FROM users",
-    ]
-    .iter()
-    .map(|sql| store.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0))
-    .max()
-    .unwrap_or(0);
+    let newest = tollgate_core::store::newest_record_time(&store.conn).unwrap_or(0);
     let now = tollgate_core::units::now();
     found.push(if newest > now + 30 {
         error(
@@ -468,8 +460,8 @@ fn pg_files(target: &pg::Target, whos: &[Who]) -> Vec<Finding> {
 }
 
 /// A count from the database, 0 when there is none to ask.
-fn count(store: Option<&Store>, sql: &str) -> i64 {
-    store.and_then(|s| s.conn.query_row(sql, [], |r| r.get(0)).ok()).unwrap_or(0)
+fn count(store: Option<&Store>, f: fn(&Db) -> Result<i64>) -> i64 {
+    store.and_then(|s| f(&s.conn).ok()).unwrap_or(0)
 }
 
 fn openvpn(
@@ -598,9 +590,7 @@ fn openvpn(
             "use `auth-gen-token 0 external-auth`",
         )),
         Some(_) => found.push(ok("auth-gen-token", "auth-gen-token with external-auth")),
-        None if cfg.auth_method == AuthMethod::Oidc
-            || count(store, "SELECT count(*) FROM users WHERE totp_confirmed = 1 OR auth_method = 'oidc'") > 0 =>
-        {
+        None if cfg.auth_method == AuthMethod::Oidc || count(store, tollgate_core::users::count_interactive) > 0 => {
             found.push(warning(
                 "auth-gen-token",
                 "no auth-gen-token: every renegotiation (hourly) asks for the code or a browser login again",
@@ -681,7 +671,7 @@ fn openvpn(
     // More than one connection per user needs duplicate-cn with
     // username-as-common-name (or certificate-less logins).
     let dup = ovpn_conf::last(conf, "duplicate-cn").is_some();
-    let multi = count(store, "SELECT count(*) FROM plans WHERE max_connections IS NULL OR max_connections > 1");
+    let multi = count(store, tollgate_core::plans::count_multi_connection);
     if !dup && multi > 0 {
         found.push(warning(
             "duplicate-cn",

@@ -54,12 +54,7 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     let mut out = Vec::new();
 
     let mut open = Family::new("tollgate_sessions_open", "Open sessions (tunnels) per server.");
-    let mut st = c.prepare(
-        "SELECT v.name, (SELECT count(*) FROM sessions s WHERE s.server_id = v.id AND s.closed_at IS NULL)
-           FROM servers v ORDER BY v.name",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-        let (server, n) = r?;
+    for (server, n) in tollgate_core::accounting::open_per_server(c)? {
         open.add(vec![("server", server)], n as f64);
     }
     out.push(open);
@@ -80,9 +75,8 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     let rows = crate::accounting::usage_rows(c, None, t)?;
     // Every plan, with or without users; plan "" only when some user has none.
     let mut per_plan: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut st = c.prepare("SELECT name FROM plans")?;
-    for p in st.query_map([], |r| r.get::<_, String>(0))? {
-        per_plan.insert(p?, (0, 0));
+    for p in tollgate_core::plans::list(c, None)? {
+        per_plan.insert(p.name, (0, 0));
     }
     let (mut over80, mut over100) = (0, 0);
     for r in &rows {
@@ -119,11 +113,7 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     out.push(quota);
 
     let mut users = Family::new("tollgate_users", "User accounts, by whether they may log in (enabled) or not.");
-    let (on, off): (i64, i64) = c.query_row(
-        "SELECT count(*) FILTER (WHERE enabled <> 0), count(*) FILTER (WHERE enabled = 0) FROM users",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (on, off) = tollgate_core::users::count_by_enabled(c)?;
     users.add(vec![("state", "enabled".into())], on as f64);
     users.add(vec![("state", "disabled".into())], off as f64);
     out.push(users);
@@ -133,11 +123,8 @@ fn collect(c: &Db, cfg: &Config, t: i64) -> Result<Vec<Family>> {
     let mut dur = Family::new("tollgate_sweep_last_duration_seconds", "How long each server's last sweep took.");
     let mut okf =
         Family::new("tollgate_sweep_last_success", "1 when each server's last sweep succeeded, 0 when it failed.");
-    let mut st = c.prepare("SELECT server, at, duration_ms, ok FROM sweeps ORDER BY server")?;
-    for r in st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, bool>(3)?))
-    })? {
-        let (server, at, ms, ok) = r?;
+    for r in tollgate_core::accounting::last_sweeps(c)? {
+        let (server, at, ms, ok) = (r.server, r.at, r.duration_ms, r.ok);
         last.add(vec![("server", server.clone())], at as f64);
         dur.add(vec![("server", server.clone())], ms as f64 / 1000.0);
         okf.add(vec![("server", server)], if ok { 1.0 } else { 0.0 });

@@ -2,6 +2,7 @@
 //! Pure policy lives in `policy` and `quota`; I/O lives in `store`, `auth`
 //! and `openvpn`.
 
+pub mod accounting;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -90,3 +90,10 @@ pub fn delete(db: &Db, name: &str) -> Result<()> {
     db.execute("DELETE FROM plans WHERE id = ?1", [id])?;
     Ok(())
 }
+
+/// How many plans let a user have more than one connection.
+pub fn count_multi_connection(db: &Db) -> Result<i64> {
+    Ok(db.query_row("SELECT count(*) FROM plans WHERE max_connections IS NULL OR max_connections > 1", [], |r| {
+        r.get(0)
+    })?)
+}

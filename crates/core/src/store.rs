@@ -408,6 +408,20 @@ fn fix_ownership(db: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The newest time any record holds (an auth event, a session, a used TOTP
+/// step): a clock behind it refuses TOTP codes and confuses sessions.
+pub fn newest_record_time(db: &Db) -> Result<i64> {
+    let mut newest = 0;
+    for sql in [
+        "SELECT coalesce(max(at), 0) FROM auth_events",
+        "SELECT coalesce(max(connected_at), 0) FROM sessions",
+        "SELECT coalesce(max(totp_last_step) * 30, 0) FROM users",
+    ] {
+        newest = newest.max(db.query_row(sql, [], |r| r.get::<_, i64>(0))?);
+    }
+    Ok(newest)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -246,3 +246,147 @@ pub fn totp_remove(db: &Db, id: i64, now: i64) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// How many accounts are enabled and how many disabled.
+pub fn count_by_enabled(db: &Db) -> Result<(i64, i64)> {
+    Ok(db.query_row(
+        "SELECT count(*) FILTER (WHERE enabled <> 0), count(*) FILTER (WHERE enabled = 0) FROM users",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// How many users a renegotiation without a session token would ask again
+/// for something only a person can give: a TOTP code, a browser login.
+pub fn count_interactive(db: &Db) -> Result<i64> {
+    Ok(db.query_row("SELECT count(*) FROM users WHERE totp_confirmed = 1 OR auth_method = 'oidc'", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{id_of, Kind};
+    use crate::store::{tests::temp_config, Store};
+    use crate::{accounting, devices, events, groups, plans};
+
+    /// The admin's domain functions, end to end on one store (run on
+    /// SQLite and, in tests/run.sh, on PostgreSQL): what the CLI writes
+    /// reads back the same.
+    #[test]
+    fn admin_records_round_trip() {
+        let (_d, cfg) = temp_config();
+        let (store, _) = Store::init(&cfg).unwrap();
+        let db = &store.conn;
+        let spec = servers::ServerSpec {
+            host: "vpn.example.org".into(),
+            port: 1194,
+            proto: "udp".into(),
+            ca_pem: "CA".into(),
+            tls_mode: "tls-auth",
+            tls_key: "KEY".into(),
+            key_direction: Some(1),
+            data_ciphers: None,
+            extra: vec!["a 1".into(), "b 2".into()],
+            client_cert: false,
+            pki_dir: None,
+        };
+        servers::add(db, "nl-1", &spec, 100).unwrap();
+        servers::add(db, "nl-2", &spec, 100).unwrap();
+        let e = servers::add(db, "nl-1", &spec, 100).unwrap_err();
+        assert_eq!(e.to_string(), "server nl-1 already exists");
+        let nl1 = id_of(db, Kind::Server, "nl-1").unwrap();
+        let mut s = servers::spec(db, nl1).unwrap();
+        assert_eq!((s.tls_mode, s.key_direction, s.extra.len()), ("tls-auth", Some(1), 2));
+        s.port = 443;
+        servers::update(db, nl1, &s).unwrap();
+        let rows = servers::list(db, Some("nl-1")).unwrap();
+        assert_eq!((rows.len(), rows[0].port, rows[0].extra.as_str()), (1, 443, "a 1\nb 2"));
+        assert_eq!(id_of(db, Kind::Plan, "gold").unwrap_err().to_string(), "no such plan: gold");
+
+        plans::add(db, "gold", 100).unwrap();
+        plans::set_limit(db, "gold", plans::Limit::QuotaBytes, Some(1000)).unwrap();
+        plans::set_limit(db, "gold", plans::Limit::MaxConnections, Some(1)).unwrap();
+        plans::set_period(db, "gold", "day").unwrap();
+        let gold = id_of(db, Kind::Plan, "gold").unwrap();
+        let g = groups::add(db, "staff", 100).unwrap();
+        groups::set_push(db, g, &["route 10.1.0.0 255.255.0.0".into()]).unwrap();
+        assert!(groups::set_push(db, g, &["bad \"quote\"".into()]).is_err());
+        groups::set_auth_method(db, g, Some("local")).unwrap();
+        servers::grant(db, Grantee::Group(g), &["nl-2".into()]).unwrap();
+
+        let new = NewUser {
+            name: "alice",
+            password_hash: "h",
+            enabled: true,
+            plan_id: Some(gold),
+            group_id: Some(g),
+            expires_at: None,
+            all_servers: false,
+            static_ip: Some("10.8.0.9"),
+            auth_method: None,
+        };
+        let alice = add(db, &new, &["nl-1".into()], 200).unwrap();
+        assert!(exists(db, "alice").unwrap() && !exists(db, "bob").unwrap());
+        assert!(static_ip_free(db, "10.8.0.9", None).is_err());
+        static_ip_free(db, "10.8.0.9", Some(alice)).unwrap();
+        change(db, alice, Change::Enabled(false), 300).unwrap();
+        change(db, alice, Change::MaxDevices(Some(2)), 300).unwrap();
+        change(db, alice, Change::Plan(None), 300).unwrap();
+        change(db, alice, Change::Plan(Some(gold)), 300).unwrap();
+        totp_set(db, alice, "SECRET", false, 300).unwrap();
+        assert!(!totp_active(db, alice).unwrap());
+        totp_confirm(db, alice, "SECRET", 7, 300).unwrap();
+        assert!(totp_active(db, alice).unwrap());
+        let u = &list(db, Some("alice")).unwrap()[0];
+        assert_eq!((u.enabled, u.max_devices, u.mfa_state.as_str()), (false, Some(2), "totp"));
+        assert_eq!(u.servers, ["nl-1", "nl-2"], "its own grant and its group's");
+        assert_eq!(u.group_auth_method.as_deref(), Some("local"));
+        servers::revoke(db, Grantee::User(alice), &["nl-1".into()]).unwrap();
+        assert!(servers::revoke(db, Grantee::User(alice), &["nl-1".into()]).is_err());
+        assert_eq!(count_by_enabled(db).unwrap(), (0, 1));
+        assert_eq!(count_interactive(db).unwrap(), 1);
+        assert_eq!(plans::count_multi_connection(db).unwrap(), 0);
+        assert!(plans::delete(db, "gold").unwrap_err().to_string().contains("used by 1 user"));
+        assert!(groups::delete(db, "staff", false).is_err());
+        let gl = &groups::list(db, None).unwrap()[0];
+        assert_eq!((gl.users, gl.servers.clone(), gl.push.len()), (1, vec!["nl-2".to_string()], 1));
+
+        devices::approve(db, alice, "aa:bb:cc:dd:ee:ff", 400).unwrap();
+        devices::approve(db, alice, "aa:bb:cc:dd:ee:ff", 400).unwrap();
+        assert_eq!(devices::list(db, alice).unwrap().len(), 1);
+        assert!(devices::remove(db, alice, "aa:bb:cc:dd:ee:ff").unwrap());
+        assert!(!devices::remove(db, alice, "aa:bb:cc:dd:ee:ff").unwrap());
+
+        db.execute_batch(
+            "INSERT INTO auth_events (at, username, server, ip, result, kind, reason) VALUES (500, 'admin', 'nl-1', '192.0.2.7', 'deny', 'unknown_user', 'x');
+             INSERT INTO source_failures (ip, failed_count, failed_since, locked_until) VALUES ('192.0.2.7', 3, 500, 900);
+             INSERT INTO sessions (user_id, server_id, connected_at, bytes_in, bytes_out) VALUES (1, 1, 600, 10, 20);
+             INSERT INTO usage (user_id, period_start, bytes_in, bytes_out) VALUES (1, 0, 10, 20);",
+        )
+        .unwrap();
+        assert!(events::known_name(db, "admin").unwrap() && !events::known_name(db, "nobody").unwrap());
+        assert_eq!(events::recent(db, Some("admin"), 5).unwrap()[0].ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(events::counts_since(db, 0).unwrap(), [("deny".into(), "unknown_user".into(), 1)]);
+        assert_eq!(events::sources(db).unwrap()[0].failed_count, 3);
+        assert!(events::unblock(db, "192.0.2.7").unwrap() && !events::unblock(db, "192.0.2.7").unwrap());
+        let open = accounting::SessionFilter { open_only: true, limit: 10, ..Default::default() };
+        assert_eq!(accounting::sessions(db, &open).unwrap()[0].bytes_out, 20);
+        assert!(accounting::session_exists(db, 1).unwrap() && !accounting::session_exists(db, 2).unwrap());
+        assert_eq!(accounting::open_per_server(db).unwrap(), [("nl-1".into(), 1), ("nl-2".into(), 0)]);
+        let usage = &accounting::usage(db, Some("alice"), 700).unwrap()[0];
+        assert_eq!((usage.total_bytes_in, usage.total_bytes_out, usage.quota_bytes), (10, 20, Some(1000)));
+        accounting::record_sweep(db, "nl-1", 800, 12, true).unwrap();
+        accounting::record_sweep(db, "nl-1", 900, 7, false).unwrap();
+        let sw = &accounting::last_sweeps(db).unwrap()[0];
+        assert_eq!((sw.at, sw.duration_ms, sw.ok), (900, 7, false));
+        assert_eq!(crate::store::newest_record_time(db).unwrap(), 600);
+
+        let tx = store.conn.transaction().unwrap();
+        assert!(servers::delete(&tx, "nl-1", false, 1000).is_err(), "an open session refuses it");
+        assert_eq!(servers::delete(&tx, "nl-1", true, 1000).unwrap(), 1);
+        tx.commit().unwrap();
+        delete(db, alice).unwrap();
+        plans::delete(db, "gold").unwrap();
+        groups::delete(db, "staff", false).unwrap();
+    }
+}
