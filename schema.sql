@@ -230,3 +230,30 @@ CREATE TABLE sweeps (
     duration_ms INTEGER NOT NULL,
     ok          INTEGER NOT NULL                 -- 0 when it failed
 ) WITHOUT ROWID;
+
+-- Signed-in browsers of the self-service site (`tollgate web`). The cookie
+-- holds the secret; only its SHA-256 is kept. Disabling or deleting the user
+-- ends them.
+CREATE TABLE web_sessions (
+    id_hash    TEXT    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf       TEXT    NOT NULL,                 -- the forms' anti-forgery token
+    totp_pending TEXT,                           -- a second factor being enrolled
+    ip         TEXT    NOT NULL,                 -- where it signed in from
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_user ON web_sessions(user_id);
+
+-- The admin's tokens for the JSON API (`tollgate token`): only the SHA-256
+-- of each is kept; a revoked token stays listed.
+CREATE TABLE api_tokens (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL UNIQUE,
+    hash         TEXT    NOT NULL UNIQUE,
+    scopes       TEXT    NOT NULL,               -- comma-separated: profile,usage,sessions
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER,
+    revoked_at   INTEGER,
+    last_used_at INTEGER
+);

@@ -1282,14 +1282,14 @@ pub fn crv1_question(state: &str, username: &str, q: &Question) -> String {
 }
 
 /// The failure counters of one client address.
-fn source_state(c: &crate::db::Db, ip: &str) -> Result<FailState> {
+pub(crate) fn source_state(c: &crate::db::Db, ip: &str) -> Result<FailState> {
     Ok(c.prepare_cached("SELECT failed_count, failed_since, locked_until FROM source_failures WHERE ip = ?1")?
         .query_row([ip], |r| Ok(FailState { count: r.get(0)?, since: r.get(1)?, locked_until: r.get(2)? }))
         .optional()?
         .unwrap_or_default())
 }
 
-fn record_outcome(
+pub(crate) fn record_outcome(
     store: &mut Store,
     cfg: &Config,
     req: &Request,
@@ -1364,7 +1364,7 @@ fn record_outcome(
 }
 
 /// After a good login, bring an old hash up to the configured parameters.
-fn maybe_rehash(store: &mut Store, cfg: &Config, pw: &str, loaded: &Loaded) -> Result<()> {
+pub(crate) fn maybe_rehash(store: &mut Store, cfg: &Config, pw: &str, loaded: &Loaded) -> Result<()> {
     let (Some(u), Some(h)) = (&loaded.facts.user, &loaded.password_hash) else { return Ok(()) };
     if password::needs_rehash(h, cfg.argon2) {
         let new = password::hash(pw, cfg.argon2)?;

@@ -76,6 +76,8 @@ pub struct Config {
     pub ldap: Option<Ldap>,
     pub radius: Option<Radius>,
     pub oidc: Option<Oidc>,
+    /// `[self_service]`: the users' own site in `tollgate web` (None: off).
+    pub self_service: Option<SelfService>,
     /// The executable that talks to directories (`tollgate-directory`).
     pub directory_helper: Option<PathBuf>,
 }
@@ -169,6 +171,79 @@ pub struct Oidc {
     pub password_fallback: bool,
     /// Provider group → tollgate group, first match wins.
     pub groups: Vec<(String, String)>,
+}
+
+/// `[self_service]`: what users may do on their own site (`tollgate web`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfService {
+    /// The site is served (`enabled = false` turns it off, section kept).
+    pub enabled: bool,
+    /// Users download their profiles.
+    pub download: bool,
+    /// Users enrol (or replace) their own second factor.
+    pub enrol: bool,
+    /// Local users change their own password.
+    pub password_change: bool,
+    /// Users remove their own registered devices.
+    pub remove_devices: bool,
+    /// How long a sign-in lasts.
+    pub session_secs: i64,
+    /// The site's address as browsers reach it (`https://…` makes cookies
+    /// Secure even behind a proxy that speaks plain HTTP to tollgate web).
+    pub public_url: Option<String>,
+    /// Proxies whose X-Forwarded-For names the client (the address rate
+    /// limits and the login record use).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for SelfService {
+    fn default() -> Self {
+        SelfService {
+            enabled: true,
+            download: true,
+            enrol: true,
+            password_change: true,
+            remove_devices: true,
+            session_secs: 8 * 3600,
+            public_url: None,
+            trusted_proxies: vec![],
+        }
+    }
+}
+
+impl SelfService {
+    fn from_raw(r: RawSelfService) -> Result<SelfService> {
+        let d = SelfService::default();
+        let session_secs = match r.session_lifetime {
+            None => d.session_secs,
+            Some(t) => parse_duration(&t).context("session_lifetime")?,
+        };
+        if !(60..=30 * 86400).contains(&session_secs) {
+            bail!("session_lifetime must be between 1m and 30d");
+        }
+        if let Some(u) = &r.public_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) || u.chars().any(|c| c.is_control() || c == ' ')
+            {
+                bail!("public_url must be an http:// or https:// URL");
+            }
+        }
+        let trusted_proxies = r
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.parse().map_err(|_| anyhow::anyhow!("trusted_proxies: {a:?} is not an IP address")))
+            .collect::<Result<_>>()?;
+        Ok(SelfService {
+            enabled: r.enabled.unwrap_or(d.enabled),
+            download: r.download.unwrap_or(d.download),
+            enrol: r.enrol.unwrap_or(d.enrol),
+            password_change: r.password_change.unwrap_or(d.password_change),
+            remove_devices: r.remove_devices.unwrap_or(d.remove_devices),
+            session_secs,
+            public_url: r.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            trusted_proxies,
+        })
+    }
 }
 
 /// `[post_auth]`: the program run after tollgate's own checks (or instead
@@ -306,6 +381,7 @@ impl Default for Config {
             ldap: None,
             radius: None,
             oidc: None,
+            self_service: None,
             directory_helper: None,
         }
     }
@@ -333,7 +409,21 @@ struct RawConfig {
     ldap: Option<RawLdap>,
     radius: Option<RawRadius>,
     oidc: Option<RawOidc>,
+    self_service: Option<RawSelfService>,
     directory_helper: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSelfService {
+    enabled: Option<bool>,
+    download: Option<bool>,
+    enrol: Option<bool>,
+    password_change: Option<bool>,
+    remove_devices: Option<bool>,
+    session_lifetime: Option<String>,
+    public_url: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -617,6 +707,9 @@ impl Config {
         }
         if let Some(o) = raw.oidc {
             cfg.oidc = Some(Oidc::from_raw(o).context("oidc")?);
+        }
+        if let Some(w) = raw.self_service {
+            cfg.self_service = Some(SelfService::from_raw(w).context("self_service")?);
         }
         cfg.directory_helper = raw.directory_helper;
         if cfg.auth_method == crate::method::AuthMethod::Ldap && cfg.ldap.is_none() {
@@ -1039,6 +1132,32 @@ mod tests {
         assert!(e.contains("no [oidc] section"), "{e}");
         let e = format!("{:#}", Config::parse(&base.replace("/sso/oidc/callback", "")).unwrap_err());
         assert!(e.contains("needs a path"), "{e}");
+    }
+
+    #[test]
+    fn self_service_section() {
+        assert_eq!(Config::parse("").unwrap().self_service, None, "off unless configured");
+        let w = Config::parse("[self_service]\n").unwrap().self_service.unwrap();
+        assert_eq!(w, SelfService::default());
+        let w = Config::parse(
+            "[self_service]\nenrol = false\nsession_lifetime = \"2h\"\npublic_url = \"https://vpn.example.org/\"\n\
+             trusted_proxies = [\"127.0.0.1\", \"::1\"]\n",
+        )
+        .unwrap()
+        .self_service
+        .unwrap();
+        assert!(w.enabled && w.download && !w.enrol && w.password_change);
+        assert_eq!((w.session_secs, w.public_url.as_deref()), (7200, Some("https://vpn.example.org")));
+        assert_eq!(w.trusted_proxies.len(), 2);
+        for (bad, why) in [
+            ("session_lifetime = \"10s\"", "between 1m and 30d"),
+            ("public_url = \"vpn.example.org\"", "http:// or https://"),
+            ("trusted_proxies = [\"proxy\"]", "not an IP address"),
+            ("downlaod = true", "unknown field"),
+        ] {
+            let e = format!("{:#}", Config::parse(&format!("[self_service]\n{bad}\n")).unwrap_err());
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure HTTP/1.1 request parsing for `tollgate web` (outside input: fuzzed
-//! by `fuzz/fuzz_targets/web_request.rs`). Only what the login pages need:
-//! the method, the path and its query, cookies, and a small form body.
+//! by `fuzz/fuzz_targets/web_request.rs`). Only what the pages need: the
+//! method, the path and its query, cookies, a bearer token, the address a
+//! trusted proxy forwards, and a small form body.
 
 /// The longest request head read (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -15,6 +16,11 @@ pub struct Head {
     pub query: String,
     /// The `Cookie` header(s), joined.
     pub cookies: String,
+    /// `Authorization: Bearer TOKEN`: the token.
+    pub bearer: Option<String>,
+    /// The last address of `X-Forwarded-For` (the one the nearest proxy
+    /// added), for a request from a trusted proxy.
+    pub forwarded_for: Option<String>,
     pub content_length: usize,
 }
 
@@ -39,10 +45,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut cookies = Vec::new();
     let mut content_length = None;
+    let (mut bearer, mut forwarded_for) = (None, None);
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| format!("header {} is not UTF-8", h.name))?;
         if h.name.eq_ignore_ascii_case("cookie") {
             cookies.push(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            if scheme.eq_ignore_ascii_case("bearer") && bearer.is_none() {
+                bearer = Some(token.trim().to_string());
+            }
+        } else if h.name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = value.rsplit(',').next().map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let len: usize = value.trim().parse().map_err(|_| "bad Content-Length".to_string())?;
             if content_length.is_some_and(|l| l != len) {
@@ -58,7 +72,15 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
         return Err("request body too large".into());
     }
     Ok(Some((
-        Head { method, path: path.to_string(), query: query.to_string(), cookies: cookies.join("; "), content_length },
+        Head {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            cookies: cookies.join("; "),
+            bearer,
+            forwarded_for,
+            content_length,
+        },
         n,
     )))
 }
@@ -102,6 +124,11 @@ mod tests {
         assert_eq!((cookie(&h.cookies, "tg"), cookie(&h.cookies, "b")), (Some("zz"), None));
         assert_eq!(&r[n..], b"rest");
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(), None, "incomplete");
+        let api = b"GET /api/v1/usage HTTP/1.1\r\nAuthorization: Bearer  tgapi_x \r\nX-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\r\n";
+        let (h, _) = parse_head(api).unwrap().unwrap();
+        assert_eq!((h.bearer.as_deref(), h.forwarded_for.as_deref()), (Some("tgapi_x"), Some("192.0.2.7")));
+        let basic = b"GET / HTTP/1.1\r\nAuthorization: Basic eDp5\r\n\r\n";
+        assert_eq!(parse_head(basic).unwrap().unwrap().0.bearer, None);
         let post = b"POST /l HTTP/1.1\r\nContent-Length: 5\r\n\r\nl=abc";
         assert_eq!(parse_head(post).unwrap().unwrap().0.content_length, 5);
         for (bad, why) in [

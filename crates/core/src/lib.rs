@@ -26,6 +26,7 @@ pub mod profile;
 pub mod quota;
 pub mod radius;
 pub mod safefs;
+pub mod selfservice;
 pub mod servers;
 pub mod sessions;
 pub mod standing;

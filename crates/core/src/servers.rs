@@ -60,6 +60,21 @@ pub fn granted(db: &Db, who: Grantee) -> Result<Vec<String>> {
     Ok(v)
 }
 
+/// The servers a user may connect to, sorted: every one for an account
+/// (or group) with all servers, else those granted to it or its group.
+pub fn usable_by(db: &Db, user_id: i64) -> Result<Vec<String>> {
+    let mut st = db.prepare(
+        "SELECT s.name FROM servers s, users u LEFT JOIN groups g ON g.id = u.group_id
+          WHERE u.id = ?1
+            AND (u.all_servers <> 0 OR coalesce(g.all_servers, 0) <> 0
+                 OR EXISTS (SELECT 1 FROM grants WHERE server_id = s.id AND user_id = u.id)
+                 OR EXISTS (SELECT 1 FROM grants WHERE server_id = s.id AND group_id = u.group_id))
+          ORDER BY s.name",
+    )?;
+    let v = st.query_map([user_id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(v)
+}
+
 /// A server as stored: what `server add` builds and `server set` changes.
 /// Checking it is the caller's (the CLI reads the files it names).
 #[derive(Clone, Debug)]

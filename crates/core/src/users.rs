@@ -86,8 +86,18 @@ pub fn change(db: &Db, id: i64, c: Change, now: i64) -> Result<()> {
         Change::DeviceBinding(m) => set("device_binding", &m),
         Change::AllServers(all) => set("all_servers", &all),
         Change::AuthMethod(m) => set("auth_method", &m),
-        Change::Enabled(on) => set("enabled", &on),
-        Change::PasswordHash(h) => set("password_hash", &h),
+        // Disabling an account, or giving it a new password, signs it out
+        // of the self-service site everywhere.
+        Change::Enabled(on) => {
+            if !on {
+                crate::selfservice::end_sessions(db, id)?;
+            }
+            set("enabled", &on)
+        }
+        Change::PasswordHash(h) => {
+            crate::selfservice::end_sessions(db, id)?;
+            set("password_hash", &h)
+        }
         Change::ClearSaved => set("saved", &None::<String>),
         Change::Unlock => {
             db.execute(
