@@ -22,7 +22,7 @@ fresh_radius=$(command -v freeradius >/dev/null || echo yes)
 fresh_pg=$(command -v pg_ctlcluster >/dev/null || echo yes)
 ensure_packages tests/run.sh slapd=slapd freeradius=freeradius radclient=freeradius-utils openvpn=openvpn \
     ip=iproute2 openssl=openssl ping=iputils-ping python3=python3 iptables=iptables debootstrap=debootstrap dpkg-scanpackages=dpkg-dev \
-    systemd-nspawn=systemd-container cc=gcc,libc6-dev node=nodejs npm=npm curl=curl \
+    systemd-nspawn=systemd-container cc=gcc,libc6-dev node=nodejs npm=npm curl=curl chromium=chromium \
     man=man-db zsh=zsh fish=fish pg_ctlcluster=postgresql psql=postgresql-client
 if [ -n "$fresh_slapd" ]; then
     service slapd stop >/dev/null 2>&1 || pkill -x slapd || true

@@ -51,40 +51,13 @@
 # application/json all the same). The log is DIR/oidc.log.
 
 . "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/npm.sh"
 
 OIDC_PROVIDER_VERSION=8.8.1
 OIDCD_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/oidc/provider.mjs
 
 oidcd_install() {
-    local dir=${OIDCD_CACHE:-/var/cache/tollgate-tests/oidc-provider} rc
-    local stamp=$dir/.installed-$OIDC_PROVIDER_VERSION
-    if ! command -v node >/dev/null; then
-        echo "oidcd_install: node is missing (apt-get install nodejs)" >&2
-        return 1
-    fi
-    [ -f "$stamp" ] && [ -f "$dir/node_modules/oidc-provider/package.json" ] && return 0
-    if ! command -v npm >/dev/null; then
-        echo "oidcd_install: npm is missing (apt-get install npm); it installs oidc-provider@$OIDC_PROVIDER_VERSION" >&2
-        return 1
-    fi
-    mkdir -p "$dir" || return 1
-    # One install at a time; the stamp is written only after a complete one.
-    (
-        flock 9
-        [ -f "$stamp" ] && exit 0
-        rm -f "$dir"/.installed-*
-        npm install --no-audit --no-fund --prefix "$dir" "oidc-provider@$OIDC_PROVIDER_VERSION" \
-            > "$dir/npm.log" 2>&1 || exit 1
-        [ "$(node -p 'require(process.argv[1]).version' "$dir/node_modules/oidc-provider/package.json" 2>/dev/null)" \
-            = "$OIDC_PROVIDER_VERSION" ] || exit 1
-        touch "$stamp"
-    ) 9> "$dir/.lock"
-    rc=$?
-    if [ "$rc" != 0 ]; then
-        echo "oidcd_install: npm install oidc-provider@$OIDC_PROVIDER_VERSION into $dir failed; last lines of $dir/npm.log:" >&2
-        tail -n 20 "$dir/npm.log" 2>/dev/null | sed 's/^/    | /' >&2
-        return 1
-    fi
+    npm_cached "${OIDCD_CACHE:-/var/cache/tollgate-tests/oidc-provider}" oidc-provider "$OIDC_PROVIDER_VERSION"
 }
 
 oidcd_prepare() {

@@ -4,7 +4,7 @@
 use crate::out;
 use crate::{
     Cli, Cmd, DeviceCmd, GroupArgs, GroupCmd, GroupSet, MfaCmd, PlanArgs, PlanCmd, ServerAdd, ServerCmd, ServerSet,
-    SessionsCmd, UserAdd, UserCmd, UserSet,
+    SessionsCmd, TokenCmd, UserAdd, UserCmd, UserSet,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -76,6 +76,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::User(c) => user(&mut store.conn, &cfg, c)?,
         Cmd::Mfa(c) => mfa(&store.conn, &cfg, c)?,
         Cmd::Device(c) => device(&store.conn, &cfg, c)?,
+        Cmd::Token(c) => token(&store.conn, c)?,
         Cmd::Events { user, limit, json } => events(&store.conn, user, limit, json)?,
         Cmd::Blocked { json } => blocked(&store.conn, json)?,
         Cmd::Unblock { address } => {
@@ -941,6 +942,64 @@ fn mfa(c: &Db, cfg: &Config, cmd: MfaCmd) -> Result<()> {
 }
 
 // ---------- events, test-auth ----------
+
+fn token(c: &Db, cmd: TokenCmd) -> Result<()> {
+    use tollgate_core::selfservice::{self as ss, Scope};
+    let t = now();
+    match cmd {
+        TokenCmd::Add { name, scope, expires } => {
+            let scopes = Scope::parse_list(&scope)?;
+            let expires_at = expires.as_deref().map(|e| tollgate_core::units::parse_expiry(e, t)).transpose()?;
+            let token = ss::token_add(c, &name, &scopes, expires_at, t)?;
+            // The secret on stdout alone (for `$(tollgate token add …)`),
+            // what it is on stderr.
+            eprintln!(
+                "token {name} created ({}); it is shown this once, store it now:",
+                scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            println!("{token}");
+        }
+        TokenCmd::List { json } => {
+            let rows = ss::token_list(c)?
+                .into_iter()
+                .map(|r| {
+                    let state = match (r.revoked_at, r.expires_at) {
+                        (Some(_), _) => "revoked",
+                        (None, Some(e)) if e <= t => "expired",
+                        _ => "active",
+                    };
+                    json!({
+                        "name": r.name,
+                        "scopes": r.scopes,
+                        "state": state,
+                        "created_at": format_time(r.created_at),
+                        "expires_at": r.expires_at.map(format_time),
+                        "revoked_at": r.revoked_at.map(format_time),
+                        "last_used_at": r.last_used_at.map(format_time),
+                    })
+                })
+                .collect();
+            out::listing(json, rows, &["NAME", "SCOPES", "STATE", "EXPIRES", "LAST USED"], |r| {
+                let scopes: Vec<&str> =
+                    r["scopes"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                vec![
+                    out::text(r, "name"),
+                    scopes.join(","),
+                    out::text(r, "state"),
+                    out::expiry(r, "expires_at"),
+                    out::text(r, "last_used_at"),
+                ]
+            });
+        }
+        TokenCmd::Revoke { name } => {
+            if !ss::token_revoke(c, &name, t)? {
+                bail!("no token named {name} (tollgate token list)");
+            }
+            println!("revoked token {name}");
+        }
+    }
+    Ok(())
+}
 
 fn blocked(c: &Db, json: bool) -> Result<()> {
     let t = now();

@@ -8,6 +8,7 @@ mod doctor;
 mod metrics;
 mod oidc_client;
 mod out;
+mod site;
 mod web;
 
 use clap::{Args, Parser, Subcommand};
@@ -76,6 +77,9 @@ pub enum Cmd {
     /// Devices bound to a user (device binding)
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Tokens for the self-service JSON API (`tollgate web`), for sellers' dashboards
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Sessions (tunnels), newest first; `sessions close ID` ends one by hand
     #[command(args_conflicts_with_subcommands = true)]
     Sessions {
@@ -153,8 +157,18 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Serve the single sign-on pages ([oidc]): the login link and the
-    /// OpenID callback.
+    /// Serve the single sign-on pages ([oidc]) and the users' self-service
+    /// site ([self_service]).
+    ///
+    /// The self-service site: users sign in with their own password (and
+    /// authenticator code), under the VPN's lockout rules; download the
+    /// profile of each server they may use (what gen-ovpn makes); see their
+    /// plan, quota used and left, connections and recent sign-ins; set up
+    /// an authenticator app (QR code, confirmed by a code), remove devices
+    /// and change their password, as [self_service] allows. The same data
+    /// is served as JSON under /api/v1/ for a signed-in user, or for an
+    /// admin token (`tollgate token add`). Sessions last [self_service]
+    /// session_lifetime; `tollgate user disable` ends them.
     ///
     /// A client of an `oidc` user gets a link (`[oidc] login_url?l=…`); its
     /// page says which server, address and client the login is for, then
@@ -311,6 +325,35 @@ pub enum DeviceCmd {
     Del { name: String, hwaddr: String },
     /// Remove all of a user's devices (frees every slot)
     Reset { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create a token: printed once, only its hash is kept.
+    ///
+    /// The token goes in an `Authorization: Bearer TOKEN` header and reads
+    /// any user's data through /api/v1/users/USER/...; its scopes say what:
+    /// `profile` (the .ovpn files), `usage` (plan, quota and bytes),
+    /// `sessions` (tunnels and recent logins), or `all`. Keep it like a
+    /// password: whoever has it reads what its scopes allow.
+    Add {
+        /// A name to list and revoke it by
+        name: String,
+        /// What it may read: profile, usage, sessions (comma-separated) or all
+        #[arg(long, value_name = "SCOPES")]
+        scope: String,
+        /// Last day it works, YYYY-MM-DD (UTC), or a duration from now (90d); default: until revoked
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens: names, scopes, state and last use (never the secrets)
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: refused from then on, still listed
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]

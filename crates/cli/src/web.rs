@@ -1,11 +1,12 @@
 //! `tollgate web`: the single sign-on pages (login link and OpenID
-//! callback). It serves in the foreground on `--listen`, or on the socket
+//! callback, `[oidc]`) and the users' self-service site (`[self_service]`,
+//! site.rs). It serves in the foreground on `--listen`, or on the socket
 //! systemd hands it (socket activation), and with `--idle-exit` ends when
-//! nobody has used it for that long: nothing runs while nobody logs in.
+//! nobody has used it for that long: nothing runs while nobody uses it.
 //!
-//! The login state lives in the database (see `tollgate_core::oidc`); this
-//! process keeps nothing between requests, so any number of them (or none)
-//! may run.
+//! Login state and sessions live in the database (see `tollgate_core::oidc`
+//! and `selfservice`); this process keeps nothing between requests but a
+//! rate limit, so any number of them (or none) may run.
 
 use crate::oidc_client::Provider;
 use anyhow::{anyhow, bail, Context, Result};
@@ -38,9 +39,13 @@ pub struct WebArgs {
 }
 
 pub fn run(cfg: Config, args: WebArgs) -> Result<i32> {
-    let Some(o) = cfg.oidc.clone() else {
-        bail!("no [oidc] section in the config: tollgate web serves single sign-on logins");
-    };
+    let site = cfg.self_service.as_ref().is_some_and(|s| s.enabled);
+    if cfg.oidc.is_none() && !site {
+        bail!(
+            "nothing to serve: tollgate web serves single sign-on ([oidc]) and the self-service site \
+             ([self_service], enabled); the config has neither"
+        );
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(Arc::new(tls_config(c, k)?)),
         (None, None) => None,
@@ -54,13 +59,15 @@ pub fn run(cfg: Config, args: WebArgs) -> Result<i32> {
     // Opened once to fail early on a missing or old database.
     Store::open_hook(&cfg)?;
     let here = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    eprintln!(
-        "tollgate web: serving {} and {} on {here}{}",
-        http::url_path(&o.login_url),
-        http::url_path(&o.redirect_url),
-        if tls.is_some() { " (TLS)" } else { "" }
-    );
-    let shared = Arc::new(Shared { cfg, busy: AtomicUsize::new(0) });
+    let mut serves = vec![];
+    if let Some(o) = &cfg.oidc {
+        serves.push(format!("{} and {}", http::url_path(&o.login_url), http::url_path(&o.redirect_url)));
+    }
+    if site {
+        serves.push("the self-service site (/, /api/v1/)".into());
+    }
+    eprintln!("tollgate web: serving {} on {here}{}", serves.join(" and "), if tls.is_some() { " (TLS)" } else { "" });
+    let shared = Arc::new(Shared { cfg, busy: AtomicUsize::new(0), limiter: crate::site::Limiter::default() });
     let idle = args.idle_exit.map(Duration::from_secs);
     loop {
         if let Some(idle) = idle {
@@ -89,10 +96,10 @@ pub fn run(cfg: Config, args: WebArgs) -> Result<i32> {
             let r = match tls {
                 Some(t) => rustls::ServerConnection::new(t)
                     .map_err(|e| anyhow!("TLS: {e}"))
-                    .and_then(|c| serve(&shared, &mut rustls::StreamOwned::new(c, stream), true)),
+                    .and_then(|c| serve(&shared, &mut rustls::StreamOwned::new(c, stream), peer.ip(), true)),
                 None => {
                     let mut s = stream;
-                    serve(&shared, &mut s, false)
+                    serve(&shared, &mut s, peer.ip(), false)
                 }
             };
             if let Err(e) = r {
@@ -106,6 +113,7 @@ pub fn run(cfg: Config, args: WebArgs) -> Result<i32> {
 struct Shared {
     cfg: Config,
     busy: AtomicUsize,
+    limiter: crate::site::Limiter,
 }
 
 /// The listening socket systemd passed (LISTEN_FDS, fd 3), if any.
@@ -151,11 +159,55 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::S
         .map_err(|e| anyhow!("TLS certificate and key: {e}"))
 }
 
-/// A response: status, extra headers, HTML body.
-struct Page {
+/// A response: status, extra headers, body and its type.
+pub struct Page {
     status: u16,
     headers: Vec<(String, String)>,
+    content_type: &'static str,
     body: String,
+}
+
+impl Page {
+    /// A page of the self-service site's plain layout around `body`.
+    pub fn html(status: u16, title: &str, body: maud::Markup) -> Page {
+        page(status, title, &body.into_string())
+    }
+
+    /// A whole HTML document.
+    pub fn html_markup(status: u16, doc: maud::Markup) -> Page {
+        Page { status, headers: vec![], content_type: "text/html; charset=utf-8", body: doc.into_string() }
+    }
+
+    pub fn json(status: u16, v: &serde_json::Value) -> Page {
+        let body = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+        Page { status, headers: vec![], content_type: "application/json", body }
+    }
+
+    /// 303 to a path of this site.
+    pub fn redirect(to: &str) -> Page {
+        Page {
+            status: 303,
+            headers: vec![("Location".into(), to.into())],
+            content_type: "text/plain",
+            body: String::new(),
+        }
+    }
+
+    /// An OpenVPN profile to save as `name`.
+    pub fn file(text: String, name: &str) -> Page {
+        let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\'], "_"));
+        Page {
+            status: 200,
+            headers: vec![("Content-Disposition".into(), disposition)],
+            content_type: "application/x-openvpn-profile",
+            body: text,
+        }
+    }
+
+    pub fn with(mut self, header: (String, String)) -> Page {
+        self.headers.push(header);
+        self
+    }
 }
 
 fn page(status: u16, title: &str, body_html: &str) -> Page {
@@ -167,10 +219,10 @@ fn page(status: u16, title: &str, body_html: &str) -> Page {
          <body><h1>{t}</h1>\n{body_html}\n</body></html>\n",
         t = escape(title)
     );
-    Page { status, headers: vec![], body }
+    Page { status, headers: vec![], content_type: "text/html; charset=utf-8", body }
 }
 
-fn serve(shared: &Shared, s: &mut (impl Read + Write), tls: bool) -> Result<()> {
+fn serve(shared: &Shared, s: &mut (impl Read + Write), peer: std::net::IpAddr, tls: bool) -> Result<()> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 2048];
     let (head, start) = loop {
@@ -182,7 +234,7 @@ fn serve(shared: &Shared, s: &mut (impl Read + Write), tls: bool) -> Result<()> 
         match http::parse_head(&buf) {
             Ok(Some(h)) => break h,
             Ok(None) => continue,
-            Err(e) => return respond(s, page(400, "Bad request", &escape(&e))),
+            Err(e) => return respond(s, page(400, "Bad request", &escape(&e)), tls, false),
         }
     };
     let mut body = buf[start..].to_vec();
@@ -194,46 +246,69 @@ fn serve(shared: &Shared, s: &mut (impl Read + Write), tls: bool) -> Result<()> 
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(head.content_length);
-    let p = route(shared, &head, &body, tls);
-    respond(s, p)
+    let p = route(shared, &head, &body, peer, tls);
+    respond(s, p, tls, head.method == "HEAD")
 }
 
-fn respond(s: &mut impl Write, p: Page) -> Result<()> {
+fn respond(s: &mut impl Write, p: Page, tls: bool, head_only: bool) -> Result<()> {
     let reason = match p.status {
         200 => "OK",
         303 => "See Other",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         410 => "Gone",
+        429 => "Too Many Requests",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Error",
     };
+    // No script, no frame, no outside resource; forms post only here.
     let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n\
-         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'\r\n\
+         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'\r\n\
          Connection: close\r\n",
         p.status,
+        p.content_type,
         p.body.len()
     );
+    if tls {
+        out.push_str("Strict-Transport-Security: max-age=31536000\r\n");
+    }
     for (k, v) in &p.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str("\r\n");
     s.write_all(out.as_bytes())?;
-    s.write_all(p.body.as_bytes())?;
+    if !head_only {
+        s.write_all(p.body.as_bytes())?;
+    }
     s.flush()?;
     Ok(())
 }
 
-fn route(shared: &Shared, head: &Head, body: &[u8], tls: bool) -> Page {
+fn route(shared: &Shared, head: &Head, body: &[u8], peer: std::net::IpAddr, tls: bool) -> Page {
     let cfg = &shared.cfg;
+    if head.path == "/health" && head.method == "GET" {
+        return Page { status: 200, headers: vec![], content_type: "text/plain", body: "ok\n".into() };
+    }
+    let sso = cfg
+        .oidc
+        .as_ref()
+        .is_some_and(|o| head.path == http::url_path(&o.login_url) || head.path == http::url_path(&o.redirect_url));
+    if !sso {
+        if let Some(site) = cfg.self_service.as_ref().filter(|s| s.enabled && crate::site::owns(&head.path)) {
+            let client = crate::site::client_of(site, peer, head);
+            return crate::site::route(cfg, &shared.limiter, &crate::site::Req { head, body, client, tls });
+        }
+    }
     let Some(o) = &cfg.oidc else { return page(404, "Not found", "") };
     let (login, callback) = (http::url_path(&o.login_url), http::url_path(&o.redirect_url));
     let r = match (head.method.as_str(), head.path.as_str()) {
-        ("GET", "/health") => return Page { status: 200, headers: vec![], body: "ok\n".into() },
         ("GET", p) if p == login => oidc::parse_form(&head.query).map(|q| login_page(cfg, &q)),
         ("POST", p) if p == login => std::str::from_utf8(body)
             .map_err(|_| "form is not UTF-8".to_string())
@@ -354,7 +429,7 @@ fn go_to_provider(cfg: &Config, q: &[(String, String)], tls: bool) -> Page {
         o.login_timeout_secs
     );
     let to = oidc::authorize_url(&provider.authorization_endpoint, o, &state, &nonce, &verifier);
-    Page { status: 303, headers: vec![("Location".into(), to), ("Set-Cookie".into(), cookie)], body: String::new() }
+    Page::redirect(&to).with(("Set-Cookie".into(), cookie))
 }
 
 /// The provider sent the browser back: check it is the browser that
