@@ -18,7 +18,7 @@ Builds tollgate from this source tree and installs it:
                    or with --database a shared PostgreSQL (schema created or migrated)
   sweep timer      /etc/systemd/system/tollgate-sweep.{service,timer} (enabled when systemd runs),
                    else /etc/cron.d/tollgate-sweep
-  SSO pages        with --web-listen: /etc/systemd/system/tollgate-web.{socket,service},
+  web pages        with --web-listen: /etc/systemd/system/tollgate-web.{socket,service},
                    the socket enabled; systemd starts `tollgate web` (as the OpenVPN
                    user) on the first connection and it exits after 5 idle minutes
 Installs OpenVPN when missing. Running it again changes nothing and keeps
@@ -53,7 +53,8 @@ Options:
                      interface of the default route)
   --no-firewall      with --setup-server: leave forwarding and NAT alone
   --no-start         with --setup-server: write everything, start and enable nothing
-  --web-listen ADDR  serve single sign-on logins ([oidc]) on ADDR (e.g. 0.0.0.0:443, or
+  --web-listen ADDR  serve single sign-on logins ([oidc]) and the self-service site
+                     ([self_service]) on ADDR (e.g. 0.0.0.0:443, or
                      127.0.0.1:8080 behind a TLS reverse proxy) by socket activation
   --web-tls-cert F   with --web-listen: TLS certificate chain (PEM) that tollgate web serves
   --web-tls-key F    with --web-listen: its private key (PEM; stays root's: systemd passes
