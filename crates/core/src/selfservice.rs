@@ -191,7 +191,7 @@ pub fn sign_in(store: &mut Store, cfg: &Config, r: &SignIn) -> Result<SignedIn> 
 }
 
 /// A signed-in browser.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebSession {
     pub user_id: i64,
     pub user: String,
@@ -200,6 +200,19 @@ pub struct WebSession {
     /// A second-factor secret shown for enrolment, not confirmed yet.
     pub totp_pending: Option<String>,
     pub expires_at: i64,
+}
+
+/// No secret in logs: the anti-forgery token and a pending second factor
+/// are left out.
+impl std::fmt::Debug for WebSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSession")
+            .field("user_id", &self.user_id)
+            .field("user", &self.user)
+            .field("enrolling", &self.totp_pending.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Start a session for a user who signed in: the cookie's secret (only its
@@ -522,8 +535,11 @@ mod tests {
         assert_eq!((got.user.as_str(), got.expires_at, got.totp_pending), ("alice", 160, None));
         assert_eq!(session(db, &s, 160).unwrap(), None, "expired");
         assert_eq!(session(db, "not-a-secret", 120).unwrap(), None);
-        set_pending_totp(db, &s, Some("ABC")).unwrap();
-        assert_eq!(session(db, &s, 120).unwrap().unwrap().totp_pending.as_deref(), Some("ABC"));
+        set_pending_totp(db, &s, Some("ABCSECRET")).unwrap();
+        let got = session(db, &s, 120).unwrap().unwrap();
+        assert_eq!(got.totp_pending.as_deref(), Some("ABCSECRET"));
+        let shown = format!("{got:?}");
+        assert!(!shown.contains("ABCSECRET") && !shown.contains(&got.csrf), "{shown}");
         crate::users::change(db, id, crate::users::Change::Enabled(false), 130).unwrap();
         assert_eq!(session(db, &s, 130).unwrap(), None, "disabling ends it");
         crate::users::change(db, id, crate::users::Change::Enabled(true), 131).unwrap();
