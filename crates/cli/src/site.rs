@@ -511,8 +511,9 @@ impl Site<'_> {
             get(form, "new").unwrap_or_default(),
             get(form, "again").unwrap_or_default(),
         );
+        // One read gives the hash and what decides the auth method.
         let loaded = tollgate_core::auth::load(store, &s.user, ss::SITE, t)?;
-        if tollgate_core::auth::method_of(store, self.cfg, &s.user)? != AuthMethod::Local
+        if loaded.method(self.cfg)?.0 != AuthMethod::Local
             || !password::verify(loaded.password_hash.as_deref(), current, self.cfg.argon2)
         {
             return Ok(Page::redirect("/account?m=pw-wrong#password"));
@@ -539,14 +540,24 @@ impl Site<'_> {
                 html! { p { "Profiles are not offered here: ask your VPN's admin." } },
             ));
         }
+        match self.profile(store, user, user_id, server)? {
+            Some(file) => {
+                eprintln!("tollgate web: {user} downloaded the profile for {server} from {}", self.r.client);
+                Ok(file)
+            }
+            None => Ok(Page::html(404, "Not found", html! { p { "Your account may not use that server." } })),
+        }
+    }
+
+    /// The profile gen-ovpn makes for `user` on `server`, as a file named
+    /// USER-SERVER.ovpn; None when the user may not use that server.
+    fn profile(&self, store: &Store, user: &str, user_id: i64, server: &str) -> anyhow::Result<Option<Page>> {
         if !servers::usable_by(&store.conn, user_id)?.iter().any(|n| n == server) {
-            return Ok(Page::html(404, "Not found", html! { p { "Your account may not use that server." } }));
+            return Ok(None);
         }
         let t = now();
         let (srv, up) = profile::load(store, user, server, self.cfg, t)?;
-        let text = profile::render(&srv, &up, &tollgate_core::units::format_time(t));
-        eprintln!("tollgate web: {user} downloaded the profile for {server} from {}", self.r.client);
-        Ok(Page::file(text, &format!("{user}-{server}.ovpn")))
+        Ok(Some(Page::file(profile::render(&srv, &up, &format_time(t)), &format!("{user}-{server}.ovpn"))))
     }
 
     fn api(&self, store: &mut Store) -> R {
@@ -630,14 +641,9 @@ impl Site<'_> {
                 if own.is_some() && !self.ss.download {
                     return Ok(Page::json(403, &json!({ "error": "profile downloads are turned off" })));
                 }
-                if !servers::usable_by(db, user_id)?.iter().any(|n| n == server) {
-                    return Ok(Page::json(
-                        404,
-                        &json!({ "error": "the user may not use that server (or there is none)" }),
-                    ));
-                }
-                let (srv, up) = profile::load(store, &user, server, self.cfg, t)?;
-                Ok(Page::file(profile::render(&srv, &up, &format_time(t)), &format!("{user}-{server}.ovpn")))
+                Ok(self.profile(store, &user, user_id, server)?.unwrap_or_else(|| {
+                    Page::json(404, &json!({ "error": "the user may not use that server (or there is none)" }))
+                }))
             }
             Resource::Usage => {
                 let u = accounting::usage(db, Some(&user), t)?.into_iter().next();
